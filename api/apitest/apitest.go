@@ -1,0 +1,182 @@
+// Package apitest starts a real Veref server over a real store for tests of
+// any surface, with helpers to make tenants and keys. It is test support,
+// like net/http/httptest.
+package apitest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/api"
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// Pepper is the test pepper; tests never share it with anything real.
+const Pepper = "apitest-pepper-apitest-pepper-apitest-pepper"
+
+// Options adjust the server under test.
+type Options struct {
+	Clerk         *api.ClerkVerifier
+	MaxActiveKeys int
+	// MCP and Agent build the surfaces to mount, from the registry.
+	MCP   func(reg *tools.Registry) http.Handler
+	Agent func(reg *tools.Registry) http.Handler
+}
+
+// Env is a running server and what tests need to drive it.
+type Env struct {
+	T        testing.TB
+	Store    store.Store
+	Hasher   *auth.Hasher
+	Registry *tools.Registry
+	Server   *api.Server
+	Usage    *api.UsageWriter
+	HTTP     *httptest.Server
+	URL      string
+	Keys     *api.KeyService
+}
+
+// New starts a server over st, closed when the test ends.
+func New(t testing.TB, st store.Store, o Options) *Env {
+	t.Helper()
+	hasher, err := auth.NewHasher([]byte(Pepper))
+	require.NoError(t, err)
+	log := zerolog.New(io.Discard)
+	e := &Env{T: t, Store: st, Hasher: hasher}
+	e.HTTP = httptest.NewUnstartedServer(nil)
+	e.URL = "http://" + e.HTTP.Listener.Addr().String()
+	deps := tools.Deps{Now: time.Now, Hasher: hasher, PublicURL: e.URL}
+	e.Registry = tools.New(tools.NewRegistry(st, time.Now), deps)
+	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
+	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log,
+		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys}
+	if o.MCP != nil {
+		opts.MCP = o.MCP(e.Registry)
+	}
+	if o.Agent != nil {
+		opts.Agent = o.Agent(e.Registry)
+	}
+	opts.Public = api.PublicRoutes(tools.NewPublic(st, deps))
+	e.Server = api.New(opts)
+	e.HTTP.Config.Handler = e.Server
+	e.HTTP.Start()
+	e.Keys = &api.KeyService{Store: st, Hasher: hasher, Now: time.Now, MaxActive: 1000}
+	t.Cleanup(func() {
+		e.HTTP.Close()
+		_ = e.Usage.Close(context.Background())
+	})
+	return e
+}
+
+// Tenant creates a tenant with one admin recruiter "<id>_recruiter" and
+// Clerk ids "org_<id>" / "user_<id>".
+func (e *Env) Tenant(id string) {
+	e.T.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	require.NoError(e.T, e.Store.CreateTenant(ctx, store.Tenant{ID: id, Name: strings.ToUpper(id), ClerkOrgID: "org_" + id, CreatedAt: now}))
+	require.NoError(e.T, e.Store.CreateRecruiter(ctx, store.Recruiter{ID: id + "_recruiter", TenantID: id,
+		Email: id + "@example.test", ClerkUserID: "user_" + id, Admin: true, CreatedAt: now}))
+}
+
+// Key mints a key for the tenant's recruiter; no scopes means all.
+func (e *Env) Key(tenant string, env auth.Environment, scopes ...auth.Scope) string {
+	e.T.Helper()
+	names := make([]string, len(scopes))
+	for i, s := range scopes {
+		names[i] = string(s)
+	}
+	created, err := e.Keys.Create(context.Background(), api.NewKey{TenantID: tenant, RecruiterID: tenant + "_recruiter",
+		Name: "key " + auth.RandomString(8), Environment: env, Scopes: names},
+		api.Actor{Kind: store.ActorOperator, ID: "apitest"})
+	require.NoError(e.T, err)
+	return created.Plaintext
+}
+
+// Principal is the principal a key authenticates as.
+func (e *Env) Principal(key string) auth.Principal {
+	e.T.Helper()
+	a := &auth.Authenticator{Keys: e.Store, Hasher: e.Hasher}
+	p, err := a.Authenticate(context.Background(), key)
+	require.NoError(e.T, err)
+	return p
+}
+
+// Response is a finished HTTP exchange.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic map.
+func (r Response) JSON() map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(r.Body, &m)
+	return m
+}
+
+// Decode decodes the body into v.
+func (r Response) Decode(t testing.TB, v any) {
+	t.Helper()
+	require.NoError(t, json.Unmarshal(r.Body, v), string(r.Body))
+}
+
+// Code is the problem+json code of an error response.
+func (r Response) Code() string {
+	c, _ := r.JSON()["code"].(string)
+	return c
+}
+
+// Do sends a request with key as a bearer token (none when key is "");
+// body is JSON-encoded unless it is already a string or []byte.
+func (e *Env) Do(method, path, key string, body any, headers ...string) Response {
+	e.T.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		buf, err := json.Marshal(b)
+		require.NoError(e.T, err)
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, e.URL+path, rd)
+	require.NoError(e.T, err)
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(e.T, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(e.T, err)
+	return Response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// FlushUsage writes queued usage rows now.
+func (e *Env) FlushUsage() {
+	e.T.Helper()
+	require.NoError(e.T, e.Usage.Flush(context.Background()))
+}

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"bufio"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// Guard is the one front door of /v1/api for every surface: it
+// authenticates the key, assigns the trace id, and writes the usage row.
+type Guard struct {
+	Authn  *auth.Authenticator
+	Hasher *auth.Hasher
+	Usage  *UsageWriter
+	Log    zerolog.Logger
+	Now    func() time.Time
+	// ResourceMetadata returns the RFC 9728 metadata URL advertised in the
+	// WWW-Authenticate header of 401s, so OAuth-aware MCP clients can discover it.
+	ResourceMetadata func(r *http.Request) string
+}
+
+// Wrap authenticates before next runs and records usage after.
+func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := g.Now()
+		traceID := traceIDFrom(r.Header.Get("traceparent"))
+		w.Header().Set("X-Trace-Id", traceID)
+
+		token, err := auth.CredentialFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key"))
+		var p auth.Principal
+		if err == nil {
+			p, err = g.Authn.Authenticate(r.Context(), token)
+		}
+		if err != nil {
+			g.deny(w, r, traceID, err)
+			return
+		}
+		meta := &tools.RequestMeta{TraceID: traceID, Endpoint: r.Pattern}
+		ctx := tools.WithRequestMeta(auth.WithPrincipal(r.Context(), p), meta)
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(ctx))
+
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		endpoint := meta.Endpoint
+		if endpoint == "" {
+			endpoint = r.Method + " " + r.URL.Path
+		}
+		g.Usage.Record(store.Usage{
+			ID: store.NewID("use"), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
+			Surface: surface, Endpoint: endpoint, Method: r.Method, Status: sw.status,
+			DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: g.ipHash(r),
+			TraceID: traceID, At: start,
+		})
+	})
+}
+
+func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err error) {
+	p := problemFrom(err)
+	if p.Status == http.StatusUnauthorized {
+		challenge := `Bearer realm="veref"`
+		if g.ResourceMetadata != nil {
+			challenge += `, resource_metadata="` + g.ResourceMetadata(r) + `"`
+		}
+		if p.Code != auth.CodeMissing {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	if p.Status >= 500 {
+		g.Log.Error().Str("trace_id", traceID).Str("code", p.Code).Msg("authentication unavailable")
+	}
+	writeProblem(w, traceID, p)
+}
+
+// ipHash keys the client address so usage can be grouped by caller without
+// storing who they are.
+func (g *Guard) ipHash(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return hex.EncodeToString(g.Hasher.Hash("ip\x00" + host)[:16])
+}
+
+// traceIDFrom takes the trace id of a W3C traceparent, or makes one.
+func traceIDFrom(traceparent string) string {
+	parts := strings.Split(strings.TrimSpace(traceparent), "-")
+	if len(parts) == 4 && len(parts[1]) == 32 && isLowerHex(parts[1]) && parts[1] != strings.Repeat("0", 32) {
+		return parts[1]
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isLowerHex(s string) bool {
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter remembers the status for the usage row and keeps streaming
+// (Flush) working for SSE responses.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := s.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}

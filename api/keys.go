@@ -1,0 +1,170 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// KeyService creates and revokes API keys. The management routes and the
+// operator CLI share it so the rules are the same from both.
+type KeyService struct {
+	Store     store.Store
+	Hasher    *auth.Hasher
+	Now       func() time.Time
+	MaxActive int
+}
+
+// Actor is who is managing keys, recorded on the audit event.
+type Actor struct {
+	Kind string // store.ActorRecruiter or store.ActorOperator
+	ID   string
+}
+
+// NewKey is a request to mint a key.
+type NewKey struct {
+	TenantID    string
+	RecruiterID string
+	Name        string
+	Environment auth.Environment
+	Scopes      []string
+	ExpiresAt   *time.Time
+}
+
+// KeyView is a key's metadata as shown to its owners; never the secret.
+type KeyView struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Prefix      string     `json:"prefix" doc:"Public part of the key, safe to log"`
+	Environment string     `json:"environment" enum:"live,test"`
+	RecruiterID string     `json:"recruiterId"`
+	Scopes      []string   `json:"scopes" doc:"Empty means all scopes"`
+	Status      string     `json:"status" enum:"active,expired,revoked"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
+	RevokedBy   string     `json:"revokedBy,omitempty"`
+	RevokeNote  string     `json:"revokeNote,omitempty"`
+	LastUsedAt  *time.Time `json:"lastUsedAt,omitempty"`
+}
+
+// CreatedKey is the one response that carries the plaintext token.
+type CreatedKey struct {
+	APIKey    KeyView `json:"apiKey"`
+	Plaintext string  `json:"plaintext" doc:"The API key. It is shown once and cannot be recovered."`
+}
+
+// View renders a stored key.
+func View(k store.APIKey, now time.Time) KeyView {
+	scopes := make([]string, len(k.Scopes))
+	for i, s := range k.Scopes {
+		scopes[i] = string(s)
+	}
+	return KeyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Environment: string(k.Environment),
+		RecruiterID: k.RecruiterID, Scopes: scopes, Status: k.Status(now), CreatedAt: k.CreatedAt,
+		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, RevokedBy: k.RevokedBy, RevokeNote: k.RevokeNote,
+		LastUsedAt: k.LastUsedAt}
+}
+
+// Create validates req, mints the token and stores its hash with an audit
+// event in one transaction.
+func (ks *KeyService) Create(ctx context.Context, req NewKey, by Actor) (CreatedKey, error) {
+	now := ks.Now().UTC()
+	name := strings.TrimSpace(req.Name)
+	if n := utf8.RuneCountInString(name); n < 3 || n > 50 {
+		return CreatedKey{}, tools.Invalid("name", "the name must be 3 to 50 characters")
+	}
+	if !req.Environment.Valid() {
+		return CreatedKey{}, tools.Invalid("environment", "environment must be live or test")
+	}
+	scopes, err := auth.ParseScopes(req.Scopes)
+	if err != nil {
+		return CreatedKey{}, tools.Invalid("scopes", err.Error())
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
+		return CreatedKey{}, tools.Invalid("expiresAt", "expiresAt must be in the future")
+	}
+	tok, err := auth.NewToken(req.Environment)
+	if err != nil {
+		return CreatedKey{}, err
+	}
+	k := store.APIKey{
+		ID: store.NewID("key"), TenantID: req.TenantID, RecruiterID: req.RecruiterID, Name: name,
+		Prefix: tok.Prefix, Environment: req.Environment, Hash: ks.Hasher.Hash(tok.String()),
+		Scopes: scopes, CreatedAt: now, ExpiresAt: req.ExpiresAt,
+	}
+	err = ks.Store.InTx(ctx, func(q store.Queries) error {
+		if _, err := q.GetRecruiter(ctx, req.TenantID, req.RecruiterID); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return tools.NotFound("recruiter", req.RecruiterID)
+			}
+			return err
+		}
+		n, err := q.CountActiveAPIKeys(ctx, req.TenantID, now)
+		if err != nil {
+			return err
+		}
+		if n >= ks.MaxActive {
+			return &tools.Error{Code: tools.CodeConflict,
+				Message: fmt.Sprintf("the tenant already has %d active keys, the most allowed", n),
+				Hint:    "revoke keys that are no longer used, then try again"}
+		}
+		if err := q.InsertAPIKey(ctx, k); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return &tools.Error{Code: tools.CodeConflict, Field: "name",
+					Message: fmt.Sprintf("a key named %q already exists in this tenant", name)}
+			}
+			return err
+		}
+		return q.InsertAudit(ctx, store.AuditEvent{
+			ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
+			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.create",
+			TargetType: "api_key", TargetID: k.ID, Outcome: "ok",
+			Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes}, At: now,
+		})
+	})
+	if err != nil {
+		return CreatedKey{}, err
+	}
+	return CreatedKey{APIKey: View(k, now), Plaintext: tok.String()}, nil
+}
+
+// Revoke permanently disables a key; the next request with it fails.
+func (ks *KeyService) Revoke(ctx context.Context, tenantID, id, note string, by Actor) (KeyView, error) {
+	now := ks.Now().UTC()
+	if len(note) > 500 {
+		return KeyView{}, tools.Invalid("note", "the note must be at most 500 characters")
+	}
+	var out store.APIKey
+	err := ks.Store.InTx(ctx, func(q store.Queries) error {
+		k, err := q.GetAPIKey(ctx, tenantID, id)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return tools.NotFound("API key", id)
+			}
+			return err
+		}
+		if k.RevokedAt != nil {
+			return &tools.Error{Code: tools.CodeConflict, Message: "this key was already revoked on " + k.RevokedAt.UTC().Format(time.RFC3339)}
+		}
+		if out, err = q.RevokeAPIKey(ctx, tenantID, id, by.ID, note, now); err != nil {
+			return err
+		}
+		return q.InsertAudit(ctx, store.AuditEvent{
+			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
+			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.revoke",
+			TargetType: "api_key", TargetID: id, Outcome: "ok", Data: map[string]any{"note": note}, At: now,
+		})
+	})
+	if err != nil {
+		return KeyView{}, err
+	}
+	return View(out, now), nil
+}

@@ -1,0 +1,239 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// Key management is for recruiters signed in to Veref (a Clerk session),
+// not for API keys, so it lives outside /v1/api and outside its spec.
+
+type sessionHeader struct {
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+}
+
+type tenantPath struct {
+	sessionHeader
+	Tenant string `path:"tenant" maxLength:"100"`
+}
+
+type keyPath struct {
+	tenantPath
+	ID string `path:"id" maxLength:"100"`
+}
+
+type createKeyInput struct {
+	tenantPath
+	Body struct {
+		Name        string     `json:"name" minLength:"3" maxLength:"50" doc:"Unique within the tenant"`
+		Environment string     `json:"environment" enum:"live,test"`
+		Scopes      []string   `json:"scopes,omitempty" doc:"Empty or absent means all scopes"`
+		ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+	}
+}
+
+type revokeKeyInput struct {
+	keyPath
+	Body *struct {
+		Note string `json:"note,omitempty" maxLength:"500"`
+	}
+}
+
+type listInput struct {
+	tenantPath
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Cursor string `query:"cursor"`
+}
+
+type usageInput struct {
+	keyPath
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Cursor string `query:"cursor"`
+}
+
+type keyOutput struct{ Body KeyView }
+type createdOutput struct{ Body CreatedKey }
+type keyListOutput struct {
+	Body struct {
+		Data       []KeyView `json:"data"`
+		NextCursor string    `json:"nextCursor,omitempty"`
+	}
+}
+type usageOutput struct {
+	Body struct {
+		Data       []store.Usage `json:"data"`
+		NextCursor string        `json:"nextCursor,omitempty"`
+	}
+}
+
+// caller is a verified recruiter acting on their tenant.
+type caller struct {
+	tenant    store.Tenant
+	recruiter store.Recruiter
+	admin     bool
+}
+
+func (s *Server) mountKeyManagement() {
+	cfg := huma.DefaultConfig("Veref key management", s.opts.Version)
+	cfg.CreateHooks = nil
+	cfg.OpenAPIPath, cfg.DocsPath, cfg.SchemasPath = "", "", ""
+	m := humago.New(s.mux, cfg)
+	ks := &KeyService{Store: s.opts.Store, Hasher: s.opts.Hasher, Now: s.now, MaxActive: s.opts.MaxActiveKeys}
+	base := "/v1/tenants/{tenant}/api-keys"
+
+	huma.Register(m, huma.Operation{OperationID: "createApiKey", Method: http.MethodPost, Path: base, DefaultStatus: 201},
+		func(ctx context.Context, in *createKeyInput) (*createdOutput, error) {
+			c, err := s.session(ctx, in.Authorization, in.Tenant)
+			if err != nil {
+				return nil, err
+			}
+			created, err := ks.Create(ctx, NewKey{TenantID: c.tenant.ID, RecruiterID: c.recruiter.ID, Name: in.Body.Name,
+				Environment: auth.Environment(in.Body.Environment), Scopes: in.Body.Scopes, ExpiresAt: in.Body.ExpiresAt},
+				Actor{Kind: store.ActorRecruiter, ID: c.recruiter.ID})
+			if err != nil {
+				return nil, problemFrom(err)
+			}
+			return &createdOutput{Body: created}, nil
+		})
+
+	huma.Register(m, huma.Operation{OperationID: "listApiKeys", Method: http.MethodGet, Path: base},
+		func(ctx context.Context, in *listInput) (*keyListOutput, error) {
+			c, err := s.session(ctx, in.Authorization, in.Tenant)
+			if err != nil {
+				return nil, err
+			}
+			f := store.APIKeyFilter{}
+			if !c.admin {
+				f.RecruiterID = c.recruiter.ID
+			}
+			keys, next, err := s.opts.Store.ListAPIKeys(ctx, c.tenant.ID, f, store.Page{Limit: in.Limit, Cursor: in.Cursor})
+			if err != nil {
+				return nil, problemFrom(err)
+			}
+			out := &keyListOutput{}
+			out.Body.Data = make([]KeyView, 0, len(keys))
+			for _, k := range keys {
+				out.Body.Data = append(out.Body.Data, View(k, s.now()))
+			}
+			out.Body.NextCursor = next
+			return out, nil
+		})
+
+	huma.Register(m, huma.Operation{OperationID: "getApiKey", Method: http.MethodGet, Path: base + "/{id}"},
+		func(ctx context.Context, in *keyPath) (*keyOutput, error) {
+			c, k, err := s.ownedKey(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			_ = c
+			return &keyOutput{Body: View(k, s.now())}, nil
+		})
+
+	huma.Register(m, huma.Operation{OperationID: "listApiKeyUsage", Method: http.MethodGet, Path: base + "/{id}/usage"},
+		func(ctx context.Context, in *usageInput) (*usageOutput, error) {
+			c, k, err := s.ownedKey(ctx, &in.keyPath)
+			if err != nil {
+				return nil, err
+			}
+			rows, next, err := s.opts.Store.ListUsage(ctx, c.tenant.ID, k.ID, store.Page{Limit: in.Limit, Cursor: in.Cursor})
+			if err != nil {
+				return nil, problemFrom(err)
+			}
+			out := &usageOutput{}
+			out.Body.Data = rows
+			if out.Body.Data == nil {
+				out.Body.Data = []store.Usage{}
+			}
+			out.Body.NextCursor = next
+			return out, nil
+		})
+
+	huma.Register(m, huma.Operation{OperationID: "revokeApiKey", Method: http.MethodDelete, Path: base + "/{id}"},
+		func(ctx context.Context, in *revokeKeyInput) (*keyOutput, error) {
+			c, k, err := s.ownedKey(ctx, &in.keyPath)
+			if err != nil {
+				return nil, err
+			}
+			note := ""
+			if in.Body != nil {
+				note = in.Body.Note
+			}
+			v, err := ks.Revoke(ctx, c.tenant.ID, k.ID, note, Actor{Kind: store.ActorRecruiter, ID: c.recruiter.ID})
+			if err != nil {
+				return nil, problemFrom(err)
+			}
+			return &keyOutput{Body: v}, nil
+		})
+}
+
+// ownedKey loads a key the caller may manage: their own, or any in the
+// tenant for admins. Others' keys are 404, like keys that do not exist.
+func (s *Server) ownedKey(ctx context.Context, in *keyPath) (caller, store.APIKey, error) {
+	c, err := s.session(ctx, in.Authorization, in.Tenant)
+	if err != nil {
+		return c, store.APIKey{}, err
+	}
+	k, err := s.opts.Store.GetAPIKey(ctx, c.tenant.ID, in.ID)
+	if err == nil && !c.admin && k.RecruiterID != c.recruiter.ID {
+		err = store.ErrNotFound
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return c, k, problemFrom(tools.NotFound("API key", in.ID))
+	}
+	if err != nil {
+		return c, k, problemFrom(err)
+	}
+	return c, k, nil
+}
+
+// session verifies the Clerk JWT and maps it to a recruiter of the tenant in
+// the path. The organization in the token must be the tenant's.
+func (s *Server) session(ctx context.Context, authorization, tenantID string) (caller, error) {
+	if s.opts.Clerk == nil {
+		return caller{}, &Problem{Status: 503, Title: "Service Unavailable", Code: tools.CodeUnavailable,
+			Detail: "key management is not configured on this server", Hint: "set CLERK_JWKS_URL and CLERK_ISSUER"}
+	}
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return caller{}, &Problem{Status: 401, Title: "Unauthorized", Code: auth.CodeMissing,
+			Detail: "key management needs a signed-in Veref session", Hint: "send Authorization: Bearer <session token>"}
+	}
+	sess, err := s.opts.Clerk.Verify(ctx, strings.TrimSpace(token))
+	if err != nil {
+		var ce *ClerkError
+		if errors.As(err, &ce) && ce.Unavailable {
+			return caller{}, &Problem{Status: 503, Title: "Service Unavailable", Code: tools.CodeUnavailable,
+				Detail: "the session could not be verified right now; try again shortly"}
+		}
+		return caller{}, &Problem{Status: 401, Title: "Unauthorized", Code: "AUTH_INVALID_SESSION",
+			Detail: "the session token was refused: " + err.Error(), Hint: "sign in again"}
+	}
+	notFound := &Problem{Status: 404, Title: "Not Found", Code: tools.CodeNotFound, Detail: "tenant " + tenantID + " was not found"}
+	t, err := s.opts.Store.GetTenant(ctx, tenantID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && (t.ClerkOrgID == "" || t.ClerkOrgID != sess.OrgID)) {
+		return caller{}, notFound
+	}
+	if err != nil {
+		return caller{}, problemFrom(err)
+	}
+	r, err := s.opts.Store.RecruiterByClerkUser(ctx, t.ID, sess.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return caller{}, &Problem{Status: 403, Title: "Forbidden", Code: "RECRUITER_UNKNOWN",
+			Detail: "your user is not a recruiter of this tenant",
+			Hint:   "ask an operator: veref admin recruiters create --tenant " + t.ID + " --clerk-user-id <your user id>"}
+	}
+	if err != nil {
+		return caller{}, problemFrom(err)
+	}
+	return caller{tenant: t, recruiter: r, admin: sess.Admin || r.Admin}, nil
+}

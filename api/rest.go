@@ -1,0 +1,257 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/tools"
+)
+
+const maxBodyBytes = 1 << 20
+
+// param is a path or query field of a tool's input type.
+type param struct {
+	name  string // the JSON name in the tool input, and the HTTP name
+	in    string // path or query
+	kind  reflect.Kind
+	field reflect.StructField
+}
+
+func paramsOf(t reflect.Type) []param {
+	var out []param
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			out = append(out, paramsOf(f.Type)...)
+			continue
+		}
+		for _, in := range []string{"path", "query"} {
+			if name := f.Tag.Get(in); name != "" {
+				k := f.Type.Kind()
+				if k == reflect.Pointer {
+					k = f.Type.Elem().Kind()
+				}
+				out = append(out, param{name: name, in: in, kind: k, field: f})
+			}
+		}
+	}
+	return out
+}
+
+// mountTool serves one registry tool as a REST operation and documents it.
+// The REST input is folded into the tool's flat JSON input (path and query
+// parameters beside the body fields), so all surfaces validate the same way.
+func (s *Server) mountTool(t *tools.Tool) {
+	params := paramsOf(t.InType)
+	hasBody := t.HTTP.Method == http.MethodPost || t.HTTP.Method == http.MethodPatch || t.HTTP.Method == http.MethodPut
+	path := "/v1/api" + t.HTTP.Path
+	s.mux.Handle(t.HTTP.Method+" "+path, s.guard.Wrap(tools.SurfaceREST, s.restHandler(t, params, hasBody)))
+	s.api.OpenAPI().AddOperation(s.operation(t, path, params, hasBody))
+}
+
+func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		meta := tools.RequestMetaFrom(ctx)
+		p, _ := auth.FromContext(ctx)
+		input := map[string]any{}
+		if hasBody {
+			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+			if err != nil {
+				writeProblem(w, meta.TraceID, &Problem{Status: 413, Title: "Request Entity Too Large", Code: "TOO_LARGE",
+					Detail: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)})
+				return
+			}
+			if len(strings.TrimSpace(string(body))) > 0 {
+				if err := json.Unmarshal(body, &input); err != nil {
+					writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: tools.CodeInvalidInput,
+						Message: "the request body must be a JSON object: " + err.Error()}))
+					return
+				}
+			}
+		}
+		q := r.URL.Query()
+		for _, pr := range params {
+			if _, clash := input[pr.name]; clash {
+				writeProblem(w, meta.TraceID, problemFrom(tools.Invalid(pr.name, fmt.Sprintf("%q belongs in the %s, not the body", pr.name, pr.in))))
+				return
+			}
+			var raw string
+			if pr.in == "path" {
+				raw = r.PathValue(pr.name)
+			} else if q.Has(pr.name) {
+				raw = q.Get(pr.name)
+			} else {
+				continue
+			}
+			v, err := coerce(raw, pr.kind)
+			if err != nil {
+				writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: tools.CodeInvalidInput, Field: pr.name,
+					Message: fmt.Sprintf("%s parameter %q: %v", pr.in, pr.name, err),
+					Errors:  []tools.FieldError{{Location: pr.in + "." + pr.name, Message: err.Error()}}}))
+				return
+			}
+			input[pr.name] = v
+		}
+		raw, _ := json.Marshal(input)
+		res, err := s.reg.Invoke(ctx, tools.Call{
+			Principal: p, Surface: tools.SurfaceREST, TraceID: meta.TraceID, Tool: t.Name,
+			Input: raw, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+		})
+		if err != nil {
+			pb := problemFrom(err)
+			if pb.Status >= 500 {
+				s.log.Error().Err(err).Str("trace_id", meta.TraceID).Str("tool", t.Name).Msg("operation failed")
+			}
+			writeProblem(w, meta.TraceID, pb)
+			return
+		}
+		if res.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(t.HTTP.Status)
+		_, _ = w.Write(res.JSON)
+	}
+}
+
+func coerce(raw string, k reflect.Kind) (any, error) {
+	switch k {
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			return nil, fmt.Errorf("expected an integer")
+		}
+		return n, nil
+	case reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return nil, fmt.Errorf("expected true or false")
+		}
+		return b, nil
+	default:
+		return raw, nil
+	}
+}
+
+// operation documents a tool in the OpenAPI spec: parameters from the
+// input's path/query fields, the body from the rest, the response from the
+// output type, and the scopes it needs.
+func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody bool) *huma.Operation {
+	reg := s.api.OpenAPI().Components.Schemas
+	scopes := make([]string, len(t.Policy))
+	for i, sc := range t.Policy {
+		scopes[i] = string(sc)
+	}
+	op := &huma.Operation{
+		OperationID: t.Name,
+		Method:      t.HTTP.Method,
+		Path:        path,
+		Summary:     t.Title,
+		Description: t.Description + "\n\nRequires: " + t.Policy.String() + ".",
+		Tags:        []string{tagOf(t.Name)},
+		Security: []map[string][]string{
+			{"bearerAuth": scopes},
+			{"apiKeyAuth": scopes},
+		},
+		Extensions: map[string]any{"x-veref-scopes": scopes, "x-veref-tool": t.Name},
+		Responses:  map[string]*huma.Response{},
+	}
+	props, _ := t.InputSchema["properties"].(map[string]any)
+	for _, pr := range params {
+		ps := &huma.Schema{}
+		if raw, ok := props[pr.name]; ok {
+			remarshal(raw, ps)
+		}
+		op.Parameters = append(op.Parameters, &huma.Param{
+			Name: pr.name, In: pr.in, Required: pr.in == "path", Schema: ps,
+			Description: pr.field.Tag.Get("doc"),
+		})
+	}
+	if hasBody && !t.ReadOnly {
+		op.Parameters = append(op.Parameters, &huma.Param{
+			Name: "Idempotency-Key", In: "header", Schema: &huma.Schema{Type: "string", MaxLength: intPtr(255)},
+			Description: "Retrying with the same key and body returns the first result without doing the work twice; the same key with a different body is a 409.",
+		})
+	}
+	if hasBody {
+		body := map[string]any{}
+		for k, v := range t.InputSchema {
+			body[k] = v
+		}
+		bodyProps := map[string]any{}
+		for k, v := range props {
+			bodyProps[k] = v
+		}
+		var req []any
+		if rq, ok := t.InputSchema["required"].([]any); ok {
+			req = rq
+		}
+		var keep []any
+		for _, pr := range params {
+			delete(bodyProps, pr.name)
+		}
+		for _, r := range req {
+			if _, ok := bodyProps[r.(string)]; ok {
+				keep = append(keep, r)
+			}
+		}
+		body["properties"] = bodyProps
+		if len(keep) > 0 {
+			body["required"] = keep
+		} else {
+			delete(body, "required")
+		}
+		bs := &huma.Schema{}
+		remarshal(body, bs)
+		op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/json": {Schema: bs},
+		}}
+	}
+	op.Responses[strconv.Itoa(t.HTTP.Status)] = &huma.Response{
+		Description: "OK",
+		Content: map[string]*huma.MediaType{
+			"application/json": {Schema: reg.Schema(t.OutType, true, t.Name+"Output")},
+		},
+	}
+	problem := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
+	for _, code := range []string{"401", "403", "404", "409", "422", "503"} {
+		op.Responses[code] = &huma.Response{
+			Description: problemDescriptions[code],
+			Content:     map[string]*huma.MediaType{"application/problem+json": {Schema: problem}},
+		}
+	}
+	return op
+}
+
+var problemDescriptions = map[string]string{
+	"401": "AUTH_MISSING, AUTH_INVALID_FORMAT, AUTH_INVALID_KEY, AUTH_REVOKED_KEY or AUTH_EXPIRED_KEY",
+	"403": "SCOPE_MISSING: the key lacks the scope this operation needs",
+	"404": "NOT_FOUND, also for ids of another tenant or environment",
+	"409": "CONFLICT",
+	"422": "INVALID_INPUT, naming the failing field",
+	"503": "UNAVAILABLE: storage is down; retry later",
+}
+
+func tagOf(name string) string {
+	head, _, _ := strings.Cut(name, "_")
+	if head == "whoami" {
+		return "identity"
+	}
+	return head
+}
+
+func remarshal(from any, to any) {
+	b, _ := json.Marshal(from)
+	_ = json.Unmarshal(b, to)
+}
+
+func intPtr(n int) *int { return &n }

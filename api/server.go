@@ -1,0 +1,167 @@
+// Package api assembles Veref's HTTP server: the REST adapter over the tool
+// registry, authentication and usage logging, key management for
+// recruiters, OpenAPI and docs, and the mount points of MCP and the agent.
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
+	"github.com/rs/zerolog"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// Options wires a Server. Store, Registry, Hasher and Usage are required.
+type Options struct {
+	Store    store.Store
+	Registry *tools.Registry
+	Hasher   *auth.Hasher
+	Usage    *UsageWriter
+	Log      zerolog.Logger
+	Now      func() time.Time
+	Version  string
+
+	// Clerk verifies recruiters' session JWTs for key management; nil
+	// leaves those routes answering 503 with what to configure.
+	Clerk *ClerkVerifier
+	// MaxActiveKeys caps a tenant's active keys (default 100).
+	MaxActiveKeys int
+
+	// MCP and Agent are mounted behind the same guard as REST when set.
+	MCP   http.Handler
+	Agent http.Handler
+	// Public holds routes outside /v1/api that carry their own credentials
+	// (referee invitations, share links); mounted as given.
+	Public map[string]http.Handler
+}
+
+// Server is the whole HTTP surface.
+type Server struct {
+	opts  Options
+	mux   *http.ServeMux
+	api   huma.API
+	reg   *tools.Registry
+	guard *Guard
+	log   zerolog.Logger
+	now   func() time.Time
+}
+
+// New builds the server and mounts every tool of the registry.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxActiveKeys <= 0 {
+		o.MaxActiveKeys = 100
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	s := &Server{opts: o, mux: http.NewServeMux(), reg: o.Registry, log: o.Log, now: o.Now}
+	s.guard = &Guard{
+		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now},
+		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Now: o.Now,
+		ResourceMetadata: func(r *http.Request) string { return baseURL(r) + protectedResourcePath },
+	}
+
+	cfg := huma.DefaultConfig("Veref API", o.Version)
+	cfg.CreateHooks = nil // no $schema links: responses are plain JSON documents
+	cfg.SchemasPath = ""
+	cfg.OpenAPIPath = "/openapi"
+	cfg.DocsPath = "/docs"
+	cfg.DocsRenderer = huma.DocsRendererSwaggerUI
+	cfg.Info.Description = "Machine-to-machine access to Veref reference checks. Authenticate with an API key " +
+		"(`Authorization: Bearer vrf_…` or `x-api-key: vrf_…`). Keys are scoped; each operation lists the scopes that allow it. " +
+		"Errors are RFC 9457 problem+json with a stable `code`."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"bearerAuth": {Type: "http", Scheme: "bearer", BearerFormat: "vrf_<env>_<prefix>_<secret>",
+			Description: "A Veref API key sent as a bearer token."},
+		"apiKeyAuth": {Type: "apiKey", In: "header", Name: "x-api-key",
+			Description: "A Veref API key sent in the x-api-key header."},
+	}
+	s.api = humago.New(s.mux, cfg)
+	for _, t := range o.Registry.Tools() {
+		s.mountTool(t)
+	}
+
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mountKeyManagement()
+	if o.MCP != nil {
+		s.mux.Handle("/v1/api/mcp", s.guard.Wrap(tools.SurfaceMCP, o.MCP))
+		s.mux.HandleFunc("GET "+protectedResourcePath, s.protectedResource)
+	}
+	if o.Agent != nil {
+		s.mux.Handle("POST /v1/api/agent", s.guard.Wrap(tools.SurfaceAgent, o.Agent))
+	}
+	for pattern, h := range o.Public {
+		s.mux.Handle(pattern, h)
+	}
+	// Anything else under /v1/api is a 404 in our problem shape, after
+	// authentication, so unknown paths do not reveal which exist.
+	s.mux.Handle("/v1/api/", s.guard.Wrap(tools.SurfaceREST, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, tools.RequestMetaFrom(r.Context()).TraceID, &Problem{Status: 404, Title: "Not Found", Code: tools.CodeNotFound,
+			Detail: "no operation at " + r.Method + " " + r.URL.Path, Hint: "see /openapi.json for the operations"})
+	})))
+	return s
+}
+
+// ServeHTTP makes the server an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// OpenAPI returns the document served at /openapi.json.
+func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }
+
+// Guard is the authenticator front door, for surfaces mounted elsewhere.
+func (s *Server) Guard() *Guard { return s.guard }
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.opts.Store.Ping(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("readiness check failed")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"unavailable","detail":"storage is not reachable"}`))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}`))
+}
+
+const protectedResourcePath = "/.well-known/oauth-protected-resource/v1/api/mcp"
+
+// protectedResource is RFC 9728 metadata for the MCP endpoint. Veref keys are
+// issued out of band, so no authorization server is listed; the document
+// still tells clients how to present a bearer token.
+func (s *Server) protectedResource(w http.ResponseWriter, r *http.Request) {
+	scopes := make([]string, 0, len(auth.Catalogue))
+	for _, c := range auth.Catalogue {
+		scopes = append(scopes, string(c.Scope))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = jsonEncode(w, map[string]any{
+		"resource":                 baseURL(r) + "/v1/api/mcp",
+		"authorization_servers":    []string{},
+		"bearer_methods_supported": []string{"header"},
+		"scopes_supported":         scopes,
+		"resource_name":            "Veref",
+		"resource_documentation":   baseURL(r) + "/docs",
+	})
+}
+
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}

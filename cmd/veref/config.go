@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/postgres"
+	"github.com/verefwork/veref/store/sqlite"
+)
+
+// devPepper is used only with --dev so a newcomer needs no secret; it is
+// public, so keys minted with it protect nothing.
+const devPepper = "veref-development-pepper-never-use-in-production"
+
+// config is the server's configuration from flags and environment.
+type config struct {
+	dev           bool
+	databaseURL   string
+	pepper        []byte
+	addr          string
+	logFormat     string
+	clerkJWKSURL  string
+	clerkIssuer   string
+	maxActiveKeys int
+	publicURL     string
+}
+
+// loadConfig reads the environment; one clear line per problem.
+func loadConfig(dev bool, getenv func(string) string) (config, error) {
+	c := config{dev: dev, databaseURL: getenv("VEREF_DATABASE_URL"), addr: getenv("VEREF_ADDR"),
+		logFormat: getenv("VEREF_LOG_FORMAT"), clerkJWKSURL: getenv("CLERK_JWKS_URL"),
+		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL")}
+	if c.databaseURL == "" {
+		c.databaseURL = "sqlite:veref.db"
+		if dev {
+			c.databaseURL = "sqlite:veref-dev.db"
+		}
+	}
+	if c.addr == "" {
+		c.addr = "127.0.0.1:8080"
+	}
+	switch c.logFormat {
+	case "":
+		c.logFormat = "json"
+		if dev {
+			c.logFormat = "console"
+		}
+	case "json", "console":
+	default:
+		return c, fmt.Errorf("VEREF_LOG_FORMAT must be json or console, not %q", c.logFormat)
+	}
+	pepper := getenv("API_KEY_PEPPER")
+	switch {
+	case pepper == "" && dev:
+		c.pepper = []byte(devPepper)
+	case pepper == "":
+		return c, fmt.Errorf("API_KEY_PEPPER is not set: set it to a random secret of at least %d bytes (for example: openssl rand -base64 48), or use --dev", auth.MinPepperLen)
+	case len(pepper) < auth.MinPepperLen:
+		return c, fmt.Errorf("API_KEY_PEPPER is %d bytes; it must be at least %d", len(pepper), auth.MinPepperLen)
+	default:
+		c.pepper = []byte(pepper)
+	}
+	if (c.clerkJWKSURL == "") != (c.clerkIssuer == "") {
+		return c, fmt.Errorf("set both CLERK_JWKS_URL and CLERK_ISSUER to enable key management, or neither")
+	}
+	if v := getenv("VEREF_MAX_ACTIVE_KEYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, fmt.Errorf("VEREF_MAX_ACTIVE_KEYS must be a positive integer, not %q", v)
+		}
+		c.maxActiveKeys = n
+	}
+	if _, _, err := splitDatabaseURL(c.databaseURL); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func splitDatabaseURL(u string) (kind, dsn string, err error) {
+	switch {
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return "postgres", u, nil
+	case strings.HasPrefix(u, "sqlite:"):
+		path := strings.TrimPrefix(u, "sqlite:")
+		if path == "" {
+			return "", "", fmt.Errorf("VEREF_DATABASE_URL sqlite: needs a path, e.g. sqlite:veref.db")
+		}
+		return "sqlite", path, nil
+	default:
+		return "", "", fmt.Errorf("VEREF_DATABASE_URL must start with postgres://, postgresql:// or sqlite:, not %q", redactURL(u))
+	}
+}
+
+func redactURL(u string) string {
+	if i := strings.Index(u, "@"); i > 0 {
+		if j := strings.Index(u, "://"); j > 0 && j < i {
+			return u[:j+3] + "…" + u[i:]
+		}
+	}
+	return u
+}
+
+func openStore(ctx context.Context, databaseURL string) (store.Store, error) {
+	kind, dsn, err := splitDatabaseURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var st store.Store
+	if kind == "postgres" {
+		st, err = postgres.Open(ctx, dsn)
+	} else {
+		st, err = sqlite.Open(ctx, dsn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", redactURL(databaseURL), err)
+	}
+	return st, nil
+}
+
+func newLogger(format string, w io.Writer) zerolog.Logger {
+	if format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: w != os.Stderr}
+	}
+	return zerolog.New(w).With().Timestamp().Logger()
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/verefwork/veref/api"
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+)
+
+const (
+	devTenant    = "demo"
+	devRecruiter = "recruiter_demo"
+)
+
+// bootstrapDev creates the demo tenant, recruiter and a test key on the first
+// start, and on later starts says how to make another key.
+func bootstrapDev(ctx context.Context, st store.Store, hasher *auth.Hasher, base, dbURL string, out io.Writer) error {
+	now := time.Now().UTC()
+	_, err := st.GetTenant(ctx, devTenant)
+	if err == nil {
+		fmt.Fprintf(out, "Using the existing development data in %s (tenant %q).\n", dbURL, devTenant)
+		fmt.Fprintf(out, "The key printed on the first start still works. To make another:\n")
+		fmt.Fprintf(out, "  veref admin keys create --dev --tenant %s --recruiter %s --name \"another key\" --env test\n", devTenant, devRecruiter)
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := st.CreateTenant(ctx, store.Tenant{ID: devTenant, Name: "Demo Recruiting", ClerkOrgID: "org_demo", CreatedAt: now}); err != nil {
+		return fmt.Errorf("creating the demo tenant: %w", err)
+	}
+	if err := st.CreateRecruiter(ctx, store.Recruiter{ID: devRecruiter, TenantID: devTenant, Email: "demo@veref.test",
+		ClerkUserID: "user_demo", Admin: true, CreatedAt: now}); err != nil {
+		return fmt.Errorf("creating the demo recruiter: %w", err)
+	}
+	ks := &api.KeyService{Store: st, Hasher: hasher, Now: time.Now, MaxActive: 100}
+	created, err := ks.Create(ctx, api.NewKey{TenantID: devTenant, RecruiterID: devRecruiter, Name: "dev key",
+		Environment: auth.Test}, api.Actor{Kind: store.ActorOperator, ID: "veref-serve-dev"})
+	if err != nil {
+		return fmt.Errorf("creating the development key: %w", err)
+	}
+	fmt.Fprintf(out, "Created tenant %q and recruiter %q in %s, and a test key with every scope.\n", devTenant, devRecruiter, dbURL)
+	fmt.Fprintf(out, "It is shown only this once:\n\n")
+	fmt.Fprintf(out, "VEREF_API_KEY=%s\n\n", created.Plaintext)
+	fmt.Fprintf(out, "Try it:\n  curl -s -H \"Authorization: Bearer $VEREF_API_KEY\" %s/v1/api/me\n\n", base)
+	return nil
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/verefwork/veref/api"
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dev := fs.Bool("dev", false, "development mode: embedded SQLite, built-in pepper, demo tenant and a printed test key")
+	addr := fs.String("addr", "", "listen address (default $VEREF_ADDR or 127.0.0.1:8080)")
+	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations on start")
+	if err := fs.Parse(args); err != nil {
+		return usageError{}
+	}
+	cfg, err := loadConfig(*dev, getenv)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.addr = *addr
+	}
+	log := newLogger(cfg.logFormat, stderr)
+
+	st, err := openStore(ctx, cfg.databaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if !*noMigrate {
+		if err := st.Migrate(ctx); err != nil {
+			return fmt.Errorf("migrating the database: %w", err)
+		}
+	}
+	hasher, err := auth.NewHasher(cfg.pepper)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (set VEREF_ADDR or --addr)", cfg.addr, err)
+	}
+	base := "http://" + ln.Addr().String()
+	if *dev {
+		if err := bootstrapDev(ctx, st, hasher, base, cfg.databaseURL, stdout); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
+	a, err := assemble(ctx, cfg, st, hasher, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          nil,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "veref listening on %s\n", base)
+	log.Info().Str("addr", base).Str("database", redactURL(cfg.databaseURL)).Bool("dev", cfg.dev).Msg("serving")
+
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+	}
+	// Drain in-flight requests first, then stop workers and flush usage rows
+	// those requests produced.
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		log.Warn().Err(serr).Msg("shutdown did not drain every request in time")
+	}
+	a.stop(shutdownCtx)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info().Msg("stopped")
+	return err
+}
+
+// app is the assembled server with its background parts.
+type app struct {
+	handler http.Handler
+	server  *api.Server
+	usage   *api.UsageWriter
+	stop    func(ctx context.Context)
+}
+
+// assemble wires every part on top of an open store. Tests use it too.
+func assemble(ctx context.Context, cfg config, st store.Store, hasher *auth.Hasher, log zerolog.Logger) (*app, error) {
+	now := time.Now
+	usage := api.NewUsageWriter(st, log, 0)
+	reg := tools.New(tools.NewRegistry(st, now), tools.Deps{Now: now})
+	var clerk *api.ClerkVerifier
+	if cfg.clerkJWKSURL != "" {
+		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
+	}
+	srv := api.New(api.Options{
+		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
+		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
+	})
+	return &app{handler: srv, server: srv, usage: usage, stop: func(ctx context.Context) {
+		if err := usage.Close(ctx); err != nil {
+			log.Error().Err(err).Msg("flushing usage rows")
+		}
+	}}, nil
+}

@@ -1,0 +1,105 @@
+// Package postgres is the clustered backend: any number of server
+// instances share one database through a pgx pool.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrateLock is the pg_advisory_lock key that serialises Migrate across
+// instances starting together.
+const migrateLock int64 = 0x7665726566 // "veref"
+
+// Store is a store.Store on PostgreSQL.
+type Store struct {
+	*sqlstore.Store
+	pool *pgxpool.Pool
+	db   *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+var dialect = &sqlstore.Dialect{
+	Name:         "postgres",
+	Numbered:     true,
+	SkipLocked:   " FOR UPDATE SKIP LOCKED",
+	IsUnique:     func(err error) bool { return hasCode(err, "23505") },
+	IsForeignKey: func(err error) bool { return hasCode(err, "23503") },
+}
+
+func hasCode(err error, code string) bool {
+	var e *pgconn.PgError
+	return errors.As(err, &e) && e.Code == code
+}
+
+// Open connects to url (a postgres:// URL or key=value string; extra
+// parameters such as search_path become session settings). Call Migrate
+// before use.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	db := stdlib.OpenDBFromPool(pool)
+	s := &Store{Store: sqlstore.New(dialect, db, db), pool: pool, db: db}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Pool is the underlying pgx pool, for what database/sql cannot do (LISTEN/NOTIFY).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Migrate applies the embedded migrations not yet recorded, holding an
+// advisory lock so concurrent instances apply each one once.
+func (s *Store) Migrate(ctx context.Context) error {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	// Unlock even if ctx is done: the connection returns to the pool.
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLock) //nolint:errcheck
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return sqlstore.Migrate(ctx, dialect, conn, sub)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (s *Store) Close() error {
+	err := s.db.Close()
+	s.pool.Close()
+	return err
+}

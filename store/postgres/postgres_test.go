@@ -1,0 +1,51 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/postgres"
+	"github.com/verefwork/veref/store/storetest"
+)
+
+func TestConformance(t *testing.T) { storetest.Run(t, storetest.OpenPostgres) }
+
+// Instances starting together migrate the same empty schema at once; the
+// advisory lock must let exactly one apply each migration.
+func TestMigrateConcurrently(t *testing.T) {
+	url := storetest.PostgresURL(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		s, err := postgres.Open(ctx, url)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Migrate(ctx)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		assert.NoError(t, err)
+	}
+	s, err := postgres.Open(ctx, url)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.CreateTenant(ctx, store.Tenant{ID: "ten_1", Name: "x"}))
+	var n int
+	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n))
+	assert.Equal(t, 1, n)
+}
+
+func TestOpenUnavailable(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
+	assert.ErrorIs(t, err, store.ErrUnavailable)
+}

@@ -1,0 +1,143 @@
+// Package sqlite is the embedded single-node backend on modernc.org/sqlite.
+//
+// SQLite allows one writer at a time, so every write and every transaction
+// goes through a single connection (Go queues the callers instead of SQLite
+// answering "database is locked"), while reads use a separate pool that WAL
+// lets run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"runtime"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Store is a store.Store on one SQLite file.
+type Store struct {
+	*sqlstore.Store
+	read, write *sql.DB
+}
+
+var _ store.Store = (*Store)(nil)
+
+var dialect = &sqlstore.Dialect{
+	Name:     "sqlite",
+	TextTime: true,
+	IsUnique: func(err error) bool {
+		return hasCode(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+	},
+	IsForeignKey: func(err error) bool { return hasCode(err, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY) },
+}
+
+func hasCode(err error, codes ...int) bool {
+	var e *sqlite.Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	for _, c := range codes {
+		if e.Code() == c {
+			return true
+		}
+	}
+	return false
+}
+
+// Open opens (creating if needed) the database file at path. Call Migrate
+// before use. ":memory:" gives a private in-memory database on a single
+// connection, since each connection would otherwise see its own.
+func Open(ctx context.Context, path string) (*Store, error) {
+	// IMMEDIATE takes the write lock at BEGIN, so a transaction that reads
+	// first cannot fail to upgrade later when another process (an admin
+	// command) shares the file.
+	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate", "journal_mode(WAL)"))
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+	if path == ":memory:" {
+		return newStore(ctx, write, write)
+	}
+	// Switch the file to WAL before any reader opens it.
+	if err := write.PingContext(ctx); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("%w: open %s: %w", store.ErrUnavailable, path, err)
+	}
+	read, err := sql.Open("sqlite", dsn(path, "", "query_only(1)"))
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	return newStore(ctx, read, write)
+}
+
+// uriEscape keeps a path with URI syntax characters a path.
+var uriEscape = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
+func dsn(path, extra string, pragmas ...string) string {
+	q := url.Values{}
+	for _, p := range append([]string{"busy_timeout(10000)", "foreign_keys(1)", "synchronous(NORMAL)"}, pragmas...) {
+		q.Add("_pragma", p)
+	}
+	s := "file:" + uriEscape.Replace(path) + "?" + q.Encode()
+	if extra != "" {
+		s += "&" + extra
+	}
+	return s
+}
+
+func newStore(ctx context.Context, read, write *sql.DB) (*Store, error) {
+	s := &Store{Store: sqlstore.New(dialect, read, write), read: read, write: write}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Migrate applies the embedded migrations not yet recorded.
+func (s *Store) Migrate(ctx context.Context) error {
+	conn, err := s.write.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	defer conn.Close()
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return sqlstore.Migrate(ctx, dialect, conn, sub)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	for _, db := range []*sql.DB{s.write, s.read} {
+		if err := db.PingContext(ctx); err != nil {
+			return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) Close() error {
+	if s.read == s.write {
+		return s.write.Close()
+	}
+	return errors.Join(s.read.Close(), s.write.Close())
+}

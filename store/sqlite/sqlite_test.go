@@ -1,0 +1,46 @@
+package sqlite_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/sqlite"
+	"github.com/verefwork/veref/store/storetest"
+)
+
+func TestConformance(t *testing.T) { storetest.Run(t, storetest.OpenSQLite) }
+
+func TestMemory(t *testing.T) {
+	ctx := context.Background()
+	s, err := sqlite.Open(ctx, ":memory:")
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Migrate(ctx))
+	require.NoError(t, s.CreateTenant(ctx, store.Tenant{ID: "ten_1", Name: "x"}))
+	got, err := s.GetTenant(ctx, "ten_1")
+	require.NoError(t, err)
+	assert.Equal(t, "x", got.Name)
+}
+
+// Data outlives the process: a reopened file keeps rows and migrations.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v.db")
+	s, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(ctx))
+	require.NoError(t, s.CreateTenant(ctx, store.Tenant{ID: "ten_1", Name: "x"}))
+	require.NoError(t, s.Close())
+
+	s, err = sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, s.Migrate(ctx))
+	_, err = s.GetTenant(ctx, "ten_1")
+	assert.NoError(t, err)
+}

@@ -1,0 +1,182 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"slices"
+	"time"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+)
+
+// Store is the shared part of both backends: everything in store.Store
+// except opening, migrating, pinging and closing.
+type Store struct {
+	*Q
+	d     *Dialect
+	write *sql.DB
+}
+
+// New wraps a reader and a writer handle (the same *sql.DB on PostgreSQL).
+// Transactions always run on the writer.
+func New(d *Dialect, read, write *sql.DB) *Store {
+	return &Store{Q: &Q{d: d, r: read, w: write}, d: d, write: write}
+}
+
+// InTx runs fn in one transaction, committing only when fn returns nil.
+func (s *Store) InTx(ctx context.Context, fn func(q store.Queries) error) error {
+	return s.tx(ctx, func(q *Q) error { return fn(q) })
+}
+
+func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return s.d.err(err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(&Q{d: s.d, r: tx, w: tx}); err != nil {
+		return err
+	}
+	return s.d.err(tx.Commit())
+}
+
+// KeyByPrefix implements auth.KeyLookup.
+func (s *Store) KeyByPrefix(ctx context.Context, prefix string) (auth.KeyRecord, error) {
+	k, err := s.keyByPrefix(ctx, prefix)
+	if errors.Is(err, store.ErrNotFound) {
+		return k, auth.ErrKeyNotFound
+	}
+	return k, err
+}
+
+func (s *Store) InsertUsage(ctx context.Context, rows []store.Usage) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	latest := map[string]time.Time{}
+	for _, u := range rows {
+		if t, ok := latest[u.KeyID]; !ok || u.At.After(t) {
+			latest[u.KeyID] = u.At
+		}
+	}
+	return s.tx(ctx, func(q *Q) error {
+		for _, u := range rows {
+			if err := q.insertUsage(ctx, u); err != nil {
+				return err
+			}
+		}
+		for _, id := range sortedKeys(latest) {
+			at := q.d.t(latest[id])
+			if _, err := q.exec(ctx, "UPDATE api_keys SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)", at, id, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// sortedKeys gives concurrent batches the same lock order on PostgreSQL.
+func sortedKeys(m map[string]time.Time) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+func (s *Store) ClaimValuation(ctx context.Context, now, leaseUntil time.Time) (store.Valuation, error) {
+	var v store.Valuation
+	err := s.tx(ctx, func(q *Q) error {
+		var id string
+		err := q.w.QueryRowContext(ctx, q.d.rebind(`SELECT id FROM valuations
+			WHERE (status = 'queued' AND next_attempt_at <= ?) OR (status = 'running' AND lease_until < ?)
+			ORDER BY next_attempt_at, id LIMIT 1`+q.d.SkipLocked), q.d.t(now), q.d.t(now)).Scan(&id)
+		if err != nil {
+			return q.d.err(err)
+		}
+		v, err = get(ctx, q, q.w, scanValuation, `UPDATE valuations SET status = 'running', lease_until = ?, attempts = attempts + 1,
+			started_at = COALESCE(started_at, ?) WHERE id = ? RETURNING `+valuationCols, q.d.t(leaseUntil), q.d.t(now), id)
+		return err
+	})
+	return v, err
+}
+
+func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n int) ([]store.OutboxMessage, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	var out []store.OutboxMessage
+	err := s.tx(ctx, func(q *Q) error {
+		ids, err := all(ctx, q, q.w, func(s scanner) (id string, err error) { return id, s.Scan(&id) },
+			`SELECT id FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?`+q.d.SkipLocked, q.d.t(now), n)
+		if err != nil {
+			return err
+		}
+		out = make([]store.OutboxMessage, 0, len(ids))
+		for _, id := range ids {
+			m, err := get(ctx, q, q.w, scanOutbox, "UPDATE outbox SET next_attempt_at = ? WHERE id = ? RETURNING "+outboxCols, q.d.t(leaseUntil), id)
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Migrate applies the *.sql files of migrations in name order, each in its
+// own transaction with its schema_migrations row, skipping those already
+// recorded. conn is one connection so a caller's session lock covers it.
+func Migrate(ctx context.Context, d *Dialect, conn *sql.Conn, migrations fs.FS) error {
+	q := &Q{d: d, r: conn, w: conn}
+	if _, err := q.exec(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"); err != nil {
+		return err
+	}
+	names, err := fs.Glob(migrations, "*.sql")
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		var one int
+		err := conn.QueryRowContext(ctx, d.rebind("SELECT 1 FROM schema_migrations WHERE version = ?"), name).Scan(&one)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return d.err(err)
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return d.err(err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			_ = tx.Rollback()
+			return fmt.Errorf("migration %s: %w", name, d.err(err))
+		}
+		if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
+			name, time.Now().UTC().Format(SQLiteTimeFormat)); err != nil {
+			_ = tx.Rollback()
+			return d.err(err)
+		}
+		if err := tx.Commit(); err != nil {
+			return d.err(err)
+		}
+	}
+	return nil
+}

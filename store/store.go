@@ -1,0 +1,464 @@
+// Package store is Veref's persistence contract: the domain records and the
+// Store interface that store/sqlite and store/postgres implement, checked by
+// the one conformance suite in store/storetest.
+//
+// Every business method takes a Tenancy: no query exists without a tenant and
+// an environment, so a test key can never read or change live rows.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/verefwork/veref/auth"
+)
+
+// Errors every implementation returns so callers can map them to the
+// DESIGN.md codes without knowing the backend.
+var (
+	// ErrNotFound also covers rows of another tenant or environment: existence never leaks.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict is a unique violation or a stale version.
+	ErrConflict = errors.New("store: conflict")
+	// ErrUnavailable wraps a storage failure the caller cannot fix.
+	ErrUnavailable = errors.New("store: unavailable")
+)
+
+// Tenancy is the pair every business row is keyed by.
+type Tenancy struct {
+	TenantID    string
+	Environment auth.Environment
+}
+
+// TenancyOf is the tenancy of a verified principal.
+func TenancyOf(p auth.Principal) Tenancy {
+	return Tenancy{TenantID: p.TenantID, Environment: p.Environment}
+}
+
+// Page asks for up to Limit rows after Cursor (an opaque value from a
+// previous page's next cursor). Lists are ordered newest first by id, which
+// is time-ordered, so pages are stable while rows are added.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// Store is a Veref database. The embedded Queries run outside any
+// transaction; InTx runs fn in one transaction, committing only if fn
+// returns nil, which is how a mutation and its audit event land together.
+type Store interface {
+	Queries
+	auth.KeyLookup
+
+	InTx(ctx context.Context, fn func(q Queries) error) error
+	Migrate(ctx context.Context) error
+	Ping(ctx context.Context) error
+	Close() error
+
+	// InsertUsage writes a batch of usage rows and moves each key's
+	// last_used_at forward, in one transaction.
+	InsertUsage(ctx context.Context, rows []Usage) error
+
+	// ClaimValuation takes the oldest runnable valuation of any tenant
+	// (queued with next_attempt_at <= now, or running with an expired lease),
+	// marks it running with lease until leaseUntil and attempts+1, and returns
+	// it. Concurrent claimers never get the same run (SKIP LOCKED on
+	// PostgreSQL). ErrNotFound when there is nothing to do.
+	ClaimValuation(ctx context.Context, now, leaseUntil time.Time) (Valuation, error)
+
+	// ClaimOutbox takes up to n unsent messages whose next attempt is due,
+	// pushing their next attempt to leaseUntil so another worker skips them.
+	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n int) ([]OutboxMessage, error)
+}
+
+// Queries are the operations available both outside and inside a transaction.
+type Queries interface {
+	// Tenants and recruiters (operator and management surfaces).
+	CreateTenant(ctx context.Context, t Tenant) error
+	GetTenant(ctx context.Context, id string) (Tenant, error)
+	TenantByClerkOrg(ctx context.Context, orgID string) (Tenant, error)
+	CreateRecruiter(ctx context.Context, r Recruiter) error
+	GetRecruiter(ctx context.Context, tenantID, id string) (Recruiter, error)
+	RecruiterByClerkUser(ctx context.Context, tenantID, clerkUserID string) (Recruiter, error)
+
+	// API keys. Names are unique per tenant (ErrConflict).
+	InsertAPIKey(ctx context.Context, k APIKey) error
+	GetAPIKey(ctx context.Context, tenantID, id string) (APIKey, error)
+	ListAPIKeys(ctx context.Context, tenantID string, f APIKeyFilter, p Page) ([]APIKey, string, error)
+	// CountActiveAPIKeys counts keys neither revoked nor expired at now.
+	CountActiveAPIKeys(ctx context.Context, tenantID string, now time.Time) (int, error)
+	// RevokeAPIKey sets revoked_at/by/note once; revoking a revoked key is ErrConflict.
+	RevokeAPIKey(ctx context.Context, tenantID, id, by, note string, at time.Time) (APIKey, error)
+	ListUsage(ctx context.Context, tenantID, keyID string, p Page) ([]Usage, string, error)
+
+	// Audit.
+	InsertAudit(ctx context.Context, e AuditEvent) error
+	ListAudit(ctx context.Context, ten Tenancy, f AuditFilter, p Page) ([]AuditEvent, string, error)
+
+	// Candidates.
+	InsertCandidate(ctx context.Context, ten Tenancy, c Candidate) error
+	GetCandidate(ctx context.Context, ten Tenancy, id string) (Candidate, error)
+	// UpdateCandidate writes the whole record; c.Version must equal the
+	// stored version (ErrConflict otherwise) and is incremented.
+	UpdateCandidate(ctx context.Context, ten Tenancy, c Candidate) (Candidate, error)
+	ListCandidates(ctx context.Context, ten Tenancy, f CandidateFilter, p Page) ([]Candidate, string, error)
+
+	// Reference requests are one aggregate: referees and their responses live
+	// inside the record and are saved with it.
+	InsertReference(ctx context.Context, ten Tenancy, r ReferenceRequest) error
+	GetReference(ctx context.Context, ten Tenancy, id string) (ReferenceRequest, error)
+	UpdateReference(ctx context.Context, ten Tenancy, r ReferenceRequest) (ReferenceRequest, error) // versioned like UpdateCandidate
+	ListReferences(ctx context.Context, ten Tenancy, f ReferenceFilter, p Page) ([]ReferenceRequest, string, error)
+
+	// Reports, with their share links inside the record.
+	InsertReport(ctx context.Context, ten Tenancy, r Report) error
+	GetReport(ctx context.Context, ten Tenancy, id string) (Report, error)
+	UpdateReport(ctx context.Context, ten Tenancy, r Report) (Report, error) // versioned
+	ListReports(ctx context.Context, ten Tenancy, f ReportFilter, p Page) ([]Report, string, error)
+
+	// Valuations.
+	InsertValuation(ctx context.Context, ten Tenancy, v Valuation) error
+	GetValuation(ctx context.Context, ten Tenancy, id string) (Valuation, error)
+	ListValuations(ctx context.Context, ten Tenancy, f ValuationFilter, p Page) ([]Valuation, string, error)
+	// FinishValuation stores the outcome of a claimed run; it succeeds only
+	// while the run is still running under the given attempt number, so a
+	// worker whose lease was taken over cannot overwrite the new owner.
+	FinishValuation(ctx context.Context, v Valuation) error
+
+	// Public tokens: the single unscoped lookup, by the keyed hash of an
+	// unguessable token (referee invitations, report share links).
+	InsertPublicToken(ctx context.Context, t PublicToken) error
+	PublicTokenByHash(ctx context.Context, hash []byte) (PublicToken, error)
+	// UpdatePublicToken sets used_at / revoked_at / expires_at of the token with t.Hash.
+	UpdatePublicToken(ctx context.Context, t PublicToken) error
+	// RevokePublicTokens revokes every live token of a target (a referee being re-invited, a cancelled request).
+	RevokePublicTokens(ctx context.Context, ten Tenancy, kind TokenKind, targetID, subID string, at time.Time) error
+
+	// Outbox: invitation e-mail written in the same transaction as the state change.
+	InsertOutbox(ctx context.Context, ten Tenancy, m OutboxMessage) error
+	MarkOutbox(ctx context.Context, id string, sentAt *time.Time, attempts int, lastError string, nextAttemptAt time.Time) error
+
+	// Idempotency: the first result of a POST, replayed for retries.
+	GetIdempotency(ctx context.Context, ten Tenancy, keyID, key string) (IdempotencyRecord, error)
+	// InsertIdempotency is ErrConflict if the key was already recorded.
+	InsertIdempotency(ctx context.Context, ten Tenancy, r IdempotencyRecord) error
+
+	// Agent conversations, owned by a tenancy and a recruiter.
+	GetConversation(ctx context.Context, ten Tenancy, id string) (Conversation, error)
+	// SaveConversation inserts or replaces (versioned when Version > 0).
+	SaveConversation(ctx context.Context, ten Tenancy, c Conversation) (Conversation, error)
+}
+
+// Tenant is a recruiting organisation.
+type Tenant struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	ClerkOrgID string    `json:"clerkOrgId,omitempty"`
+	CreatedAt  time.Time `json:"createdAt"`
+}
+
+// Recruiter is a person in a tenant who may issue keys.
+type Recruiter struct {
+	ID          string    `json:"id"`
+	TenantID    string    `json:"tenantId"`
+	Email       string    `json:"email"`
+	ClerkUserID string    `json:"clerkUserId,omitempty"`
+	Admin       bool      `json:"admin"`
+	CreatedAt   time.Time `json:"createdAt"`
+}
+
+// APIKey is a stored key: metadata plus the keyed hash, never the token.
+type APIKey struct {
+	ID          string           `json:"id"`
+	TenantID    string           `json:"tenantId"`
+	RecruiterID string           `json:"recruiterId"`
+	Name        string           `json:"name"`
+	Prefix      string           `json:"prefix"`
+	Environment auth.Environment `json:"environment"`
+	Hash        []byte           `json:"-"`
+	Scopes      []auth.Scope     `json:"scopes"` // empty means all
+	CreatedAt   time.Time        `json:"createdAt"`
+	ExpiresAt   *time.Time       `json:"expiresAt,omitempty"`
+	RevokedAt   *time.Time       `json:"revokedAt,omitempty"`
+	RevokedBy   string           `json:"revokedBy,omitempty"`
+	RevokeNote  string           `json:"revokeNote,omitempty"`
+	LastUsedAt  *time.Time       `json:"lastUsedAt,omitempty"`
+}
+
+// Status is active, expired or revoked at now.
+func (k APIKey) Status(now time.Time) string {
+	switch {
+	case k.RevokedAt != nil:
+		return "revoked"
+	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
+		return "expired"
+	default:
+		return "active"
+	}
+}
+
+// APIKeyFilter narrows ListAPIKeys.
+type APIKeyFilter struct {
+	RecruiterID string // empty: all recruiters
+}
+
+// Usage is one authenticated call.
+type Usage struct {
+	ID          string           `json:"id"`
+	KeyID       string           `json:"keyId"`
+	TenantID    string           `json:"tenantId"`
+	Environment auth.Environment `json:"environment"`
+	Surface     string           `json:"surface"` // rest, mcp, agent
+	Endpoint    string           `json:"endpoint"`
+	Method      string           `json:"method"`
+	Status      int              `json:"status"`
+	DurationMS  float64          `json:"durationMs"`
+	IPHash      string           `json:"ipHash"`
+	TraceID     string           `json:"traceId"`
+	At          time.Time        `json:"at"`
+}
+
+// Actor kinds.
+const (
+	ActorAPIKey    = "api_key"
+	ActorRecruiter = "recruiter"
+	ActorOperator  = "operator"
+	ActorReferee   = "referee"
+	ActorSystem    = "system"
+)
+
+// AuditEvent records who changed or (through MCP and the agent) read what.
+type AuditEvent struct {
+	ID          string           `json:"id"`
+	TenantID    string           `json:"tenantId"`
+	Environment auth.Environment `json:"environment"`
+	ActorKind   string           `json:"actorKind"`
+	ActorID     string           `json:"actorId"`
+	Surface     string           `json:"surface"`
+	Action      string           `json:"action"`
+	TargetType  string           `json:"targetType,omitempty"`
+	TargetID    string           `json:"targetId,omitempty"`
+	TraceID     string           `json:"traceId,omitempty"`
+	Outcome     string           `json:"outcome"` // ok, or the error code
+	Data        map[string]any   `json:"data,omitempty"`
+	At          time.Time        `json:"at"`
+}
+
+// AuditFilter narrows ListAudit; empty fields match everything.
+type AuditFilter struct {
+	ActorID  string
+	Action   string
+	TargetID string
+	Surface  string
+}
+
+// Candidate is a person references are checked for.
+type Candidate struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Email       string    `json:"email,omitempty"`
+	Phone       string    `json:"phone,omitempty"`
+	Role        string    `json:"role,omitempty"`
+	ExternalRef string    `json:"externalRef,omitempty"`
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Version     int       `json:"-"`
+}
+
+// CandidateFilter narrows ListCandidates; empty fields match everything.
+type CandidateFilter struct {
+	Email       string // exact, case-insensitive
+	ExternalRef string // exact
+	Query       string // substring of name or email, case-insensitive
+}
+
+// Request statuses.
+const (
+	RequestDraft      = "draft"
+	RequestSent       = "sent"
+	RequestInProgress = "in_progress"
+	RequestCompleted  = "completed"
+	RequestCancelled  = "cancelled"
+)
+
+// Referee invitation states.
+const (
+	InvitePending   = "pending"
+	InviteSent      = "sent"
+	InviteOpened    = "opened"
+	InviteResponded = "responded"
+	InviteDeclined  = "declined"
+	InviteExpired   = "expired"
+)
+
+// ReferenceRequest is one reference check for a candidate.
+type ReferenceRequest struct {
+	ID          string     `json:"id"`
+	CandidateID string     `json:"candidateId"`
+	RecruiterID string     `json:"recruiterId"`
+	Status      string     `json:"status"`
+	DueDate     *time.Time `json:"dueDate,omitempty"`
+	Questions   []Question `json:"questions"`
+	Referees    []Referee  `json:"referees"`
+	CreatedAt   time.Time  `json:"createdAt"`
+	UpdatedAt   time.Time  `json:"updatedAt"`
+	Version     int        `json:"-"`
+}
+
+// Question is asked of every referee.
+type Question struct {
+	ID   string `json:"id"`
+	Text string `json:"text"`
+	Kind string `json:"kind"` // rating (1-5) or text
+}
+
+// Referee is someone asked for a reference, with their invitation state and answers.
+type Referee struct {
+	ID              string     `json:"id"`
+	Name            string     `json:"name"`
+	Email           string     `json:"email"`
+	Relationship    string     `json:"relationship"`
+	Company         string     `json:"company,omitempty"`
+	State           string     `json:"state"`
+	InvitedAt       *time.Time `json:"invitedAt,omitempty"`
+	InviteExpiresAt *time.Time `json:"inviteExpiresAt,omitempty"`
+	OpenedAt        *time.Time `json:"openedAt,omitempty"`
+	RespondedAt     *time.Time `json:"respondedAt,omitempty"`
+	DeclinedAt      *time.Time `json:"declinedAt,omitempty"`
+	DeclineReason   string     `json:"declineReason,omitempty"`
+	InvitationsSent int        `json:"invitationsSent"`
+	Answers         []Answer   `json:"answers,omitempty"`
+}
+
+// Answer is a referee's answer to one question.
+type Answer struct {
+	QuestionID string `json:"questionId"`
+	Rating     int    `json:"rating,omitempty"`
+	Text       string `json:"text,omitempty"`
+}
+
+// ReferenceFilter narrows ListReferences.
+type ReferenceFilter struct {
+	CandidateID string
+	Status      string
+}
+
+// Report is generated from a request's responses; Content is the rendered
+// analysis, Shares its public links.
+type Report struct {
+	ID        string         `json:"id"`
+	RequestID string         `json:"requestId"`
+	Content   map[string]any `json:"content"`
+	Shares    []Share        `json:"shares"`
+	CreatedAt time.Time      `json:"createdAt"`
+	UpdatedAt time.Time      `json:"updatedAt"`
+	Version   int            `json:"-"`
+}
+
+// Share is a read-only public link to a report.
+type Share struct {
+	ID        string     `json:"id"`
+	ExpiresAt time.Time  `json:"expiresAt"`
+	CreatedAt time.Time  `json:"createdAt"`
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+}
+
+// ReportFilter narrows ListReports.
+type ReportFilter struct {
+	RequestID string
+}
+
+// Valuation statuses.
+const (
+	ValuationQueued    = "queued"
+	ValuationRunning   = "running"
+	ValuationSucceeded = "succeeded"
+	ValuationFailed    = "failed"
+)
+
+// Valuation is an asynchronous scoring run over a request's responses.
+type Valuation struct {
+	ID            string           `json:"id"`
+	TenantID      string           `json:"-"`
+	Environment   auth.Environment `json:"-"`
+	RequestID     string           `json:"requestId"`
+	Status        string           `json:"status"`
+	Attempts      int              `json:"attempts"`
+	NextAttemptAt time.Time        `json:"-"`
+	LeaseUntil    *time.Time       `json:"-"`
+	Score         *float64         `json:"score,omitempty"`
+	Components    map[string]any   `json:"components,omitempty"`
+	Rationale     string           `json:"rationale,omitempty"`
+	Error         string           `json:"error,omitempty"`
+	WorkerID      string           `json:"-"`
+	CreatedAt     time.Time        `json:"createdAt"`
+	StartedAt     *time.Time       `json:"startedAt,omitempty"`
+	FinishedAt    *time.Time       `json:"finishedAt,omitempty"`
+}
+
+// ValuationFilter narrows ListValuations.
+type ValuationFilter struct {
+	RequestID string
+	Status    string
+}
+
+// TokenKind says what a public token opens.
+type TokenKind string
+
+const (
+	TokenInvitation TokenKind = "invitation"
+	TokenShare      TokenKind = "share"
+)
+
+// PublicToken is the stored side of a referee invitation or a share link:
+// the keyed hash of the token, what it opens, and its life.
+type PublicToken struct {
+	Hash        []byte
+	Kind        TokenKind
+	TenantID    string
+	Environment auth.Environment
+	TargetID    string // reference request id, or report id
+	SubID       string // referee id, or share id
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+	UsedAt      *time.Time
+	RevokedAt   *time.Time
+}
+
+// OutboxMessage is an e-mail waiting to be sent.
+type OutboxMessage struct {
+	ID            string
+	TenantID      string
+	Environment   auth.Environment
+	To            string
+	Subject       string
+	Body          string
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	SentAt        *time.Time
+	Attempts      int
+	LastError     string
+}
+
+// IdempotencyRecord is the stored first answer to a POST with an Idempotency-Key.
+type IdempotencyRecord struct {
+	KeyID       string
+	Key         string
+	Operation   string
+	RequestHash string
+	Status      int
+	Response    []byte
+	CreatedAt   time.Time
+}
+
+// Conversation is an Ask Veref thread.
+type Conversation struct {
+	ID          string    `json:"id"`
+	RecruiterID string    `json:"recruiterId"`
+	KeyID       string    `json:"keyId"`
+	Messages    []byte    `json:"-"` // the provider transcript, opaque to the store
+	CreatedAt   time.Time `json:"createdAt"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+	Version     int       `json:"-"`
+}

@@ -1,0 +1,86 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+)
+
+// Stable error codes (DESIGN.md "Errors"). Surfaces map them to HTTP
+// statuses, MCP tool errors, or messages for the model.
+const (
+	CodeNotFound     = "NOT_FOUND"
+	CodeConflict     = "CONFLICT"
+	CodeInvalidInput = "INVALID_INPUT"
+	CodeScopeMissing = auth.CodeScopeMissing
+	CodeUnavailable  = "UNAVAILABLE"
+	CodeInternal     = "INTERNAL"
+)
+
+// Error is an operation failure a caller can act on.
+type Error struct {
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Field   string       `json:"field,omitempty"`
+	Hint    string       `json:"hint,omitempty"`
+	Errors  []FieldError `json:"errors,omitempty"`
+	// AuditID names the audit event of a refused or failed MCP or agent call.
+	AuditID string `json:"auditId,omitempty"`
+}
+
+// FieldError locates one invalid value.
+type FieldError struct {
+	Location string `json:"location"`
+	Message  string `json:"message"`
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
+	}
+	return e.Code + ": " + e.Message
+}
+
+// NotFound is also the answer for another tenant's or environment's ids.
+func NotFound(what, id string) *Error {
+	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("%s %q was not found", what, id)}
+}
+
+// Invalid names the failing field.
+func Invalid(field, msg string) *Error {
+	return &Error{Code: CodeInvalidInput, Message: msg, Field: field,
+		Errors: []FieldError{{Location: "body." + field, Message: msg}}}
+}
+
+// Conflict explains why the state does not allow the call.
+func Conflict(msg string) *Error { return &Error{Code: CodeConflict, Message: msg} }
+
+// AsError turns any error into an *Error, mapping store errors and hiding
+// internals: a storage failure says "try again", never a stack trace.
+func AsError(err error) *Error {
+	var te *Error
+	var ae *auth.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &te):
+		return te
+	case errors.As(err, &ae):
+		return &Error{Code: ae.Code, Message: ae.Detail, Hint: ae.Hint}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{Code: CodeNotFound, Message: "not found"}
+	case errors.Is(err, store.ErrConflict):
+		return &Error{Code: CodeConflict, Message: "the record was changed by another request; fetch it and try again"}
+	case errors.Is(err, store.ErrBadCursor):
+		return Invalid("cursor", "the cursor is not one this API issued; start again without it")
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &Error{Code: CodeUnavailable, Message: "the request timed out or was cancelled"}
+	case errors.Is(err, store.ErrUnavailable):
+		return &Error{Code: CodeUnavailable, Message: "storage is unavailable; try again shortly"}
+	default:
+		return &Error{Code: CodeInternal, Message: "an internal error occurred; it has been logged"}
+	}
+}

@@ -1,0 +1,246 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/verefwork/veref/store"
+)
+
+// Public holds the operations reached with a single-use token instead of an
+// API key: a referee answering an invitation, anyone holding a share link.
+type Public struct {
+	store store.Store
+	cat   *catalogue
+}
+
+// NewPublic returns the public operations over st.
+func NewPublic(st store.Store, d Deps) *Public {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return &Public{store: st, cat: &catalogue{deps: d}}
+}
+
+// Codes of the public routes.
+const (
+	CodeLinkInvalid = "LINK_INVALID"
+	CodeLinkUsed    = "LINK_USED"
+	CodeLinkExpired = "LINK_EXPIRED"
+	CodeLinkRevoked = "LINK_REVOKED"
+)
+
+// Invitation is what a referee sees when they open their link.
+type Invitation struct {
+	CandidateName string           `json:"candidateName"`
+	Role          string           `json:"role,omitempty"`
+	RefereeName   string           `json:"refereeName"`
+	Relationship  string           `json:"relationship"`
+	Questions     []store.Question `json:"questions"`
+	DueDate       *time.Time       `json:"dueDate,omitempty"`
+	ExpiresAt     time.Time        `json:"expiresAt"`
+}
+
+// ResponseInput is a referee's answers, or their refusal.
+type ResponseInput struct {
+	Answers []store.Answer `json:"answers,omitempty" maxItems:"50"`
+	Decline bool           `json:"decline,omitempty" doc:"Decline to give a reference instead of answering"`
+	Reason  string         `json:"reason,omitempty" maxLength:"2000" doc:"Why, when declining"`
+}
+
+// ResponseReceipt confirms a response.
+type ResponseReceipt struct {
+	Status string `json:"status" enum:"responded,declined"`
+}
+
+// SharedReport is a report seen through a share link.
+type SharedReport struct {
+	Content   ReportContent `json:"content"`
+	ExpiresAt time.Time     `json:"expiresAt"`
+}
+
+func (pub *Public) token(ctx context.Context, q store.Queries, kind store.TokenKind, token string) (store.PublicToken, error) {
+	now := pub.cat.now()
+	if len(token) != 32 {
+		return store.PublicToken{}, linkErr(CodeLinkInvalid, kind)
+	}
+	t, err := q.PublicTokenByHash(ctx, pub.cat.tokenHash(kind, token))
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != kind):
+		return t, linkErr(CodeLinkInvalid, kind)
+	case err != nil:
+		return t, err
+	case t.RevokedAt != nil:
+		return t, linkErr(CodeLinkRevoked, kind)
+	case t.UsedAt != nil:
+		return t, linkErr(CodeLinkUsed, kind)
+	case !now.Before(t.ExpiresAt):
+		return t, linkErr(CodeLinkExpired, kind)
+	}
+	return t, nil
+}
+
+func linkErr(code string, kind store.TokenKind) *Error {
+	what := "invitation link"
+	if kind == store.TokenShare {
+		what = "share link"
+	}
+	msg := map[string]string{
+		CodeLinkInvalid: "this " + what + " is not valid; check that it was copied whole",
+		CodeLinkUsed:    "this " + what + " was already used; each invitation can be answered once",
+		CodeLinkExpired: "this " + what + " has expired",
+		CodeLinkRevoked: "this " + what + " no longer works: it was replaced by a newer one, or withdrawn",
+	}[code]
+	return &Error{Code: code, Message: msg, Hint: "ask the recruiter who sent it for a new link"}
+}
+
+// OpenInvitation shows a referee their questions and records that the link
+// was opened.
+func (pub *Public) OpenInvitation(ctx context.Context, token string) (Invitation, error) {
+	var out Invitation
+	err := pub.store.InTx(ctx, func(q store.Queries) error {
+		t, err := pub.token(ctx, q, store.TokenInvitation, token)
+		if err != nil {
+			return err
+		}
+		ten := store.Tenancy{TenantID: t.TenantID, Environment: t.Environment}
+		r, i, err := pub.loadReferee(ctx, q, ten, t)
+		if err != nil {
+			return err
+		}
+		cand, err := q.GetCandidate(ctx, ten, r.CandidateID)
+		if err != nil {
+			return err
+		}
+		ref := &r.Referees[i]
+		out = Invitation{CandidateName: cand.Name, Role: cand.Role, RefereeName: ref.Name, Relationship: ref.Relationship,
+			Questions: r.Questions, DueDate: r.DueDate, ExpiresAt: t.ExpiresAt}
+		if ref.State != store.InviteSent {
+			return nil
+		}
+		now := pub.cat.now()
+		ref.State, ref.OpenedAt = store.InviteOpened, &now
+		r.Status, r.UpdatedAt = deriveStatus(r), now
+		if _, err := q.UpdateReference(ctx, ten, r); err != nil {
+			return err
+		}
+		return q.InsertAudit(ctx, pub.event(ten, ref.ID, "invitation.open", r.ID, now))
+	})
+	return out, err
+}
+
+// SubmitResponse records a referee's answers (or refusal) and spends the link.
+func (pub *Public) SubmitResponse(ctx context.Context, token string, in ResponseInput) (ResponseReceipt, error) {
+	var out ResponseReceipt
+	err := pub.store.InTx(ctx, func(q store.Queries) error {
+		t, err := pub.token(ctx, q, store.TokenInvitation, token)
+		if err != nil {
+			return err
+		}
+		ten := store.Tenancy{TenantID: t.TenantID, Environment: t.Environment}
+		r, i, err := pub.loadReferee(ctx, q, ten, t)
+		if err != nil {
+			return err
+		}
+		now := pub.cat.now()
+		ref := &r.Referees[i]
+		if in.Decline {
+			if len(in.Answers) > 0 {
+				return Invalid("answers", "send answers or decline, not both")
+			}
+			ref.State, ref.DeclinedAt, ref.DeclineReason = store.InviteDeclined, &now, strings.TrimSpace(in.Reason)
+		} else {
+			answers, err := checkAnswers(r.Questions, in.Answers)
+			if err != nil {
+				return err
+			}
+			ref.State, ref.RespondedAt, ref.Answers = store.InviteResponded, &now, answers
+		}
+		out.Status = ref.State
+		t.UsedAt = &now
+		if err := q.UpdatePublicToken(ctx, t); err != nil {
+			return err
+		}
+		r.Status, r.UpdatedAt = deriveStatus(r), now
+		if _, err := q.UpdateReference(ctx, ten, r); err != nil {
+			return err
+		}
+		return q.InsertAudit(ctx, pub.event(ten, ref.ID, "invitation."+ref.State, r.ID, now))
+	})
+	return out, err
+}
+
+// ViewShare returns the report a share link opens.
+func (pub *Public) ViewShare(ctx context.Context, token string) (SharedReport, error) {
+	t, err := pub.token(ctx, pub.store, store.TokenShare, token)
+	if err != nil {
+		return SharedReport{}, err
+	}
+	rep, err := pub.store.GetReport(ctx, store.Tenancy{TenantID: t.TenantID, Environment: t.Environment}, t.TargetID)
+	if err != nil {
+		return SharedReport{}, notFound(err, "report", t.TargetID)
+	}
+	v, err := reportView(rep)
+	return SharedReport{Content: v.Content, ExpiresAt: t.ExpiresAt}, err
+}
+
+func (pub *Public) loadReferee(ctx context.Context, q store.Queries, ten store.Tenancy, t store.PublicToken) (store.ReferenceRequest, int, error) {
+	r, err := q.GetReference(ctx, ten, t.TargetID)
+	if err != nil {
+		return r, 0, err
+	}
+	if r.Status == store.RequestCancelled {
+		return r, 0, &Error{Code: CodeLinkRevoked, Message: "this reference request was cancelled; no answer is needed"}
+	}
+	for i := range r.Referees {
+		if r.Referees[i].ID == t.SubID {
+			return r, i, nil
+		}
+	}
+	return r, 0, linkErr(CodeLinkInvalid, store.TokenInvitation)
+}
+
+func (pub *Public) event(ten store.Tenancy, refereeID, action, requestID string, now time.Time) store.AuditEvent {
+	return store.AuditEvent{ID: store.NewID("evt"), TenantID: ten.TenantID, Environment: ten.Environment,
+		ActorKind: store.ActorReferee, ActorID: refereeID, Surface: "public", Action: action,
+		TargetType: "reference_request", TargetID: requestID, Outcome: "ok", At: now}
+}
+
+// checkAnswers requires a 1-5 rating for every rating question and allows
+// text for any; unknown or repeated questions are refused.
+func checkAnswers(qs []store.Question, in []store.Answer) ([]store.Answer, error) {
+	kinds := map[string]string{}
+	for _, q := range qs {
+		kinds[q.ID] = q.Kind
+	}
+	seen := map[string]bool{}
+	var out []store.Answer
+	for i, a := range in {
+		field := fmt.Sprintf("answers[%d]", i)
+		kind, ok := kinds[a.QuestionID]
+		switch {
+		case !ok:
+			return nil, Invalid(field+".questionId", "no question "+a.QuestionID+" in this request")
+		case seen[a.QuestionID]:
+			return nil, Invalid(field+".questionId", "question "+a.QuestionID+" is answered twice")
+		case kind == "rating" && (a.Rating < 1 || a.Rating > 5):
+			return nil, Invalid(field+".rating", "a rating from 1 to 5 is required")
+		case kind == "text" && a.Rating != 0:
+			return nil, Invalid(field+".rating", "question "+a.QuestionID+" takes text, not a rating")
+		case len(a.Text) > 5000:
+			return nil, Invalid(field+".text", "text answers are at most 5000 characters")
+		}
+		seen[a.QuestionID] = true
+		a.Text = strings.TrimSpace(a.Text)
+		out = append(out, a)
+	}
+	for _, q := range qs {
+		if q.Kind == "rating" && !seen[q.ID] {
+			return nil, Invalid("answers", "question "+q.ID+" needs a rating from 1 to 5: "+q.Text)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,399 @@
+// Package tools defines every Veref operation once. REST, MCP and the agent
+// are adapters over Registry.Invoke, which is the single place that checks
+// scopes, validates input, opens the transaction and writes the audit event.
+// Nothing here knows about HTTP, MCP or models.
+package tools
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+)
+
+// Surfaces a call can come from; recorded on audit events.
+const (
+	SurfaceREST  = "rest"
+	SurfaceMCP   = "mcp"
+	SurfaceAgent = "agent"
+)
+
+// Binding places a tool on the REST surface. Path parameters and query
+// parameters are fields of the input type tagged `path:"…"` / `query:"…"`;
+// the remaining fields form the JSON body.
+type Binding struct {
+	Method string
+	Path   string // relative to /v1/api
+	Status int    // success status; 200 when zero
+}
+
+// Spec is everything about a tool except its types and handler.
+type Spec struct {
+	Name        string
+	Title       string
+	Description string
+	Policy      auth.Policy
+	ReadOnly    bool
+	Destructive bool
+	Idempotent  bool
+	HTTP        Binding
+	// Target is the audit target type ("candidate", "reference_request", …).
+	Target string
+}
+
+// Tool is a registered operation with its derived schemas.
+type Tool struct {
+	Spec
+	InType  reflect.Type
+	OutType reflect.Type
+	// InputSchema and OutputSchema are self-contained JSON Schemas (no $ref),
+	// ready for MCP and model function declarations.
+	InputSchema  map[string]any
+	OutputSchema map[string]any
+
+	inSchema *huma.Schema
+	run      func(ctx context.Context, p auth.Principal, in any) (any, error)
+}
+
+// Registry holds the tools and what Invoke needs to run them.
+type Registry struct {
+	store   store.Store
+	now     func() time.Time
+	schemas huma.Registry
+	tools   map[string]*Tool
+	order   []string
+}
+
+// NewRegistry returns an empty registry over st.
+func NewRegistry(st store.Store, now func() time.Time) *Registry {
+	if now == nil {
+		now = time.Now
+	}
+	return &Registry{
+		store:   st,
+		now:     now,
+		schemas: huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer),
+		tools:   map[string]*Tool{},
+	}
+}
+
+// Add registers one operation. The input and output schemas come from the Go
+// types, so the contract cannot drift from the code.
+func Add[In, Out any](r *Registry, s Spec, h func(ctx context.Context, p auth.Principal, in In) (Out, error)) {
+	if _, dup := r.tools[s.Name]; dup {
+		panic("tools: duplicate tool " + s.Name)
+	}
+	if s.HTTP.Status == 0 {
+		s.HTTP.Status = 200
+	}
+	t := &Tool{
+		Spec:    s,
+		InType:  reflect.TypeFor[In](),
+		OutType: reflect.TypeFor[Out](),
+		run: func(ctx context.Context, p auth.Principal, in any) (any, error) {
+			return h(ctx, p, *(in.(*In)))
+		},
+	}
+	t.inSchema = r.schemas.Schema(t.InType, false, s.Name+"Input")
+	t.InputSchema = inline(r.schemas, t.inSchema)
+	t.OutputSchema = inline(r.schemas, r.schemas.Schema(t.OutType, false, s.Name+"Output"))
+	r.tools[s.Name] = t
+	r.order = append(r.order, s.Name)
+}
+
+// Tools lists every tool in registration order.
+func (r *Registry) Tools() []*Tool {
+	out := make([]*Tool, 0, len(r.order))
+	for _, n := range r.order {
+		out = append(out, r.tools[n])
+	}
+	return out
+}
+
+// Allowed lists the tools p's scopes allow, for surfaces that show a menu.
+// It is a convenience, not the boundary: Invoke checks again.
+func (r *Registry) Allowed(p auth.Principal) []*Tool {
+	var out []*Tool
+	for _, t := range r.Tools() {
+		if p.Can(t.Policy) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Lookup finds a tool by name.
+func (r *Registry) Lookup(name string) (*Tool, bool) {
+	t, ok := r.tools[name]
+	return t, ok
+}
+
+// Call is one invocation from any surface.
+type Call struct {
+	Principal      auth.Principal
+	Surface        string
+	TraceID        string
+	Tool           string
+	Input          json.RawMessage // a JSON object; empty means {}
+	IdempotencyKey string
+}
+
+// Result is a successful invocation.
+type Result struct {
+	Output   any             // the handler's typed output
+	JSON     json.RawMessage // Output as JSON
+	AuditID  string          // empty when the call was not audited
+	Replayed bool            // an idempotent retry answered from the first result
+}
+
+type queriesKey struct{}
+
+// Q returns the queries a handler must use: the transaction Invoke opened, so
+// its writes and the audit event commit or roll back together.
+func Q(ctx context.Context) store.Queries {
+	return ctx.Value(queriesKey{}).(store.Queries)
+}
+
+// Invoke runs a tool for a principal. The principal is the only source of
+// tenancy; nothing in the input can change it.
+func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
+	t, ok := r.tools[c.Tool]
+	if !ok {
+		return Result{}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", c.Tool)}
+	}
+	// Reads from MCP and the agent are audited too: a model's reads are
+	// worth a trail. REST reads are covered by usage rows.
+	audited := !t.ReadOnly || c.Surface != SurfaceREST
+	if !c.Principal.Can(t.Policy) {
+		se := auth.ScopeError(t.Policy)
+		return Result{}, r.fail(ctx, c, t, &Error{Code: se.Code, Message: se.Detail, Hint: se.Hint}, audited)
+	}
+	in, err := r.decode(t, c.Input)
+	if err != nil {
+		return Result{}, r.fail(ctx, c, t, AsError(err), audited)
+	}
+	var reqHash string
+	if c.IdempotencyKey != "" && !t.ReadOnly {
+		reqHash = hashRequest(t.Name, c.Input)
+		if res, done, err := r.replay(ctx, c, t, reqHash); done || err != nil {
+			return res, err
+		}
+	}
+
+	var res Result
+	run := func(q store.Queries) error {
+		out, err := t.run(context.WithValue(ctx, queriesKey{}, q), c.Principal, in)
+		if err != nil {
+			return err
+		}
+		if res.JSON, err = json.Marshal(out); err != nil {
+			return err
+		}
+		res.Output = out
+		if audited {
+			ev := r.event(c, t, "ok", target(t, in, out))
+			if err := q.InsertAudit(ctx, ev); err != nil {
+				return err
+			}
+			res.AuditID = ev.ID
+		}
+		if reqHash != "" {
+			return q.InsertIdempotency(ctx, store.TenancyOf(c.Principal), store.IdempotencyRecord{
+				KeyID: c.Principal.KeyID, Key: c.IdempotencyKey, Operation: t.Name,
+				RequestHash: reqHash, Status: t.HTTP.Status, Response: res.JSON, CreatedAt: r.now(),
+			})
+		}
+		return nil
+	}
+	if audited {
+		err = r.store.InTx(ctx, run)
+	} else {
+		err = run(r.store)
+	}
+	if err != nil {
+		if reqHash != "" && errors.Is(err, store.ErrConflict) {
+			// A concurrent retry with the same key won the race; answer as it did.
+			if res, done, rerr := r.replay(ctx, c, t, reqHash); done || rerr != nil {
+				return res, rerr
+			}
+		}
+		return Result{}, r.fail(ctx, c, t, AsError(err), audited && c.Surface != SurfaceREST)
+	}
+	return res, nil
+}
+
+// replay answers a retried POST from its first result.
+func (r *Registry) replay(ctx context.Context, c Call, t *Tool, reqHash string) (Result, bool, error) {
+	rec, err := r.store.GetIdempotency(ctx, store.TenancyOf(c.Principal), c.Principal.KeyID, c.IdempotencyKey)
+	if errors.Is(err, store.ErrNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, true, AsError(err)
+	}
+	if rec.Operation != t.Name || rec.RequestHash != reqHash {
+		return Result{}, true, &Error{Code: CodeConflict,
+			Message: "this Idempotency-Key was already used with a different request",
+			Hint:    "use a new Idempotency-Key for a new request"}
+	}
+	out := reflect.New(t.OutType)
+	if err := json.Unmarshal(rec.Response, out.Interface()); err != nil {
+		return Result{}, true, AsError(err)
+	}
+	return Result{Output: out.Elem().Interface(), JSON: rec.Response, Replayed: true}, true, nil
+}
+
+// fail records a refused or failed call (for audited surfaces) outside the
+// rolled-back transaction, then returns the error.
+func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error, audit bool) error {
+	f := *e // the caller's error value may be shared
+	if audit && c.Surface != SurfaceREST {
+		ev := r.event(c, t, e.Code, "")
+		if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err == nil {
+			f.AuditID = ev.ID
+		}
+	}
+	return &f
+}
+
+func (r *Registry) event(c Call, t *Tool, outcome, targetID string) store.AuditEvent {
+	data := map[string]any{"tool": t.Name}
+	if len(c.Input) > 0 && len(c.Input) <= 4096 {
+		data["input"] = json.RawMessage(c.Input)
+	}
+	if c.IdempotencyKey != "" {
+		data["idempotencyKey"] = c.IdempotencyKey
+	}
+	return store.AuditEvent{
+		ID: store.NewID("evt"), TenantID: c.Principal.TenantID, Environment: c.Principal.Environment,
+		ActorKind: store.ActorAPIKey, ActorID: c.Principal.KeyID, Surface: c.Surface,
+		Action: t.Name, TargetType: t.Target, TargetID: targetID, TraceID: c.TraceID,
+		Outcome: outcome, Data: data, At: r.now(),
+	}
+}
+
+// decode validates raw against the tool's schema and decodes it.
+func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		raw = json.RawMessage("{}")
+	}
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return nil, &Error{Code: CodeInvalidInput, Message: "the input is not valid JSON: " + err.Error()}
+	}
+	if _, isObj := generic.(map[string]any); !isObj {
+		return nil, &Error{Code: CodeInvalidInput, Message: "the input must be a JSON object"}
+	}
+	res := &huma.ValidateResult{}
+	huma.Validate(r.schemas, t.inSchema, huma.NewPathBuffer([]byte("body"), 0), huma.ModeWriteToServer, generic, res)
+	if len(res.Errors) > 0 {
+		e := &Error{Code: CodeInvalidInput, Message: "the input is invalid"}
+		for _, ve := range res.Errors {
+			if d, ok := ve.(*huma.ErrorDetail); ok {
+				e.Errors = append(e.Errors, FieldError{Location: d.Location, Message: d.Message})
+			} else {
+				e.Errors = append(e.Errors, FieldError{Message: ve.Error()})
+			}
+		}
+		sort.Slice(e.Errors, func(i, j int) bool { return e.Errors[i].Location < e.Errors[j].Location })
+		e.Field = strings.TrimPrefix(e.Errors[0].Location, "body.")
+		e.Message = fmt.Sprintf("%s: %s", e.Errors[0].Location, e.Errors[0].Message)
+		return nil, e
+	}
+	in := reflect.New(t.InType)
+	if err := json.Unmarshal(raw, in.Interface()); err != nil {
+		return nil, &Error{Code: CodeInvalidInput, Message: "the input does not match the schema: " + err.Error()}
+	}
+	return in.Interface(), nil
+}
+
+// Targeter lets an output name the record an audit event is about.
+type Targeter interface{ AuditTarget() string }
+
+func target(t *Tool, in, out any) string {
+	if tg, ok := out.(Targeter); ok {
+		return tg.AuditTarget()
+	}
+	// The output names the record made or read (a report generated from a
+	// request is about the report); failing that, the input's id.
+	for _, v := range []reflect.Value{reflect.ValueOf(out), reflect.ValueOf(in).Elem()} {
+		if v.Kind() == reflect.Struct {
+			if f := v.FieldByName("ID"); f.IsValid() && f.Kind() == reflect.String && f.String() != "" {
+				return f.String()
+			}
+		}
+	}
+	return ""
+}
+
+func hashRequest(tool string, input json.RawMessage) string {
+	// Re-encode so whitespace and key order do not make a retry look different.
+	var v any
+	canon := []byte(input)
+	if json.Unmarshal(input, &v) == nil {
+		if b, err := json.Marshal(v); err == nil {
+			canon = b
+		}
+	}
+	h := sha256.Sum256(append([]byte(tool+"\x00"), canon...))
+	return hex.EncodeToString(h[:])
+}
+
+// inline resolves every $ref so the schema stands alone, as MCP clients and
+// model providers expect.
+func inline(reg huma.Registry, s *huma.Schema) map[string]any {
+	b, err := json.Marshal(s)
+	if err != nil {
+		panic(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
+	}
+	return resolve(reg, m, 0).(map[string]any)
+}
+
+func resolve(reg huma.Registry, v any, depth int) any {
+	if depth > 32 {
+		return map[string]any{"type": "object"}
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if ref, ok := x["$ref"].(string); ok {
+			if s := reg.SchemaFromRef(ref); s != nil {
+				return resolve(reg, inline0(s), depth+1)
+			}
+		}
+		out := make(map[string]any, len(x))
+		for k, val := range x {
+			out[k] = resolve(reg, val, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, val := range x {
+			out[i] = resolve(reg, val, depth+1)
+		}
+		return out
+	default:
+		return v
+	}
+}
+
+func inline0(s *huma.Schema) map[string]any {
+	b, _ := json.Marshal(s)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return m
+}

@@ -1,0 +1,214 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/smtp"
+	"strings"
+	"time"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+)
+
+// Logf is how workers report what they do; the caller decides where it goes.
+type Logf func(level, msg string, fields map[string]any)
+
+// ValuationWorker executes queued valuation runs. Any number of workers, in
+// any number of processes, can share one PostgreSQL queue: ClaimValuation
+// hands each run to one of them, and a run whose worker died is claimed
+// again once its lease lapses.
+type ValuationWorker struct {
+	Store       store.Store
+	Now         func() time.Time
+	ID          string
+	Lease       time.Duration // default 1 minute
+	Poll        time.Duration // default 1 second
+	MaxAttempts int           // default 5
+	Log         Logf
+}
+
+func (w *ValuationWorker) defaults() {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	if w.Lease <= 0 {
+		w.Lease = time.Minute
+	}
+	if w.Poll <= 0 {
+		w.Poll = time.Second
+	}
+	if w.MaxAttempts <= 0 {
+		w.MaxAttempts = 5
+	}
+	if w.ID == "" {
+		w.ID = "worker_" + auth.RandomString(8)
+	}
+	if w.Log == nil {
+		w.Log = func(string, string, map[string]any) {}
+	}
+}
+
+// Run works until ctx ends.
+func (w *ValuationWorker) Run(ctx context.Context) {
+	w.defaults()
+	for ctx.Err() == nil {
+		did, err := w.RunOnce(ctx)
+		if err != nil {
+			w.Log("warn", "valuation worker", map[string]any{"error": err.Error()})
+		}
+		if !did || err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.Poll):
+			}
+		}
+	}
+}
+
+// RunOnce claims and executes at most one run; did is false when the queue
+// had nothing due.
+func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
+	w.defaults()
+	now := w.Now().UTC()
+	v, err := w.Store.ClaimValuation(ctx, now, now.Add(w.Lease))
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	v.WorkerID = w.ID
+	ten := store.Tenancy{TenantID: v.TenantID, Environment: v.Environment}
+	r, err := w.Store.GetReference(ctx, ten, v.RequestID)
+	var score float64
+	var comps map[string]any
+	var why string
+	if err == nil {
+		score, comps, why, err = valuate(r)
+	}
+	done := w.Now().UTC()
+	if err != nil {
+		v.Error = err.Error()
+		if v.Attempts >= w.MaxAttempts {
+			v.Status, v.FinishedAt = store.ValuationFailed, &done
+		} else {
+			// Exponential backoff: 2s, 4s, 8s … capped at 5 minutes.
+			v.Status = store.ValuationQueued
+			v.NextAttemptAt = done.Add(time.Duration(math.Min(300, math.Pow(2, float64(v.Attempts)))) * time.Second)
+		}
+	} else {
+		v.Status, v.Score, v.Components, v.Rationale, v.Error, v.FinishedAt = store.ValuationSucceeded, &score, comps, why, "", &done
+	}
+	v.LeaseUntil = nil
+	return true, w.Store.InTx(ctx, func(q store.Queries) error {
+		if err := q.FinishValuation(ctx, v); err != nil {
+			return err // ErrConflict: our lease lapsed and another worker owns the run now
+		}
+		if v.Status == store.ValuationQueued {
+			return nil
+		}
+		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: v.TenantID, Environment: v.Environment,
+			ActorKind: store.ActorSystem, ActorID: w.ID, Surface: "worker", Action: "valuation." + v.Status,
+			TargetType: "valuation", TargetID: v.ID, Outcome: "ok", At: done,
+			Data: map[string]any{"attempts": v.Attempts, "requestId": v.RequestID}})
+	})
+}
+
+// Mailer sends one e-mail.
+type Mailer interface {
+	Send(ctx context.Context, to, subject, body string) error
+}
+
+// LogMailer writes e-mails to the log instead of sending them: the default,
+// and always what the test environment uses.
+type LogMailer struct{ Log Logf }
+
+// Send logs the message without its body, which holds the single-use link.
+func (m LogMailer) Send(_ context.Context, to, subject, _ string) error {
+	if m.Log != nil {
+		m.Log("info", "e-mail not sent (log mailer)", map[string]any{"to": to, "subject": subject})
+	}
+	return nil
+}
+
+// SMTPMailer sends through an SMTP relay.
+type SMTPMailer struct {
+	Addr string // host:port
+	From string
+	Auth smtp.Auth
+}
+
+// Send delivers one plain-text message.
+func (m SMTPMailer) Send(_ context.Context, to, subject, body string) error {
+	if strings.ContainsAny(to+subject, "\r\n") {
+		return fmt.Errorf("refusing header injection")
+	}
+	msg := "From: " + m.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
+		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(body, "\n", "\r\n")
+	return smtp.SendMail(m.Addr, m.Auth, m.From, []string{to}, []byte(msg))
+}
+
+// OutboxWorker delivers queued e-mails. Messages of the test environment go
+// to Test (a LogMailer), never to Live, whatever is configured.
+type OutboxWorker struct {
+	Store store.Store
+	Live  Mailer
+	Test  Mailer
+	Now   func() time.Time
+	Poll  time.Duration
+	Log   Logf
+}
+
+// Run works until ctx ends.
+func (w *OutboxWorker) Run(ctx context.Context) {
+	if w.Poll <= 0 {
+		w.Poll = time.Second
+	}
+	for ctx.Err() == nil {
+		n, err := w.RunOnce(ctx)
+		if err != nil && w.Log != nil {
+			w.Log("warn", "outbox worker", map[string]any{"error": err.Error()})
+		}
+		if n == 0 || err != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(w.Poll):
+			}
+		}
+	}
+}
+
+// RunOnce sends up to 20 due messages and returns how many it tried.
+func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
+	if w.Now == nil {
+		w.Now = time.Now
+	}
+	now := w.Now().UTC()
+	msgs, err := w.Store.ClaimOutbox(ctx, now, now.Add(5*time.Minute), 20)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range msgs {
+		mailer := w.Test
+		if m.Environment == auth.Live && w.Live != nil {
+			mailer = w.Live
+		}
+		sendErr := mailer.Send(ctx, m.To, m.Subject, m.Body)
+		at := w.Now().UTC()
+		var sent *time.Time
+		lastErr := ""
+		next := at.Add(time.Duration(math.Min(3600, 30*math.Pow(2, float64(m.Attempts)))) * time.Second)
+		if sendErr == nil {
+			sent = &at
+		} else {
+			lastErr = sendErr.Error()
+		}
+		if err := w.Store.MarkOutbox(ctx, m.ID, sent, m.Attempts+1, lastErr, next); err != nil {
+			return len(msgs), err
+		}
+	}
+	return len(msgs), nil
+}
