@@ -18,23 +18,19 @@ import (
 // Key management is for recruiters signed in to Veref (a Clerk session),
 // not for API keys, so it lives outside /v1/api and outside its spec.
 
-type sessionHeader struct {
-	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
-}
-
-type tenantPath struct {
-	sessionHeader
-	Tenant string `path:"tenant" maxLength:"100"`
-}
+// Inputs spell their fields out rather than embedding shared structs:
+// Huma only reads parameters from exported fields.
 
 type keyPath struct {
-	tenantPath
-	ID string `path:"id" maxLength:"100"`
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	Tenant        string `path:"tenant" maxLength:"100"`
+	ID            string `path:"id" maxLength:"100"`
 }
 
 type createKeyInput struct {
-	tenantPath
-	Body struct {
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	Tenant        string `path:"tenant" maxLength:"100"`
+	Body          struct {
 		Name        string     `json:"name" minLength:"3" maxLength:"50" doc:"Unique within the tenant"`
 		Environment string     `json:"environment" enum:"live,test"`
 		Scopes      []string   `json:"scopes,omitempty" doc:"Empty or absent means all scopes"`
@@ -43,22 +39,27 @@ type createKeyInput struct {
 }
 
 type revokeKeyInput struct {
-	keyPath
-	Body *struct {
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	Tenant        string `path:"tenant" maxLength:"100"`
+	ID            string `path:"id" maxLength:"100"`
+	Body          *struct {
 		Note string `json:"note,omitempty" maxLength:"500"`
 	}
 }
 
 type listInput struct {
-	tenantPath
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
-	Cursor string `query:"cursor"`
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	Tenant        string `path:"tenant" maxLength:"100"`
+	Limit         int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Cursor        string `query:"cursor"`
 }
 
 type usageInput struct {
-	keyPath
-	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
-	Cursor string `query:"cursor"`
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	Tenant        string `path:"tenant" maxLength:"100"`
+	ID            string `path:"id" maxLength:"100"`
+	Limit         int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Cursor        string `query:"cursor"`
 }
 
 type keyOutput struct{ Body KeyView }
@@ -131,17 +132,16 @@ func (s *Server) mountKeyManagement() {
 
 	huma.Register(m, huma.Operation{OperationID: "getApiKey", Method: http.MethodGet, Path: base + "/{id}"},
 		func(ctx context.Context, in *keyPath) (*keyOutput, error) {
-			c, k, err := s.ownedKey(ctx, in)
+			_, k, err := s.ownedKey(ctx, *in)
 			if err != nil {
 				return nil, err
 			}
-			_ = c
 			return &keyOutput{Body: View(k, s.now())}, nil
 		})
 
 	huma.Register(m, huma.Operation{OperationID: "listApiKeyUsage", Method: http.MethodGet, Path: base + "/{id}/usage"},
 		func(ctx context.Context, in *usageInput) (*usageOutput, error) {
-			c, k, err := s.ownedKey(ctx, &in.keyPath)
+			c, k, err := s.ownedKey(ctx, keyPath{in.Authorization, in.Tenant, in.ID})
 			if err != nil {
 				return nil, err
 			}
@@ -160,7 +160,7 @@ func (s *Server) mountKeyManagement() {
 
 	huma.Register(m, huma.Operation{OperationID: "revokeApiKey", Method: http.MethodDelete, Path: base + "/{id}"},
 		func(ctx context.Context, in *revokeKeyInput) (*keyOutput, error) {
-			c, k, err := s.ownedKey(ctx, &in.keyPath)
+			c, k, err := s.ownedKey(ctx, keyPath{in.Authorization, in.Tenant, in.ID})
 			if err != nil {
 				return nil, err
 			}
@@ -178,7 +178,7 @@ func (s *Server) mountKeyManagement() {
 
 // ownedKey loads a key the caller may manage: their own, or any in the
 // tenant for admins. Others' keys are 404, like keys that do not exist.
-func (s *Server) ownedKey(ctx context.Context, in *keyPath) (caller, store.APIKey, error) {
+func (s *Server) ownedKey(ctx context.Context, in keyPath) (caller, store.APIKey, error) {
 	c, err := s.session(ctx, in.Authorization, in.Tenant)
 	if err != nil {
 		return c, store.APIKey{}, err

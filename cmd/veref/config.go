@@ -32,13 +32,22 @@ type config struct {
 	clerkIssuer   string
 	maxActiveKeys int
 	publicURL     string
+	smtpAddr      string
+	smtpFrom      string
+	smtpUser      string
+	smtpPassword  string
 }
 
 // loadConfig reads the environment; one clear line per problem.
 func loadConfig(dev bool, getenv func(string) string) (config, error) {
 	c := config{dev: dev, databaseURL: getenv("VEREF_DATABASE_URL"), addr: getenv("VEREF_ADDR"),
 		logFormat: getenv("VEREF_LOG_FORMAT"), clerkJWKSURL: getenv("CLERK_JWKS_URL"),
-		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL")}
+		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL"),
+		smtpAddr: getenv("VEREF_SMTP_ADDR"), smtpFrom: getenv("VEREF_SMTP_FROM"),
+		smtpUser: getenv("VEREF_SMTP_USERNAME"), smtpPassword: getenv("VEREF_SMTP_PASSWORD")}
+	if c.smtpAddr != "" && c.smtpFrom == "" {
+		return c, fmt.Errorf("VEREF_SMTP_FROM must be set with VEREF_SMTP_ADDR (the sender address of invitation e-mails)")
+	}
 	if c.databaseURL == "" {
 		c.databaseURL = "sqlite:veref.db"
 		if dev {

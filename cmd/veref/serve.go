@@ -8,6 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/smtp"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -66,6 +69,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
+	if cfg.publicURL == "" {
+		cfg.publicURL = base
+	}
 	a, err := assemble(ctx, cfg, st, hasher, log)
 	if err != nil {
 		ln.Close()
@@ -109,11 +115,13 @@ type app struct {
 	stop    func(ctx context.Context)
 }
 
-// assemble wires every part on top of an open store. Tests use it too.
+// assemble wires every part on top of an open store and starts the
+// background workers; stop drains them and flushes usage rows.
 func assemble(ctx context.Context, cfg config, st store.Store, hasher *auth.Hasher, log zerolog.Logger) (*app, error) {
 	now := time.Now
 	usage := api.NewUsageWriter(st, log, 0)
-	reg := tools.New(tools.NewRegistry(st, now), tools.Deps{Now: now})
+	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/")}
+	reg := tools.New(tools.NewRegistry(st, now), deps)
 	var clerk *api.ClerkVerifier
 	if cfg.clerkJWKSURL != "" {
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
@@ -121,8 +129,37 @@ func assemble(ctx context.Context, cfg config, st store.Store, hasher *auth.Hash
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
+		Public: api.PublicRoutes(tools.NewPublic(st, deps)),
 	})
+
+	logf := func(level, msg string, fields map[string]any) {
+		ev := log.Info()
+		if level == "warn" {
+			ev = log.Warn()
+		}
+		ev.Fields(fields).Msg(msg)
+	}
+	var live tools.Mailer = tools.LogMailer{Log: logf}
+	if cfg.smtpAddr != "" {
+		var sa smtp.Auth
+		if cfg.smtpUser != "" {
+			host, _, _ := strings.Cut(cfg.smtpAddr, ":")
+			sa = smtp.PlainAuth("", cfg.smtpUser, cfg.smtpPassword, host)
+		}
+		live = tools.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa}
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, w := range []interface{ Run(context.Context) }{
+		&tools.ValuationWorker{Store: st, Now: now, Log: logf},
+		&tools.OutboxWorker{Store: st, Live: live, Test: tools.LogMailer{Log: logf}, Now: now, Log: logf},
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.Run(workCtx) }()
+	}
 	return &app{handler: srv, server: srv, usage: usage, stop: func(ctx context.Context) {
+		stopWork()
+		wg.Wait()
 		if err := usage.Close(ctx); err != nil {
 			log.Error().Err(err).Msg("flushing usage rows")
 		}
