@@ -66,7 +66,7 @@ func (c *catalogue) candidates() {
 		Name: "candidates_create", Title: "Create a candidate",
 		Description: "Creates a candidate. To start a reference check at the same time, use references_start with an inline candidate instead.",
 		Policy:      auth.AnyOf(auth.CandidatesWrite),
-		HTTP: Binding{Method: "POST", Path: "/candidates", Status: 201}, Target: "candidate",
+		HTTP:        Binding{Method: "POST", Path: "/candidates", Status: 201}, Target: "candidate",
 	}, func(ctx context.Context, p auth.Principal, in CandidateFields) (store.Candidate, error) {
 		return c.createCandidate(ctx, p, in, "")
 	})

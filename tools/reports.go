@@ -95,7 +95,7 @@ func (c *catalogue) reports() {
 		Name: "reports_generate", Title: "Generate a report",
 		Description: "Generates a report from the answers a reference request has received so far. Needs at least one answer; generate again later to include more.",
 		Policy:      write,
-		HTTP: Binding{Method: "POST", Path: "/references/{id}/reports", Status: 201}, Target: "report",
+		HTTP:        Binding{Method: "POST", Path: "/references/{id}/reports", Status: 201}, Target: "report",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (Report, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
 		r, err := q.GetReference(ctx, ten, in.ID)
@@ -125,7 +125,7 @@ func (c *catalogue) reports() {
 		Name: "reports_share", Title: "Share a report",
 		Description: "Creates a read-only public link to a report that expires (default one week, at most 30 days). The link is returned once.",
 		Policy:      write,
-		HTTP: Binding{Method: "POST", Path: "/reports/{id}/shares", Status: 201}, Target: "report",
+		HTTP:        Binding{Method: "POST", Path: "/reports/{id}/shares", Status: 201}, Target: "report",
 	}, func(ctx context.Context, p auth.Principal, in ShareInput) (ShareLink, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
 		rep, err := q.GetReport(ctx, ten, in.ID)
@@ -190,4 +190,3 @@ func anyAnswered(r store.ReferenceRequest) bool {
 	}
 	return false
 }
-
