@@ -13,7 +13,9 @@ import (
 	"github.com/verefwork/veref/store/storetest"
 )
 
-func TestConformance(t *testing.T) { storetest.Run(t, storetest.OpenPostgres) }
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.OpenPostgres(t) })
+}
 
 // Instances starting together migrate the same empty schema at once; the
 // advisory lock must let exactly one apply each migration.

@@ -13,7 +13,9 @@ import (
 	"github.com/verefwork/veref/store/storetest"
 )
 
-func TestConformance(t *testing.T) { storetest.Run(t, storetest.OpenSQLite) }
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return storetest.OpenSQLite(t) })
+}
 
 func TestMemory(t *testing.T) {
 	ctx := context.Background()

@@ -28,11 +28,14 @@ type Backend struct {
 // Backends lists every backend; PostgreSQL skips itself when
 // VEREF_TEST_DATABASE_URL is unset (and fails under CI).
 func Backends() []Backend {
-	return []Backend{{"sqlite", OpenSQLite}, {"postgres", OpenPostgres}}
+	return []Backend{
+		{"sqlite", func(t *testing.T) store.Store { return OpenSQLite(t) }},
+		{"postgres", func(t *testing.T) store.Store { return OpenPostgres(t) }},
+	}
 }
 
 // OpenSQLite returns a migrated store on a fresh temporary file, closed when the test ends.
-func OpenSQLite(t *testing.T) store.Store {
+func OpenSQLite(t testing.TB) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "veref.db"))
@@ -51,7 +54,7 @@ const pgHowTo = "set VEREF_TEST_DATABASE_URL to run against PostgreSQL, e.g. " +
 
 // OpenPostgres returns a migrated store in a schema of its own (so tests
 // may run in parallel on one database), dropped when the test ends.
-func OpenPostgres(t *testing.T) store.Store {
+func OpenPostgres(t testing.TB) store.Store {
 	t.Helper()
 	ctx := context.Background()
 	s, err := postgres.Open(ctx, PostgresURL(t))
@@ -68,7 +71,7 @@ func OpenPostgres(t *testing.T) store.Store {
 // PostgresURL creates an empty schema, dropped when the test ends, and
 // returns VEREF_TEST_DATABASE_URL pointed at it. It skips the test when
 // the variable is unset, or fails it under CI.
-func PostgresURL(t *testing.T) string {
+func PostgresURL(t testing.TB) string {
 	t.Helper()
 	dsn := os.Getenv("VEREF_TEST_DATABASE_URL")
 	if dsn == "" {
