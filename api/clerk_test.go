@@ -8,8 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -387,11 +389,27 @@ func TestClerkJWKSUnavailable(t *testing.T) {
 	}
 }
 
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestClerkCancelledContextDoesNotPoisonCache(t *testing.T) {
-	iss, v, _ := setup(t)
+	iss, _, clk := setup(t)
 	tok := iss.Session("u", "", "", time.Minute)
+
+	// The caller goes away while the JWKS request is in flight.
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	var calls atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if calls.Add(1) == 1 {
+			cancel()
+			return nil, r.Context().Err()
+		}
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	v := NewClerkVerifier(iss.JWKSURL(), iss.Issuer(), client)
+	v.Now = clk.Now
+
 	_, err := v.Verify(ctx, tok)
 	var ce *ClerkError
 	if !errors.As(err, &ce) || !ce.Unavailable || !errors.Is(err, context.Canceled) {

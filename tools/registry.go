@@ -170,7 +170,13 @@ func Q(ctx context.Context) store.Queries {
 func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 	t, ok := r.tools[c.Tool]
 	if !ok {
-		return Result{}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", c.Tool)}
+		// A model or MCP client asking for a tool that does not exist is
+		// worth a trail too; the name is the caller's, so it is truncated.
+		name := c.Tool
+		if len(name) > 100 {
+			name = name[:100]
+		}
+		return Result{}, r.fail(ctx, c, &Tool{Spec: Spec{Name: name}}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", name)}, true)
 	}
 	// Reads from MCP and the agent are audited too: a model's reads are
 	// worth a trail. REST reads are covered by usage rows.
@@ -296,12 +302,17 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 		return nil, &Error{Code: CodeInvalidInput, Message: "the input must be a JSON object"}
 	}
 	res := &huma.ValidateResult{}
-	huma.Validate(r.schemas, t.inSchema, huma.NewPathBuffer([]byte("body"), 0), huma.ModeWriteToServer, generic, res)
+	huma.Validate(r.schemas, t.inSchema, huma.NewPathBuffer([]byte("body"), len("body")), huma.ModeWriteToServer, generic, res)
 	if len(res.Errors) > 0 {
 		e := &Error{Code: CodeInvalidInput, Message: "the input is invalid"}
 		for _, ve := range res.Errors {
 			if d, ok := ve.(*huma.ErrorDetail); ok {
-				e.Errors = append(e.Errors, FieldError{Location: d.Location, Message: d.Message})
+				loc := d.Location
+				// Huma locates a missing property at its parent object; name the field.
+				if name, ok := strings.CutPrefix(d.Message, "expected required property "); ok {
+					loc += "." + strings.TrimSuffix(name, " to be present")
+				}
+				e.Errors = append(e.Errors, FieldError{Location: loc, Message: d.Message})
 			} else {
 				e.Errors = append(e.Errors, FieldError{Message: ve.Error()})
 			}

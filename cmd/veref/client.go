@@ -225,6 +225,8 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 		args = []string{"whoami", "get"}
 	case "mcp":
 		return cmdMCP(ctx, args[1:], getenv, stdin, stdout, stderr)
+	case "ask":
+		return cmdAsk(ctx, args[1:], getenv, stdout, stderr)
 	}
 	verbs, ok := resources[args[0]]
 	if args[0] == "whoami" {

@@ -40,7 +40,7 @@ Clients (VEREF_API_KEY, VEREF_API_URL or --api-url):
   veref whoami [--json]
   veref candidates list|get|create …
   veref references list|get|start …
-  veref ask "question"
+  veref ask "question" [--conversation ID] [--json]
   veref mcp            stdio MCP server forwarding to the API
 
 Run 'veref <command> --help' for a command's flags.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
@@ -72,7 +73,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.publicURL == "" {
 		cfg.publicURL = base
 	}
-	a, err := assemble(ctx, cfg, st, hasher, log)
+	a, err := assemble(ctx, cfg, getenv, st, hasher, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -117,7 +118,14 @@ type app struct {
 
 // assemble wires every part on top of an open store and starts the
 // background workers; stop drains them and flushes usage rows.
-func assemble(ctx context.Context, cfg config, st store.Store, hasher *auth.Hasher, log zerolog.Logger) (*app, error) {
+func assemble(ctx context.Context, cfg config, getenv func(string) string, st store.Store, hasher *auth.Hasher, log zerolog.Logger) (*app, error) {
+	agentCfg, err := agent.ConfigFromEnv(getenv)
+	if err != nil {
+		return nil, err
+	}
+	if agentCfg.APIKey == "" {
+		log.Info().Msg("Ask Veref is off: set OPENROUTER_API_KEY to enable POST /v1/api/agent")
+	}
 	now := time.Now
 	usage := api.NewUsageWriter(st, log, 0)
 	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/")}
@@ -130,6 +138,7 @@ func assemble(ctx context.Context, cfg config, st store.Store, hasher *auth.Hash
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
 		Public: api.PublicRoutes(tools.NewPublic(st, deps)),
+		Agent:  agent.NewHandler(reg, st, agentCfg),
 	})
 
 	logf := func(level, msg string, fields map[string]any) {

@@ -1,0 +1,316 @@
+// Package agent is Ask Veref: a tool-calling loop over OpenRouter's model
+// chain, served at POST /v1/api/agent. It is an adapter over the tool
+// registry like REST and MCP: every call the model makes goes through
+// tools.Registry.Invoke with the caller's principal, so scopes, tenancy and
+// audit are exactly those of the other surfaces.
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	openrouter "github.com/revrost/go-openrouter"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// MaxMessageChars bounds the question, in characters.
+const MaxMessageChars = 8000
+
+// Error codes of this surface, beside the shared ones in tools.
+const (
+	CodeNotConfigured = "AGENT_NOT_CONFIGURED"
+	CodeProviderError = "AGENT_PROVIDER_ERROR"
+)
+
+// ConversationStore keeps Ask Veref threads. store.Store satisfies it; the
+// agent needs nothing else from storage, because everything else it touches
+// goes through the tool registry.
+type ConversationStore interface {
+	GetConversation(ctx context.Context, ten store.Tenancy, id string) (store.Conversation, error)
+	SaveConversation(ctx context.Context, ten store.Tenancy, c store.Conversation) (store.Conversation, error)
+}
+
+// Request is the body of POST /v1/api/agent.
+type Request struct {
+	Message        string `json:"message"`
+	ConversationID string `json:"conversationId,omitempty"`
+}
+
+type handler struct {
+	reg   *tools.Registry
+	convs ConversationStore
+	cfg   Config
+	prov  *provider
+}
+
+// NewHandler serves POST /v1/api/agent. It expects api.Guard in front of
+// it, which authenticates the key and puts the principal and trace id in
+// the request context.
+func NewHandler(reg *tools.Registry, convs ConversationStore, cfg Config) http.Handler {
+	cfg = cfg.withDefaults()
+	h := &handler{reg: reg, convs: convs, cfg: cfg}
+	if cfg.APIKey != "" {
+		h.prov = newProvider(cfg)
+	}
+	return h
+}
+
+// problem mirrors api.Problem; this package cannot import api, which mounts it.
+type problem struct {
+	Type    string `json:"type,omitempty"`
+	Title   string `json:"title"`
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Detail  string `json:"detail,omitempty"`
+	Hint    string `json:"hint,omitempty"`
+	TraceID string `json:"traceId,omitempty"`
+}
+
+func newProblem(status int, code, detail, hint string) *problem {
+	return &problem{Title: http.StatusText(status), Status: status, Code: code, Detail: detail, Hint: hint}
+}
+
+func writeProblem(w http.ResponseWriter, traceID string, p *problem) {
+	p.TraceID = traceID
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	traceID := tools.RequestMetaFrom(ctx).TraceID
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		writeProblem(w, traceID, newProblem(http.StatusUnauthorized, auth.CodeMissing,
+			"no authenticated API key", "send Authorization: Bearer vrf_…"))
+		return
+	}
+	if h.prov == nil {
+		writeProblem(w, traceID, newProblem(http.StatusServiceUnavailable, CodeNotConfigured,
+			"Ask Veref is not configured on this server: it has no model provider key.",
+			"the operator must set OPENROUTER_API_KEY to an OpenRouter API key and restart the server"))
+		return
+	}
+
+	req, prob := decodeRequest(w, r)
+	if prob != nil {
+		writeProblem(w, traceID, prob)
+		return
+	}
+	ten := store.TenancyOf(p)
+	var conv store.Conversation
+	var history []openrouter.ChatCompletionMessage
+	if req.ConversationID != "" {
+		c, err := h.convs.GetConversation(ctx, ten, req.ConversationID)
+		// Another recruiter's thread in the same tenancy answers exactly
+		// like a missing one, so ids reveal nothing.
+		if errors.Is(err, store.ErrNotFound) || (err == nil && c.RecruiterID != p.RecruiterID) {
+			writeProblem(w, traceID, newProblem(http.StatusNotFound, tools.CodeNotFound,
+				fmt.Sprintf("conversation %q was not found", req.ConversationID),
+				"omit conversationId to start a new conversation"))
+			return
+		}
+		if err != nil {
+			writeProblem(w, traceID, newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
+				"storage is unavailable; try again shortly", ""))
+			return
+		}
+		if history, err = decodeTranscript(c.Messages); err != nil {
+			writeProblem(w, traceID, newProblem(http.StatusInternalServerError, tools.CodeInternal,
+				"this conversation's stored transcript cannot be read", "omit conversationId to start a new conversation"))
+			return
+		}
+		conv = c
+	}
+
+	// A run may outlast a server-wide write timeout; give it its budget.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.cfg.Timeout + 30*time.Second))
+
+	var ev *eventStream
+	emit := func(string, any) {}
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
+		ev = startEventStream(w)
+		defer ev.stop()
+		emit = ev.send
+	}
+	fail := func(prob *problem) {
+		if ev != nil {
+			prob.TraceID = traceID
+			ev.send("error", prob)
+			return
+		}
+		writeProblem(w, traceID, prob)
+	}
+
+	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit}
+	resp, msgs, err := run.run(ctx, history, req.Message)
+	if err != nil {
+		var pe *providerError
+		switch {
+		case ctx.Err() != nil:
+			return // the caller is gone; nobody to answer
+		case errors.As(err, &pe):
+			detail := "the model provider failed for every model in the chain; last error from " + pe.chain.Error()
+			if n := len(pe.toolCalls); n > 0 {
+				names := make([]string, n)
+				for i, c := range pe.toolCalls {
+					names[i] = c.Name + " (" + c.Outcome + ")"
+				}
+				detail += fmt.Sprintf("; %d tool call(s) had already run: %s", n, strings.Join(names, ", "))
+			}
+			fail(newProblem(pe.chain.Status(), CodeProviderError, detail,
+				"try again shortly; if it persists, check OpenRouter's status and the VEREF_AGENT_MODELS chain"))
+		default:
+			fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the agent failed unexpectedly", ""))
+		}
+		return
+	}
+
+	blob, err := encodeTranscript(msgs)
+	if err != nil {
+		fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the conversation could not be encoded", ""))
+		return
+	}
+	now := h.cfg.Now().UTC()
+	if conv.ID == "" {
+		conv = store.Conversation{ID: store.NewID("conv"), CreatedAt: now}
+	}
+	conv.RecruiterID, conv.KeyID, conv.Messages, conv.UpdatedAt = p.RecruiterID, p.KeyID, blob, now
+	// The answer exists even if the caller just left; keep it.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	_, err = h.convs.SaveConversation(sctx, ten, conv)
+	cancel()
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			fail(newProblem(http.StatusConflict, tools.CodeConflict,
+				"the conversation was continued by another request at the same time; this answer was not saved",
+				"send one message at a time per conversation"))
+			return
+		}
+		fail(newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
+			"the answer could not be saved: storage is unavailable", "try again shortly"))
+		return
+	}
+	resp.ConversationID = conv.ID
+
+	if ev != nil {
+		for _, chunk := range strings.SplitAfter(resp.Answer, "\n") {
+			if chunk != "" {
+				ev.send("answer_delta", map[string]string{"text": chunk})
+			}
+		}
+		ev.send("done", resp)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *problem) {
+	var req Request
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 128<<10))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&req)
+	if err == nil && dec.More() {
+		err = errors.New("unexpected data after the JSON object")
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return req, newProblem(http.StatusRequestEntityTooLarge, "TOO_LARGE", "the request body is too large",
+			fmt.Sprintf("keep message under %d characters", MaxMessageChars))
+	case errors.Is(err, io.EOF):
+		return req, invalid("message", "the body must be a JSON object with a message")
+	case err != nil:
+		return req, invalid("", "the body is not valid: "+err.Error())
+	}
+	req.Message = strings.TrimSpace(req.Message)
+	req.ConversationID = strings.TrimSpace(req.ConversationID)
+	switch n := utf8.RuneCountInString(req.Message); {
+	case n == 0:
+		return req, invalid("message", "message is required")
+	case n > MaxMessageChars:
+		return req, invalid("message", fmt.Sprintf("message is %d characters; the limit is %d", n, MaxMessageChars))
+	}
+	return req, nil
+}
+
+func invalid(field, msg string) *problem {
+	p := newProblem(http.StatusUnprocessableEntity, tools.CodeInvalidInput, msg, "")
+	if field != "" {
+		p.Hint = "check the " + field + " field"
+	}
+	return p
+}
+
+// eventStream writes server-sent events. Writes come from the run and from
+// the keep-alive ticker, hence the lock.
+type eventStream struct {
+	mu   sync.Mutex
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+// keepAlive is shorter than the idle timeouts of common proxies, which
+// would otherwise cut the stream while a model thinks.
+const keepAlive = 15 * time.Second
+
+func startEventStream(w http.ResponseWriter) *eventStream {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	s := &eventStream{w: w, rc: http.NewResponseController(w), done: make(chan struct{})}
+	_ = s.rc.Flush()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(keepAlive)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case <-t.C:
+				s.mu.Lock()
+				_, _ = io.WriteString(s.w, ": keep-alive\n\n")
+				_ = s.rc.Flush()
+				s.mu.Unlock()
+			}
+		}
+	}()
+	return s
+}
+
+func (s *eventStream) send(event string, data any) {
+	b, err := json.Marshal(data)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, _ = fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", event, b)
+	_ = s.rc.Flush()
+}
+
+func (s *eventStream) stop() {
+	close(s.done)
+	s.wg.Wait()
+}

@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+
+	openrouter "github.com/revrost/go-openrouter"
+)
+
+// provider calls OpenRouter down the model chain.
+type provider struct {
+	client *openrouter.Client
+	models []string
+	cfg    Config
+}
+
+func newProvider(cfg Config) *provider {
+	oc := openrouter.DefaultConfig(cfg.APIKey)
+	oc.BaseURL = cfg.BaseURL
+	oc.HTTPClient = cfg.HTTPClient
+	oc.XTitle = "Ask Veref"
+	return &provider{client: openrouter.NewClientWithConfig(*oc), models: cfg.Models, cfg: cfg}
+}
+
+// attempt records one model that was tried, for the error a caller sees.
+type attempt struct {
+	Model string
+	Err   error
+}
+
+// chainError is every model of the chain failing (or the first failure that
+// another model could not fix, such as a rejected API key).
+type chainError struct {
+	Attempts []attempt
+}
+
+func (e *chainError) Error() string {
+	last := e.Attempts[len(e.Attempts)-1]
+	return fmt.Sprintf("%s: %s", last.Model, describeProviderError(last.Err))
+}
+
+// Status is 503 when the provider said it is unavailable or rate-limited
+// (a retry later may work), 502 for any other failure.
+func (e *chainError) Status() int {
+	code, _ := openrouter.HTTPStatusCode(e.Attempts[len(e.Attempts)-1].Err)
+	switch code {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, openrouter.StatusProviderOverloaded:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusBadGateway
+}
+
+var errNoChoices = errors.New("the provider answered without any choice")
+
+// complete runs req on the first model of the chain that answers. The whole
+// chain is also sent as OpenRouter's `models` list so OpenRouter can fall back
+// on its side; the client-side walk covers what it cannot (a failed or
+// unreachable OpenRouter edge, timeouts, a model id it no longer routes).
+func (p *provider) complete(ctx context.Context, req openrouter.ChatCompletionRequest) (openrouter.ChatCompletionResponse, error) {
+	ce := &chainError{}
+	for i, model := range p.models {
+		req.Model = model
+		req.Models = nil
+		if rest := p.models[i:]; len(rest) > 1 {
+			req.Models = rest
+		}
+		actx, cancel := context.WithTimeout(ctx, p.cfg.AttemptTimeout)
+		resp, err := p.client.CreateChatCompletion(actx, req)
+		cancel()
+		if err == nil && len(resp.Choices) == 0 {
+			err = errNoChoices
+		}
+		if err == nil {
+			if resp.Model == "" {
+				resp.Model = model
+			}
+			return resp, nil
+		}
+		ce.Attempts = append(ce.Attempts, attempt{Model: model, Err: err})
+		if ctx.Err() != nil || !fallbackable(err) {
+			break
+		}
+	}
+	return openrouter.ChatCompletionResponse{}, ce
+}
+
+// fallbackable reports whether another model might succeed where this one
+// failed: server errors, rate limits, timeouts, broken connections, and a
+// model OpenRouter no longer serves (404). Bad credentials or a malformed
+// request would fail the same way on every model.
+func fallbackable(err error) bool {
+	if code, ok := openrouter.HTTPStatusCode(err); ok {
+		return code >= 500 || code == http.StatusNotFound ||
+			slices.Contains(openrouter.DefaultChatCompletionFallbackErrorCodes(), code)
+	}
+	var ne net.Error
+	var se *json.SyntaxError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
+		errors.As(err, &se) || errors.Is(err, errNoChoices)
+}
+
+// describeProviderError is one line for operators and API callers; it never
+// carries our credentials (the client does not echo them) and is kept short.
+func describeProviderError(err error) string {
+	var msg string
+	var apiErr *openrouter.APIError
+	var reqErr *openrouter.RequestError
+	switch {
+	case errors.As(err, &apiErr):
+		msg = fmt.Sprintf("HTTP %d: %s", apiErr.HTTPStatusCode, apiErr.Error())
+	case errors.As(err, &reqErr):
+		msg = fmt.Sprintf("HTTP %d", reqErr.HTTPStatusCode)
+		if reqErr.Err != nil {
+			msg += ": " + reqErr.Err.Error()
+		}
+	case errors.Is(err, context.DeadlineExceeded):
+		msg = "timed out"
+	default:
+		msg = err.Error()
+	}
+	msg = strings.Join(strings.Fields(msg), " ")
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	return msg
+}

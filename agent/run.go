@@ -1,0 +1,418 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	openrouter "github.com/revrost/go-openrouter"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/prompts"
+	"github.com/verefwork/veref/tools"
+)
+
+// Stop reasons reported in Response.StopReason.
+const (
+	StopAnswered     = "answered"
+	StopMaxSteps     = "max_steps"
+	StopMaxToolCalls = "max_tool_calls"
+	StopMaxTokens    = "max_tokens"
+	StopTimeout      = "timeout"
+)
+
+// Outcome codes the agent itself gives a tool call; the others are the
+// tools package's error codes, or "ok".
+const (
+	OutcomeOK        = "ok"
+	OutcomeDuplicate = "DUPLICATE_CALL"
+)
+
+// maxToolOutput caps what one tool result feeds back to the model, so a
+// large list cannot eat the run's token budget in one step.
+const maxToolOutput = 24000
+
+// Response is the answer to POST /v1/api/agent, and the `done` SSE event.
+type Response struct {
+	ConversationID string     `json:"conversationId"`
+	Answer         string     `json:"answer"`
+	ToolCalls      []ToolCall `json:"toolCalls"`
+	Model          string     `json:"model"`
+	Steps          int        `json:"steps"`
+	Usage          Usage      `json:"usage"`
+	StopReason     string     `json:"stopReason"`
+	TraceID        string     `json:"traceId,omitempty"`
+}
+
+// ToolCall is one function call the model asked for, and what became of it.
+type ToolCall struct {
+	ID           string          `json:"id,omitempty"`
+	Name         string          `json:"name"`
+	Arguments    json.RawMessage `json:"arguments"`
+	Outcome      string          `json:"outcome"`
+	Error        string          `json:"error,omitempty"`
+	DurationMS   float64         `json:"durationMs"`
+	AuditEventID string          `json:"auditEventId,omitempty"`
+}
+
+// Usage sums the provider's accounting over every model call of the run.
+type Usage struct {
+	PromptTokens     int     `json:"promptTokens"`
+	CompletionTokens int     `json:"completionTokens"`
+	ReasoningTokens  int     `json:"reasoningTokens"`
+	Cost             float64 `json:"cost"`
+}
+
+func (u Usage) total() int { return u.PromptTokens + u.CompletionTokens }
+
+// runner is one run of the tool-calling loop for one principal.
+type runner struct {
+	reg     *tools.Registry
+	prov    *provider
+	cfg     Config
+	p       auth.Principal
+	traceID string
+	// emit reports progress (SSE); never nil.
+	emit func(event string, data any)
+}
+
+// providerError is the whole chain failing; tool calls already made are
+// kept so the caller can say what happened before the failure.
+type providerError struct {
+	chain     *chainError
+	toolCalls []ToolCall
+}
+
+func (e *providerError) Error() string { return "agent: model provider failed: " + e.chain.Error() }
+
+// run answers question after the history of earlier turns. It returns the
+// response and the new history to store. Exhausting a budget is not an
+// error: the response says what was done and what was not.
+func (r *runner) run(ctx context.Context, history []openrouter.ChatCompletionMessage, question string) (Response, []openrouter.ChatCompletionMessage, error) {
+	runCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+
+	msgs := append(append([]openrouter.ChatCompletionMessage(nil), history...), openrouter.UserMessage(question))
+	defs := r.toolDefinitions()
+	res := Response{ToolCalls: []ToolCall{}, TraceID: r.traceID}
+	seen := map[string]int{}
+	var (
+		stop    string
+		partial string   // text the model wrote before the run stopped
+		notRun  []string // calls the model asked for that a limit prevented
+	)
+
+loop:
+	for {
+		switch {
+		case runCtx.Err() != nil:
+			stop = StopTimeout
+			break loop
+		case res.Steps >= r.cfg.MaxSteps:
+			stop = StopMaxSteps
+			break loop
+		case res.Usage.total() >= r.cfg.MaxTokens:
+			stop = StopMaxTokens
+			break loop
+		}
+		res.Steps++
+		r.emit("step", map[string]any{"step": res.Steps, "maxSteps": r.cfg.MaxSteps})
+
+		req := openrouter.ChatCompletionRequest{
+			Messages: append([]openrouter.ChatCompletionMessage{r.systemMessage()}, msgs...),
+			Tools:    defs,
+			// The completion may use what is left of the run's budget, no more.
+			MaxTokens: r.cfg.MaxTokens - res.Usage.total(),
+			Usage:     &openrouter.IncludeUsage{Include: true},
+		}
+		resp, err := r.prov.complete(runCtx, req)
+		if err != nil {
+			if ctx.Err() != nil {
+				return res, nil, ctx.Err() // the caller went away
+			}
+			if runCtx.Err() != nil {
+				stop = StopTimeout
+				break loop
+			}
+			var ce *chainError
+			if errors.As(err, &ce) {
+				return res, msgs, &providerError{chain: ce, toolCalls: res.ToolCalls}
+			}
+			return res, msgs, err
+		}
+		res.Model = resp.Model
+		if u := resp.Usage; u != nil {
+			res.Usage.PromptTokens += u.PromptTokens
+			res.Usage.CompletionTokens += u.CompletionTokens
+			res.Usage.ReasoningTokens += u.CompletionTokenDetails.ReasoningTokens
+			res.Usage.Cost += u.Cost
+		}
+		choice := resp.Choices[0]
+		am := assistantMessage(choice)
+		msgs = append(msgs, am)
+		text := strings.TrimSpace(am.Content.Text)
+
+		if len(am.ToolCalls) == 0 {
+			if choice.FinishReason == openrouter.FinishReasonLength {
+				stop, partial = StopMaxTokens, text
+				break loop
+			}
+			stop, res.Answer = StopAnswered, text
+			if res.Answer == "" {
+				res.Answer = "The model returned an empty answer; try rephrasing the question."
+				msgs[len(msgs)-1].Content = openrouter.Content{Text: res.Answer}
+			}
+			break loop
+		}
+
+		// Calls whose results the model could never read are not run:
+		// a write nobody reports on is worse than a write not made.
+		blocked := ""
+		switch {
+		case res.Steps >= r.cfg.MaxSteps:
+			blocked = StopMaxSteps
+		case res.Usage.total() >= r.cfg.MaxTokens:
+			blocked = StopMaxTokens
+		}
+		partial = text
+		for _, tc := range am.ToolCalls {
+			if blocked == "" && runCtx.Err() != nil {
+				blocked = StopTimeout
+			}
+			if blocked == "" && len(res.ToolCalls) >= r.cfg.MaxToolCalls {
+				blocked = StopMaxToolCalls
+			}
+			if blocked != "" {
+				notRun = append(notRun, safeName(tc.Function.Name))
+				msgs = append(msgs, openrouter.ToolMessage(tc.ID, toolError(tc.Function.Name, "NOT_EXECUTED",
+					"not run: "+limitSentence(blocked, r.cfg))))
+				continue
+			}
+			rec, content := r.call(runCtx, tc, seen, len(res.ToolCalls))
+			res.ToolCalls = append(res.ToolCalls, rec)
+			msgs = append(msgs, openrouter.ToolMessage(tc.ID, content))
+		}
+		if blocked != "" {
+			stop = blocked
+			break loop
+		}
+	}
+
+	res.StopReason = stop
+	if stop != StopAnswered {
+		res.Answer = summary(stop, r.cfg, res.ToolCalls, notRun, partial)
+		// End the stored turn on an assistant message, as providers expect
+		// before the next user message.
+		if last := &msgs[len(msgs)-1]; last.Role == openrouter.ChatMessageRoleAssistant && len(last.ToolCalls) == 0 {
+			last.Content = openrouter.Content{Text: res.Answer}
+		} else {
+			msgs = append(msgs, openrouter.ChatCompletionMessage{Role: openrouter.ChatMessageRoleAssistant,
+				Content: openrouter.Content{Text: res.Answer}})
+		}
+	}
+	return res, msgs, nil
+}
+
+// assistantMessage is what the next request must replay of the model's
+// turn: text, tool calls and, for Gemini 3, the reasoning_details it signs
+// its function calls with. The readable reasoning text is dropped; it is
+// not needed again and only costs tokens.
+func assistantMessage(c openrouter.ChatCompletionChoice) openrouter.ChatCompletionMessage {
+	m := c.Message
+	out := openrouter.ChatCompletionMessage{
+		Role:             openrouter.ChatMessageRoleAssistant,
+		Content:          openrouter.Content{Text: m.Content.Text},
+		ToolCalls:        m.ToolCalls,
+		ReasoningDetails: m.ReasoningDetails,
+	}
+	if len(out.ReasoningDetails) == 0 {
+		out.ReasoningDetails = c.ReasoningDetails
+	}
+	if out.Content.Text == "" && len(m.Content.Multi) > 0 {
+		var b strings.Builder
+		for _, part := range m.Content.Multi {
+			b.WriteString(part.Text)
+		}
+		out.Content.Text = b.String()
+	}
+	for i := range out.ToolCalls {
+		out.ToolCalls[i].Index = nil
+		if out.ToolCalls[i].Type == "" {
+			out.ToolCalls[i].Type = openrouter.ToolTypeFunction
+		}
+	}
+	return out
+}
+
+func (r *runner) systemMessage() openrouter.ChatCompletionMessage {
+	env := "live"
+	if r.p.Environment == auth.Test {
+		env = "test (no real e-mail is sent)"
+	}
+	text := strings.TrimSpace(prompts.AgentSystem) + "\n\n## This session\n\n" +
+		"- Environment of the key: " + env + "\n" +
+		"- Current time: " + r.cfg.Now().UTC().Format(time.RFC3339) + "\n"
+	return openrouter.SystemMessage(text)
+}
+
+// toolDefinitions offers the model only what the key's scopes allow; Invoke
+// still checks every call, so this is a menu, not the boundary.
+func (r *runner) toolDefinitions() []openrouter.Tool {
+	allowed := r.reg.Allowed(r.p)
+	defs := make([]openrouter.Tool, 0, len(allowed))
+	for _, t := range allowed {
+		desc := t.Description
+		if desc == "" {
+			desc = t.Title
+		}
+		// A copy: the registry's schema is shared with MCP and REST. Some
+		// providers refuse an object schema without "properties", which is
+		// what a tool without inputs (whoami) derives to.
+		params := map[string]any{"type": "object"}
+		for k, v := range t.InputSchema {
+			params[k] = v
+		}
+		if _, ok := params["properties"]; !ok {
+			params["properties"] = map[string]any{}
+		}
+		defs = append(defs, openrouter.Tool{Type: openrouter.ToolTypeFunction, Function: &openrouter.FunctionDefinition{
+			Name: t.Name, Description: desc, Parameters: params,
+		}})
+	}
+	return defs
+}
+
+// call runs one tool call through the registry, the one place that checks
+// scopes, tenancy and writes the audit row, and returns what the model sees.
+func (r *runner) call(ctx context.Context, tc openrouter.ToolCall, seen map[string]int, index int) (ToolCall, string) {
+	name := tc.Function.Name
+	args, canon := normalizeArguments(tc.Function.Arguments)
+	rec := ToolCall{ID: tc.ID, Name: name, Arguments: args}
+	r.emit("tool_call", map[string]any{"id": tc.ID, "name": name, "arguments": args})
+
+	var content string
+	key := name + "\x00" + canon
+	if prev, dup := seen[key]; dup {
+		rec.Outcome = OutcomeDuplicate
+		rec.Error = fmt.Sprintf("refused: the same call with the same arguments was already made in this run (call %d); reuse its result", prev+1)
+		content = toolError(name, rec.Outcome, rec.Error)
+	} else {
+		seen[key] = index
+		start := time.Now()
+		out, err := r.reg.Invoke(ctx, tools.Call{
+			Principal: r.p, Surface: tools.SurfaceAgent, TraceID: r.traceID, Tool: name, Input: args,
+		})
+		rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+		if err != nil {
+			te := tools.AsError(err)
+			rec.Outcome, rec.Error, rec.AuditEventID = te.Code, te.Message, te.AuditID
+			msg := te.Message
+			if te.Hint != "" {
+				msg += " Hint: " + te.Hint
+			}
+			content = toolError(name, te.Code, msg)
+		} else {
+			rec.Outcome, rec.AuditEventID = OutcomeOK, out.AuditID
+			content = toolOutput(name, out.JSON)
+		}
+	}
+	r.emit("tool_result", rec)
+	return rec, content
+}
+
+// normalizeArguments returns the arguments as a JSON value for the record
+// and for Invoke, plus a canonical form (sorted keys, no spacing) that makes
+// a repeated call recognisable. Arguments that are not JSON are passed on as
+// a JSON string, which Invoke refuses (and audits) as invalid input.
+func normalizeArguments(raw string) (json.RawMessage, string) {
+	if strings.TrimSpace(raw) == "" {
+		raw = "{}"
+	}
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err == nil && !dec.More() {
+		if b, err := json.Marshal(v); err == nil {
+			return b, string(b)
+		}
+	}
+	b, _ := json.Marshal(raw)
+	return b, string(b)
+}
+
+// toolOutput wraps a result as data. JSON text has '<' only inside strings,
+// where \u003c means the same, so escaping it leaves the data intact while
+// making it impossible for stored text to close the wrapper.
+func toolOutput(name string, data []byte) string {
+	body := bytes.ReplaceAll(data, []byte("<"), []byte(`\u003c`))
+	note := ""
+	if len(body) > maxToolOutput {
+		note = fmt.Sprintf("\n[output truncated: first %d of %d bytes shown; narrow the request to see the rest]", maxToolOutput, len(body))
+		body = body[:maxToolOutput]
+	}
+	return fmt.Sprintf("<tool_output tool=%q untrusted=\"true\">\n%s\n</tool_output>%s", safeName(name), body, note)
+}
+
+func toolError(name, code, msg string) string {
+	msg = strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(msg)
+	return fmt.Sprintf("<tool_error tool=%q code=%q untrusted=\"true\">%s</tool_error>", safeName(name), safeName(code), msg)
+}
+
+// safeName keeps a model-chosen name printable and attribute-safe.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	return string(b)
+}
+
+func limitSentence(stop string, cfg Config) string {
+	switch stop {
+	case StopMaxSteps:
+		return fmt.Sprintf("the run reached its limit of %d model steps", cfg.MaxSteps)
+	case StopMaxToolCalls:
+		return fmt.Sprintf("the run reached its limit of %d tool calls", cfg.MaxToolCalls)
+	case StopMaxTokens:
+		return fmt.Sprintf("the run used up its budget of %d tokens", cfg.MaxTokens)
+	default:
+		return fmt.Sprintf("the run reached its time limit of %s", cfg.Timeout)
+	}
+}
+
+// summary is the answer when a limit ended the run: what ran, what did not,
+// and any text the model had written so far.
+func summary(stop string, cfg Config, calls []ToolCall, notRun []string, partial string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "I stopped before finishing: %s.", limitSentence(stop, cfg))
+	if len(calls) == 0 {
+		b.WriteString("\n\nDone: no Veref operation was run.")
+	} else {
+		b.WriteString("\n\nDone:")
+		for _, c := range calls {
+			if c.Outcome == OutcomeOK {
+				fmt.Fprintf(&b, "\n- %s (ok)", c.Name)
+			} else {
+				fmt.Fprintf(&b, "\n- %s (not done: %s)", c.Name, c.Outcome)
+			}
+		}
+	}
+	b.WriteString("\n\nNot done:")
+	if len(notRun) > 0 {
+		fmt.Fprintf(&b, "\n- these requested operations were not run: %s", strings.Join(notRun, ", "))
+	}
+	b.WriteString("\n- a complete answer to your question; ask again, or narrow the question, to continue.")
+	if partial != "" {
+		b.WriteString("\n\nWhat I had so far: " + partial)
+	}
+	return b.String()
+}
