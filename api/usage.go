@@ -19,6 +19,7 @@ type UsageWriter struct {
 	interval time.Duration
 	batch    int
 
+	flushMu sync.Mutex // one flush at a time, or two could write the same rows
 	mu      sync.Mutex
 	pending []store.Usage
 	kick    chan struct{}
@@ -55,6 +56,8 @@ func (w *UsageWriter) Record(u store.Usage) {
 
 // Flush writes everything queued so far; tests and shutdown use it.
 func (w *UsageWriter) Flush(ctx context.Context) error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
 	for {
 		w.mu.Lock()
 		rows := w.pending

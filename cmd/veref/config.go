@@ -36,6 +36,7 @@ type config struct {
 	smtpFrom      string
 	smtpUser      string
 	smtpPassword  string
+	mcpOrigins    []string
 }
 
 // loadConfig reads the environment; one clear line per problem.
@@ -80,6 +81,14 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 	}
 	if (c.clerkJWKSURL == "") != (c.clerkIssuer == "") {
 		return c, fmt.Errorf("set both CLERK_JWKS_URL and CLERK_ISSUER to enable key management, or neither")
+	}
+	for _, o := range strings.Split(getenv("VEREF_MCP_ALLOWED_ORIGINS"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+				return c, fmt.Errorf("VEREF_MCP_ALLOWED_ORIGINS takes origins like https://app.example.com, not %q", o)
+			}
+			c.mcpOrigins = append(c.mcpOrigins, strings.TrimRight(o, "/"))
+		}
 	}
 	if v := getenv("VEREF_MAX_ACTIVE_KEYS"); v != "" {
 		n, err := strconv.Atoi(v)

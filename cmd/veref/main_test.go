@@ -136,6 +136,27 @@ func TestServeDevEndToEnd(t *testing.T) {
 	code, body = get(t, s.url+"/v1/api/me")
 	assert.Equal(t, 401, code)
 	assert.Equal(t, "AUTH_MISSING", body["code"])
+
+	// MCP and the agent are mounted behind the same keys.
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/v1/api/mcp", strings.NewReader(
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	mcpBody, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode, string(mcpBody))
+	assert.Contains(t, string(mcpBody), `"protocolVersion"`)
+	req, _ = http.NewRequest(http.MethodPost, s.url+"/v1/api/agent", strings.NewReader(`{"message":"hi"}`))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	agentBody, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, 503, res.StatusCode)
+	assert.Contains(t, string(agentBody), "AGENT_NOT_CONFIGURED")
 	s.stop(t)
 
 	// Shutdown flushed the usage rows of the three authenticated calls.
@@ -146,7 +167,7 @@ func TestServeDevEndToEnd(t *testing.T) {
 	require.Len(t, keys, 1)
 	rows, _, err := st.ListUsage(context.Background(), "demo", keys[0].ID, store.Page{})
 	require.NoError(t, err)
-	assert.Len(t, rows, 2)
+	assert.Len(t, rows, 4, "me twice, mcp, agent")
 	require.NoError(t, st.Close())
 
 	// A second start reuses the data and prints no new key.

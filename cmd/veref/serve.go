@@ -18,6 +18,7 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -139,6 +140,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
 		Public: api.PublicRoutes(tools.NewPublic(st, deps)),
 		Agent:  agent.NewHandler(reg, st, agentCfg),
+		MCP:    vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
 	})
 
 	logf := func(level, msg string, fields map[string]any) {

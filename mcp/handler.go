@@ -1,0 +1,340 @@
+// Package mcp exposes the Veref tool registry as a Model Context Protocol
+// server: Streamable HTTP at /v1/api/mcp (mounted by api behind the same key
+// guard as REST) and a stdio proxy for local clients that cannot send
+// headers. It is an adapter only: every call goes through
+// tools.Registry.Invoke, which checks scopes and writes the audit event.
+//
+// The HTTP endpoint is stateless. mcp-go mints no Mcp-Session-Id, and every
+// POST is authenticated on its own by the guard from its own API key, so
+// there is no session whose tenant, environment or scopes could differ from
+// the key on the request in hand: a revoked key stops on its next request,
+// a client cannot switch keys under an established session, and any
+// instance behind a load balancer can answer any request. The price is no
+// server-to-client stream (GET answers 405), which Veref's tools do not
+// need: they neither sample nor elicit nor notify.
+package mcp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/prompts"
+	"github.com/verefwork/veref/tools"
+)
+
+// DefaultMaxBodyBytes bounds one JSON-RPC message; tool inputs are small.
+const DefaultMaxBodyBytes = 1 << 20
+
+// ServerName is the name the server reports in its initialize result.
+const ServerName = "veref"
+
+// Options configure the handler.
+type Options struct {
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may call the endpoint. A request without an Origin header is allowed,
+	// as non-browser clients send none; a request whose Origin is not listed
+	// is refused with 403, which is what stops DNS-rebinding and cross-site
+	// pages from driving the endpoint with a user's ambient credentials.
+	AllowedOrigins []string
+	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes when zero);
+	// larger requests get 413 before anything is parsed.
+	MaxBodyBytes int64
+	// Version is reported as the server version (default "dev").
+	Version string
+	// Log receives mcp-go transport diagnostics; nil discards them.
+	Log *slog.Logger
+}
+
+// NewHandler serves MCP Streamable HTTP over reg. It expects to run behind
+// the API guard: the principal comes only from auth.FromContext.
+func NewHandler(reg *tools.Registry, opts Options) http.Handler {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Version == "" {
+		opts.Version = "dev"
+	}
+	if opts.Log == nil {
+		opts.Log = discardLogger()
+	}
+	origins := map[string]bool{}
+	for _, o := range opts.AllowedOrigins {
+		origins[normalizeOrigin(o)] = true
+	}
+
+	srv := server.NewMCPServer(ServerName, opts.Version,
+		server.WithTitle("Veref"),
+		server.WithInstructions(prompts.MCPInstructions),
+		server.WithToolCapabilities(false), // a key's tools never change: scopes are fixed at creation
+		server.WithRecovery(),
+		// The filter runs for tools/list and again for tools/call, and a
+		// filtered tool is refused with the very error of a name that does
+		// not exist, so a key cannot learn which tools it lacks.
+		server.WithToolFilter(func(ctx context.Context, in []mcp.Tool) []mcp.Tool {
+			p, ok := auth.FromContext(ctx)
+			if !ok {
+				return nil
+			}
+			out := in[:0:0]
+			for _, t := range in {
+				if rt, ok := reg.Lookup(t.Name); ok && p.Can(rt.Policy) {
+					out = append(out, t)
+				}
+			}
+			return out
+		}),
+	)
+	for _, t := range reg.Tools() {
+		srv.AddTool(toolOf(t), callHandler(reg, t))
+	}
+
+	streamable := server.NewStreamableHTTPServer(srv,
+		server.WithStateLess(true),
+		server.WithDisableStreaming(true),
+		server.WithStreamableHTTPLogger(opts.Log),
+		// mcp-go's loopback Host check guards local servers; this one is
+		// remote and usually sits behind a proxy on the same host, where the
+		// check would refuse every request. The Origin allow-list below is
+		// the DNS-rebinding defence instead.
+		server.WithDisableLocalhostProtection(true),
+	)
+	return &handler{mcp: streamable, reg: reg, origins: origins, maxBody: opts.MaxBodyBytes}
+}
+
+type handler struct {
+	mcp     http.Handler
+	reg     *tools.Registry
+	origins map[string]bool
+	maxBody int64
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	meta := tools.RequestMetaFrom(r.Context())
+	if origin := r.Header.Get("Origin"); origin != "" && !h.origins[normalizeOrigin(origin)] {
+		meta.Endpoint = "mcp:origin-refused"
+		writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
+			"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list")
+		return
+	}
+	// The guard has authenticated already; this only catches a mounting
+	// mistake that would otherwise run tools for nobody.
+	if _, ok := auth.FromContext(r.Context()); !ok {
+		meta.Endpoint = "mcp:unauthenticated"
+		writeRPCError(w, http.StatusUnauthorized, mcp.INVALID_REQUEST, "authentication required",
+			auth.CodeMissing, "send an API key as Authorization: Bearer vrf_…")
+		return
+	}
+	if r.Method != http.MethodPost {
+		meta.Endpoint = "mcp:" + r.Method
+		h.mcp.ServeHTTP(w, r)
+		return
+	}
+
+	if r.ContentLength > h.maxBody {
+		meta.Endpoint = "mcp:too-large"
+		writeTooLarge(w, h.maxBody)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			meta.Endpoint = "mcp:too-large"
+			writeTooLarge(w, h.maxBody)
+			return
+		}
+		meta.Endpoint = "mcp:unreadable"
+		writeRPCError(w, http.StatusBadRequest, mcp.PARSE_ERROR, "could not read the request body", "INVALID_INPUT", "")
+		return
+	}
+	meta.Endpoint = h.endpoint(body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	h.mcp.ServeHTTP(w, r)
+}
+
+// endpoint names the usage row after the JSON-RPC method, and after the tool
+// for tools/call, so usage can be read per tool. Names come from the client,
+// so only registered tool names and method-shaped strings are kept.
+func (h *handler) endpoint(body []byte) string {
+	var msg struct {
+		Method string `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil {
+		return "mcp:invalid"
+	}
+	switch {
+	case msg.Method == "":
+		return "mcp:response"
+	case !methodShaped(msg.Method):
+		return "mcp:invalid"
+	case msg.Method == string(mcp.MethodToolsCall):
+		if _, ok := h.reg.Lookup(msg.Params.Name); ok {
+			return "mcp:tools/call:" + msg.Params.Name
+		}
+		return "mcp:tools/call:unknown"
+	default:
+		return "mcp:" + msg.Method
+	}
+}
+
+func methodShaped(s string) bool {
+	if len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("/_-.", c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func normalizeOrigin(o string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+}
+
+func writeTooLarge(w http.ResponseWriter, limit int64) {
+	writeRPCError(w, http.StatusRequestEntityTooLarge, mcp.INVALID_REQUEST, "request body too large",
+		"TOO_LARGE", fmt.Sprintf("a request body may be at most %d bytes", limit))
+}
+
+// writeRPCError answers a request refused before it reached the MCP server.
+// The body is a JSON-RPC error without an id, as the transport spec allows,
+// carrying Veref's stable code in data.
+func writeRPCError(w http.ResponseWriter, status, rpcCode int, msg, code, hint string) {
+	data := map[string]string{"code": code}
+	if hint != "" {
+		data["hint"] = hint
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"jsonrpc": mcp.JSONRPC_VERSION,
+		"id":      nil,
+		"error":   map[string]any{"code": rpcCode, "message": msg, "data": data},
+	})
+}
+
+// toolOf describes a registry tool for MCP. Schemas are the registry's, so
+// the MCP contract is the REST contract.
+func toolOf(t *tools.Tool) mcp.Tool {
+	in, err := json.Marshal(t.InputSchema)
+	if err != nil {
+		panic(fmt.Sprintf("mcp: input schema of %s: %v", t.Name, err))
+	}
+	out, err := json.Marshal(outputSchema(t))
+	if err != nil {
+		panic(fmt.Sprintf("mcp: output schema of %s: %v", t.Name, err))
+	}
+	return mcp.Tool{
+		Name:            t.Name,
+		Title:           t.Title,
+		Description:     t.Description,
+		RawInputSchema:  in,
+		RawOutputSchema: out,
+		Annotations: mcp.ToolAnnotation{
+			Title:           t.Title,
+			ReadOnlyHint:    mcp.ToBoolPtr(t.ReadOnly),
+			DestructiveHint: mcp.ToBoolPtr(t.Destructive),
+			IdempotentHint:  mcp.ToBoolPtr(t.Idempotent),
+			// Tools touch only this Veref tenancy; invitations leave it, but
+			// through Veref's outbox, not by the model reaching the web.
+			OpenWorldHint: mcp.ToBoolPtr(false),
+		},
+	}
+}
+
+// MCP requires structured content, and so the output schema, to be an
+// object; an output of any other shape is wrapped as {"result": …}.
+func wrapsOutput(t *tools.Tool) bool { return t.OutputSchema["type"] != "object" }
+
+func outputSchema(t *tools.Tool) map[string]any {
+	if !wrapsOutput(t) {
+		return t.OutputSchema
+	}
+	return map[string]any{
+		"type":                 "object",
+		"properties":           map[string]any{"result": t.OutputSchema},
+		"required":             []string{"result"},
+		"additionalProperties": false,
+	}
+}
+
+func callHandler(reg *tools.Registry, t *tools.Tool) server.ToolHandlerFunc {
+	wrap := wrapsOutput(t)
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		p, ok := auth.FromContext(ctx)
+		if !ok {
+			return nil, errors.New("no authenticated principal")
+		}
+		input := req.Params.RawArguments
+		if len(input) == 0 && req.Params.Arguments != nil {
+			b, err := json.Marshal(req.Params.Arguments)
+			if err != nil {
+				return nil, fmt.Errorf("arguments: %w", err)
+			}
+			input = b
+		}
+		if bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
+			input = nil
+		}
+		res, err := reg.Invoke(ctx, tools.Call{
+			Principal: p,
+			Surface:   tools.SurfaceMCP,
+			TraceID:   tools.RequestMetaFrom(ctx).TraceID,
+			Tool:      t.Name,
+			Input:     input,
+		})
+		if err != nil {
+			// Every tools.Error is about the call, not the protocol, so the
+			// model sees it and can correct itself (MCP "tool execution
+			// errors"); AsError has already hidden internals.
+			return errorResult(tools.AsError(err)), nil
+		}
+		var structured any = json.RawMessage(res.JSON)
+		if wrap {
+			structured = map[string]any{"result": json.RawMessage(res.JSON)}
+		}
+		return &mcp.CallToolResult{
+			Content:           []mcp.Content{mcp.NewTextContent(string(res.JSON))},
+			StructuredContent: structured,
+		}, nil
+	}
+}
+
+func errorResult(e *tools.Error) *mcp.CallToolResult {
+	var b strings.Builder
+	b.WriteString(e.Code + ": " + e.Message)
+	if e.Field != "" {
+		b.WriteString("\nfield: " + e.Field)
+	}
+	for _, fe := range e.Errors {
+		if fe.Location != "" {
+			b.WriteString("\n- " + fe.Location + ": " + fe.Message)
+		} else {
+			b.WriteString("\n- " + fe.Message)
+		}
+	}
+	if e.Hint != "" {
+		b.WriteString("\nhint: " + e.Hint)
+	}
+	return &mcp.CallToolResult{
+		Content: []mcp.Content{mcp.NewTextContent(b.String())},
+		IsError: true,
+	}
+}

@@ -1,0 +1,150 @@
+package mcp_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/client/transport"
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/api"
+	"github.com/verefwork/veref/auth"
+	vmcp "github.com/verefwork/veref/mcp"
+	"github.com/verefwork/veref/prompts"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// syncBuffer records what the proxy writes, read after it stops.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestServeStdioForwardsToTheRemote(t *testing.T) {
+	env := newEnv(t, vmcp.Options{})
+	env.Tenant("acme")
+	key := env.Key("acme", auth.Test, auth.ReportsRead)
+	p := env.Principal(key)
+
+	serverIn, clientOut := io.Pipe()
+	clientIn, serverOut := io.Pipe()
+	var wire, logs syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		err := vmcp.ServeStdio(ctx, serverIn, io.MultiWriter(serverOut, &wire),
+			vmcp.Remote{BaseURL: env.URL, APIKey: key, Version: "9.9.9", Log: &logs})
+		_ = serverOut.Close()
+		done <- err
+	}()
+
+	c := client.NewClient(transport.NewIO(clientIn, clientOut, nil))
+	require.NoError(t, c.Start(ctx))
+	hello := mcp.InitializeRequest{}
+	hello.Params.ProtocolVersion = mcp.LATEST_LEGACY_PROTOCOL_VERSION
+	hello.Params.ClientInfo = mcp.Implementation{Name: "local", Version: "1"}
+	info, err := c.Initialize(ctx, hello)
+	require.NoError(t, err)
+	assert.Equal(t, "veref", info.ServerInfo.Name)
+	assert.Equal(t, prompts.MCPInstructions, info.Instructions, "the remote's instructions are passed on")
+
+	listed, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+	require.NoError(t, err)
+	var names []string
+	for _, tl := range listed.Tools {
+		names = append(names, tl.Name)
+	}
+	sort.Strings(names)
+	assert.Equal(t, allowedNames(env, key), names, "the proxy lists what the remote lists for this key")
+
+	res := call(t, c, "whoami", nil)
+	require.False(t, res.IsError, text(t, res))
+	assert.Equal(t, p.KeyID, structured(t, res)["keyId"])
+
+	res = call(t, c, echoTool, map[string]any{"text": "hi"})
+	require.False(t, res.IsError, text(t, res))
+	assert.Equal(t, map[string]any{"result": []any{"hi", "HI"}}, structured(t, res))
+
+	res = call(t, c, echoTool, map[string]any{})
+	require.True(t, res.IsError)
+	assert.Contains(t, text(t, res), tools.CodeInvalidInput, "the remote's tool errors come back unchanged")
+
+	req := mcp.CallToolRequest{}
+	req.Params.Name = secretTool
+	_, err = c.CallTool(ctx, req)
+	require.Error(t, err, "a tool the remote did not list cannot be called through the proxy")
+
+	// Calls went to the remote as this key, on the MCP surface.
+	events, _, err := env.Store.ListAudit(ctx, store.TenancyOf(p), store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
+	require.NoError(t, err)
+	assert.Len(t, events, 3)
+
+	// Revocation reaches the proxy on its next call.
+	_, err = env.Keys.Revoke(ctx, "acme", p.KeyID, "", api.Actor{Kind: store.ActorOperator, ID: "test"})
+	require.NoError(t, err)
+	res = call(t, c, "whoami", nil)
+	require.True(t, res.IsError)
+	assert.Contains(t, text(t, res), "AUTH_")
+
+	require.NoError(t, c.Close())
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-ctx.Done():
+		t.Fatal("ServeStdio did not stop when its input closed")
+	}
+	assert.NotContains(t, wire.String(), key, "the key never reaches the local client")
+	assert.NotContains(t, logs.String(), key, "the key is never logged")
+}
+
+func TestServeStdioRefusesBadConfiguration(t *testing.T) {
+	env := newEnv(t, vmcp.Options{})
+	env.Tenant("acme")
+	key := env.Key("acme", auth.Test)
+	ctx := testCtx(t)
+	run := func(r vmcp.Remote) error {
+		return vmcp.ServeStdio(ctx, strings.NewReader(""), io.Discard, r)
+	}
+
+	assert.ErrorContains(t, run(vmcp.Remote{BaseURL: env.URL}), "no API key")
+	err := run(vmcp.Remote{BaseURL: "http://api.veref.example", APIKey: key})
+	assert.ErrorContains(t, err, "https")
+	assert.ErrorContains(t, run(vmcp.Remote{BaseURL: "ftp://x", APIKey: key}), "not an http(s) URL")
+
+	revoked := env.Key("acme", auth.Test)
+	_, err = env.Keys.Revoke(ctx, "acme", env.Principal(revoked).KeyID, "", api.Actor{Kind: store.ActorOperator, ID: "test"})
+	require.NoError(t, err)
+	err = run(vmcp.Remote{BaseURL: env.URL, APIKey: revoked})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "API key was refused")
+	assert.NotContains(t, err.Error(), revoked)
+
+	r := vmcp.Remote{BaseURL: env.URL, APIKey: key}
+	for _, s := range []string{fmt.Sprint(r), fmt.Sprintf("%v %+v %#v %s", r, r, r, r)} {
+		assert.NotContains(t, s, key)
+	}
+}
