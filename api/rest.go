@@ -108,6 +108,7 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		})
 		if err != nil {
 			pb := problemFrom(err)
+			relocate(pb, params)
 			if pb.Status >= 500 {
 				s.log.Error().Err(err).Str("trace_id", meta.TraceID).Str("tool", t.Name).Msg("operation failed")
 			}
@@ -120,6 +121,22 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(t.HTTP.Status)
 		_, _ = w.Write(res.JSON)
+	}
+}
+
+// relocate points errors about path and query parameters at where the
+// caller put them: the registry sees one flat input and says "body.limit".
+func relocate(pb *Problem, params []param) {
+	for _, pr := range params {
+		from, to := "body."+pr.name, pr.in+"."+pr.name
+		for _, e := range pb.Errors {
+			if e.Location == from || strings.HasPrefix(e.Location, from+".") || strings.HasPrefix(e.Location, from+"[") {
+				e.Location = to + strings.TrimPrefix(e.Location, from)
+			}
+		}
+		if strings.HasPrefix(pb.Detail, from) {
+			pb.Detail = to + strings.TrimPrefix(pb.Detail, from)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/base64"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/verefwork/veref/auth"
@@ -10,21 +11,41 @@ import (
 
 const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
 
-// NewID returns "<kind>_<time><random>": the first ten characters encode
-// milliseconds since the epoch so ids sort by creation, which is what keeps
-// cursor pagination stable; sixteen random base62 characters make it unique.
+var (
+	idMu   sync.Mutex
+	lastMS int64
+	seq    uint64
+)
+
+// NewID returns "<kind>_<time><sequence><random>": ten characters of
+// milliseconds since the epoch, then a four-character sequence within the
+// millisecond, so ids made by one process sort in creation order (what keeps
+// "newest first" lists and their cursors stable); twelve random base62
+// characters make ids from different processes unique.
 func NewID(kind string) string {
-	return kind + "_" + timePart(time.Now()) + auth.RandomString(16)
+	idMu.Lock()
+	ms := time.Now().UnixMilli()
+	if ms <= lastMS {
+		ms, seq = lastMS, seq+1
+		if seq >= 1<<20 { // four base32 characters; borrow the next millisecond
+			ms, seq = ms+1, 0
+		}
+	} else {
+		seq = 0
+	}
+	lastMS = ms
+	s := seq
+	idMu.Unlock()
+	return kind + "_" + base32(uint64(ms), 10) + base32(s, 4) + auth.RandomString(12)
 }
 
-func timePart(t time.Time) string {
-	ms := uint64(t.UnixMilli())
-	var b [10]byte
-	for i := 9; i >= 0; i-- {
-		b[i] = crockford[ms&31]
-		ms >>= 5
+func base32(v uint64, n int) string {
+	b := make([]byte, n)
+	for i := n - 1; i >= 0; i-- {
+		b[i] = crockford[v&31]
+		v >>= 5
 	}
-	return string(b[:])
+	return string(b)
 }
 
 // EncodeCursor and DecodeCursor keep cursors opaque to clients so their
