@@ -224,7 +224,10 @@ func valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) 
 		case store.InviteDeclined:
 			declined++
 		}
-		w := relationshipWeight[ref.Relationship]
+		w, ok := relationshipWeight[ref.Relationship]
+		if !ok {
+			w = 1
+		}
 		for _, a := range ref.Answers {
 			if a.Rating > 0 {
 				wsum += w * float64(a.Rating)

@@ -191,6 +191,9 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if w.Test == nil {
+		w.Test = LogMailer{Log: w.Log}
+	}
 	for _, m := range msgs {
 		mailer := w.Test
 		if m.Environment == auth.Live && w.Live != nil {
