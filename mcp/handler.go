@@ -23,6 +23,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -46,6 +47,7 @@ type Options struct {
 	// as non-browser clients send none; a request whose Origin is not listed
 	// is refused with 403, which is what stops DNS-rebinding and cross-site
 	// pages from driving the endpoint with a user's ambient credentials.
+	// Loopback origins (localhost, 127.0.0.1, [::1]) are always allowed.
 	AllowedOrigins []string
 	// MaxBodyBytes bounds a request body (DefaultMaxBodyBytes when zero);
 	// larger requests get 413 before anything is parsed.
@@ -121,7 +123,7 @@ type handler struct {
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := tools.RequestMetaFrom(r.Context())
-	if origin := r.Header.Get("Origin"); origin != "" && !h.origins[normalizeOrigin(origin)] {
+	if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
 		meta.Endpoint = "mcp:origin-refused"
 		writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
 			"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list")
@@ -202,6 +204,24 @@ func methodShaped(s string) bool {
 		}
 	}
 	return true
+}
+
+// originAllowed admits listed origins and loopback ones. A rebinding attack
+// runs on a page of the attacker's own name, so its Origin can never be
+// loopback; local tools such as the MCP Inspector are, and still need a key.
+func (h *handler) originAllowed(origin string) bool {
+	if h.origins[normalizeOrigin(origin)] {
+		return true
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
 }
 
 func normalizeOrigin(o string) string {

@@ -405,11 +405,24 @@ func TestOriginAllowList(t *testing.T) {
 	res, body = rpc(t, env, key, initializeMsg("2025-11-25"))
 	assert.Equal(t, http.StatusOK, res.StatusCode, string(body), "no Origin: a non-browser client")
 
-	// With no allow-list every browser origin is refused.
+	// With no allow-list every remote browser origin is refused; loopback
+	// origins (local tools such as the MCP Inspector) are not a rebinding
+	// risk, since a rebinding page carries the attacker's own name.
 	env2 := newEnv(t, vmcp.Options{})
 	env2.Tenant("acme")
-	res, _ = rpc(t, env2, env2.Key("acme", auth.Test), initializeMsg("2025-11-25"), "Origin", "http://localhost:3000")
-	assert.Equal(t, http.StatusForbidden, res.StatusCode)
+	key2 := env2.Key("acme", auth.Test)
+	for origin, want := range map[string]int{
+		"https://app.veref.work":     http.StatusForbidden,
+		"http://localhost.evil.com":  http.StatusForbidden,
+		"http://127.0.0.1.nip.io:80": http.StatusForbidden,
+		"null":                       http.StatusForbidden,
+		"http://localhost:3000":      http.StatusOK,
+		"http://127.0.0.1:6274":      http.StatusOK,
+		"http://[::1]:8080":          http.StatusOK,
+	} {
+		res, _ = rpc(t, env2, key2, initializeMsg("2025-11-25"), "Origin", origin)
+		assert.Equal(t, want, res.StatusCode, origin)
+	}
 }
 
 func TestMissingKeyIsChallenged(t *testing.T) {
