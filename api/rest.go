@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,16 +102,23 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 			}
 			input[pr.name] = v
 		}
+		idem := r.Header.Get("Idempotency-Key")
+		if !validIdempotencyKey(idem) {
+			writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: tools.CodeInvalidInput, Field: "Idempotency-Key",
+				Message: "the Idempotency-Key header must be 1 to 255 printable ASCII characters",
+				Errors:  []tools.FieldError{{Location: "header.Idempotency-Key", Message: "1 to 255 printable ASCII characters"}}}))
+			return
+		}
 		raw, _ := json.Marshal(input)
 		res, err := s.reg.Invoke(ctx, tools.Call{
 			Principal: p, Surface: tools.SurfaceREST, TraceID: meta.TraceID, Tool: t.Name,
-			Input: raw, IdempotencyKey: r.Header.Get("Idempotency-Key"),
+			Input: raw, IdempotencyKey: idem,
 		})
 		if err != nil {
 			pb := problemFrom(err)
 			relocate(pb, params)
 			if pb.Status >= 500 {
-				s.log.Error().Err(err).Str("trace_id", meta.TraceID).Str("tool", t.Name).Msg("operation failed")
+				s.log.Error().Err(err).AnErr("cause", errors.Unwrap(err)).Str("trace_id", meta.TraceID).Str("tool", t.Name).Msg("operation failed")
 			}
 			writeProblem(w, meta.TraceID, pb)
 			return
@@ -122,6 +130,21 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		w.WriteHeader(t.HTTP.Status)
 		_, _ = w.Write(res.JSON)
 	}
+}
+
+func validIdempotencyKey(k string) bool {
+	if k == "" {
+		return true
+	}
+	if len(k) > 255 {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x20 || k[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // relocate points errors about path and query parameters at where the

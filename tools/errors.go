@@ -29,7 +29,13 @@ type Error struct {
 	Errors  []FieldError `json:"errors,omitempty"`
 	// AuditID names the audit event of a refused or failed MCP or agent call.
 	AuditID string `json:"auditId,omitempty"`
+	// cause is the internal error behind UNAVAILABLE and INTERNAL: kept for
+	// the log, never shown to callers.
+	cause error
 }
+
+// Unwrap gives the internal cause to loggers.
+func (e *Error) Unwrap() error { return e.cause }
 
 // FieldError locates one invalid value.
 type FieldError struct {
@@ -77,10 +83,10 @@ func AsError(err error) *Error {
 	case errors.Is(err, store.ErrBadCursor):
 		return Invalid("cursor", "the cursor is not one this API issued; start again without it")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &Error{Code: CodeUnavailable, Message: "the request timed out or was cancelled"}
+		return &Error{Code: CodeUnavailable, Message: "the request timed out or was cancelled", cause: err}
 	case errors.Is(err, store.ErrUnavailable):
-		return &Error{Code: CodeUnavailable, Message: "storage is unavailable; try again shortly"}
+		return &Error{Code: CodeUnavailable, Message: "storage is unavailable; try again shortly", cause: err}
 	default:
-		return &Error{Code: CodeInternal, Message: "an internal error occurred; it has been logged"}
+		return &Error{Code: CodeInternal, Message: "an internal error occurred; quote the trace id when reporting it", cause: err}
 	}
 }

@@ -147,6 +147,15 @@ func (pub *Public) SubmitResponse(ctx context.Context, token string, in Response
 		}
 		now := pub.cat.now()
 		ref := &r.Referees[i]
+		if len(in.Reason) > 2000 {
+			return Invalid("reason", "the reason is at most 2000 characters")
+		}
+		if len(in.Answers) > len(r.Questions) {
+			return Invalid("answers", fmt.Sprintf("there are %d questions, and %d answers", len(r.Questions), len(in.Answers)))
+		}
+		if strings.ContainsRune(in.Reason, 0) {
+			return Invalid("reason", "text may not contain NUL characters")
+		}
 		if in.Decline {
 			if len(in.Answers) > 0 {
 				return Invalid("answers", "send answers or decline, not both")
@@ -232,6 +241,8 @@ func checkAnswers(qs []store.Question, in []store.Answer) ([]store.Answer, error
 			return nil, Invalid(field+".rating", "question "+a.QuestionID+" takes text, not a rating")
 		case len(a.Text) > 5000:
 			return nil, Invalid(field+".text", "text answers are at most 5000 characters")
+		case strings.ContainsRune(a.Text, 0):
+			return nil, Invalid(field+".text", "text may not contain NUL characters")
 		}
 		seen[a.QuestionID] = true
 		a.Text = strings.TrimSpace(a.Text)

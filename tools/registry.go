@@ -301,6 +301,12 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 	if _, isObj := generic.(map[string]any); !isObj {
 		return nil, &Error{Code: CodeInvalidInput, Message: "the input must be a JSON object"}
 	}
+	if loc := findNUL(generic, "body"); loc != "" {
+		// PostgreSQL cannot store NUL in text; refuse it everywhere so both
+		// backends answer the same.
+		return nil, &Error{Code: CodeInvalidInput, Field: strings.TrimPrefix(loc, "body."), Message: loc + ": text may not contain NUL characters",
+			Errors: []FieldError{{Location: loc, Message: "text may not contain NUL characters"}}}
+	}
 	res := &huma.ValidateResult{}
 	huma.Validate(r.schemas, t.inSchema, huma.NewPathBuffer([]byte("body"), len("body")), huma.ModeWriteToServer, generic, res)
 	if len(res.Errors) > 0 {
@@ -327,6 +333,31 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 		return nil, &Error{Code: CodeInvalidInput, Message: "the input does not match the schema: " + err.Error()}
 	}
 	return in.Interface(), nil
+}
+
+func findNUL(v any, path string) string {
+	switch x := v.(type) {
+	case string:
+		if strings.ContainsRune(x, 0) {
+			return path
+		}
+	case map[string]any:
+		for k, val := range x {
+			if strings.ContainsRune(k, 0) {
+				return path
+			}
+			if loc := findNUL(val, path+"."+k); loc != "" {
+				return loc
+			}
+		}
+	case []any:
+		for i, val := range x {
+			if loc := findNUL(val, fmt.Sprintf("%s[%d]", path, i)); loc != "" {
+				return loc
+			}
+		}
+	}
+	return ""
 }
 
 // Targeter lets an output name the record an audit event is about.

@@ -91,7 +91,9 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 	}
 	done := w.Now().UTC()
 	if err != nil {
-		v.Error = err.Error()
+		// Callers read v.Error: keep internals (hosts, SQL) in the log only.
+		w.Log("warn", "valuation attempt failed", map[string]any{"valuation": v.ID, "attempt": v.Attempts, "error": err.Error()})
+		v.Error = AsError(err).Message
 		if v.Attempts >= w.MaxAttempts {
 			v.Status, v.FinishedAt = store.ValuationFailed, &done
 		} else {

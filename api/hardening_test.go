@@ -1,0 +1,78 @@
+package api_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/api/apitest"
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/tools"
+)
+
+// Input PostgreSQL cannot store must be refused the same way on both
+// backends, as INVALID_INPUT, never as a 503.
+func TestInputBothBackendsRefuseAlike(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		key := e.Key("acme", auth.Test)
+
+		r := e.Do("POST", "/v1/api/candidates", key, `{"name":"A\u0000B"}`)
+		assert.Equal(t, 422, r.Status, string(r.Body))
+		assert.Equal(t, "INVALID_INPUT", r.Code())
+		assert.Contains(t, string(r.Body), "body.name")
+
+		r = e.Do("GET", "/v1/api/candidates?q=a%00", key, nil)
+		assert.Equal(t, 422, r.Status, string(r.Body))
+		assert.Contains(t, string(r.Body), "query.q")
+
+		r = e.Do("POST", "/v1/api/candidates", key, `{"name":"ok"}`, "Idempotency-Key", strings.Repeat("k", 8000))
+		assert.Equal(t, 422, r.Status, string(r.Body))
+		assert.Contains(t, string(r.Body), "Idempotency-Key")
+		r = e.Do("POST", "/v1/api/candidates", key, `{"name":"ok"}`, "Idempotency-Key", strings.Repeat("k", 255))
+		assert.Equal(t, 201, r.Status, string(r.Body))
+
+		rows, _, err := st.ListCandidates(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.CandidateFilter{}, store.Page{})
+		require.NoError(t, err)
+		assert.Len(t, rows, 1, "nothing written by the refused calls")
+	})
+}
+
+// failingReferences makes the worker's read fail the way a lost database
+// connection does, with internals in the error text.
+type failingReferences struct{ store.Store }
+
+func (f failingReferences) GetReference(context.Context, store.Tenancy, string) (store.ReferenceRequest, error) {
+	return store.ReferenceRequest{}, errors.Join(store.ErrUnavailable, errors.New("dial tcp 10.1.2.3:5432: user=veref database=prod"))
+}
+
+func TestValuationErrorsDoNotLeakInternals(t *testing.T) {
+	e := apitest.New(t, openSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	ten := store.Tenancy{TenantID: "acme", Environment: auth.Test}
+	v := store.Valuation{ID: store.NewID("val"), TenantID: "acme", Environment: auth.Test, RequestID: "ref_x",
+		Status: store.ValuationQueued}
+	// A request and a queued valuation, written directly: the point is the worker.
+	cand := e.Do("POST", "/v1/api/references", key, map[string]any{"candidate": map[string]any{"name": "Dana"},
+		"referees": []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}}})
+	require.Equal(t, 201, cand.Status, string(cand.Body))
+	v.RequestID = cand.JSON()["id"].(string)
+	require.NoError(t, e.Store.InsertValuation(context.Background(), ten, v))
+
+	w := &tools.ValuationWorker{Store: failingReferences{e.Store}}
+	did, err := w.RunOnce(context.Background())
+	require.NoError(t, err)
+	require.True(t, did)
+	r := e.Do("GET", "/v1/api/valuations/"+v.ID, key, nil)
+	require.Equal(t, 200, r.Status)
+	assert.Equal(t, "queued", r.JSON()["status"], "retried later")
+	assert.Equal(t, "storage is unavailable; try again shortly", r.JSON()["error"])
+	assert.NotContains(t, string(r.Body), "10.1.2.3")
+}
