@@ -161,9 +161,33 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta.Endpoint = h.endpoint(body)
+	h.auditRefusal(r.Context(), body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	h.mcp.ServeHTTP(w, r)
+}
+
+// auditRefusal records a tools/call that the tool filter will refuse (a tool
+// the key's scopes hide, or none of that name). mcp-go answers it before any
+// handler runs, so the refusal goes through Registry.Invoke here: the registry
+// stays the one place that checks scopes and writes audit rows, and the
+// caller still gets the same answer as for a tool that does not exist.
+func (h *handler) auditRefusal(ctx context.Context, body []byte) {
+	var msg struct {
+		Method string `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &msg) != nil || msg.Method != string(mcp.MethodToolsCall) {
+		return
+	}
+	p, _ := auth.FromContext(ctx)
+	if t, ok := h.reg.Lookup(msg.Params.Name); ok && p.Can(t.Policy) {
+		return
+	}
+	_, _ = h.reg.Invoke(ctx, tools.Call{Principal: p, Surface: tools.SurfaceMCP,
+		TraceID: tools.RequestMetaFrom(ctx).TraceID, Tool: msg.Params.Name})
 }
 
 // endpoint names the usage row after the JSON-RPC method, and after the tool

@@ -199,11 +199,22 @@ func TestHiddenToolFailsLikeUnknownTool(t *testing.T) {
 		"only the echoed name may differ")
 	assert.NotContains(t, strings.ToLower(hiddenErr["message"].(string)), "scope")
 
+	// Both refusals are on the audit trail, told apart only there.
+	evs, _, err := env.Store.ListAudit(testCtx(t), store.TenancyOf(p), store.AuditFilter{Surface: "mcp"}, store.Page{})
+	require.NoError(t, err)
+	outcomes := map[string]string{}
+	for _, ev := range evs {
+		outcomes[ev.Action] = ev.Outcome
+		assert.Equal(t, store.ActorAPIKey, ev.ActorKind)
+		assert.Equal(t, p.KeyID, ev.ActorID)
+	}
+	assert.Equal(t, map[string]string{secretTool: auth.CodeScopeMissing, "mcptest_no_such_tool": "NOT_FOUND"}, outcomes)
+
 	// The same through mcp-go's client.
 	c := connect(t, env, key)
 	req := mcp.CallToolRequest{}
 	req.Params.Name = secretTool
-	_, err := c.CallTool(testCtx(t), req)
+	_, err = c.CallTool(testCtx(t), req)
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "s3cret")
 
