@@ -40,12 +40,22 @@ func NewUsageWriter(st store.Store, log zerolog.Logger, interval time.Duration) 
 	return w
 }
 
-// Record queues a row. It never blocks on storage.
+// Record queues a row. It never blocks on storage, except after Close: a
+// request that outlived shutdown writes its row itself rather than lose it.
 func (w *UsageWriter) Record(u store.Usage) {
 	w.mu.Lock()
 	w.pending = append(w.pending, u)
 	full := len(w.pending) >= w.batch
+	closed := w.closed
 	w.mu.Unlock()
+	if closed {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.Flush(ctx); err != nil {
+			w.log.Error().Err(err).Int("pending", w.Pending()).Msg("usage rows recorded after shutdown could not be written")
+		}
+		return
+	}
 	if full {
 		select {
 		case w.kick <- struct{}{}:

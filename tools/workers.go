@@ -2,9 +2,11 @@ package tools
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/smtp"
 	"strings"
 	"time"
@@ -136,21 +138,69 @@ func (m LogMailer) Send(_ context.Context, to, subject, _ string) error {
 	return nil
 }
 
-// SMTPMailer sends through an SMTP relay.
+// SMTPMailer sends through an SMTP relay. Every step is bounded by Timeout
+// (default 30 seconds), so a relay that stalls cannot hold the outbox worker,
+// and with it a graceful shutdown, forever.
 type SMTPMailer struct {
-	Addr string // host:port
-	From string
-	Auth smtp.Auth
+	Addr    string // host:port
+	From    string
+	Auth    smtp.Auth
+	Timeout time.Duration
 }
 
-// Send delivers one plain-text message.
-func (m SMTPMailer) Send(_ context.Context, to, subject, body string) error {
-	if strings.ContainsAny(to+subject, "\r\n") {
+// Send delivers one plain-text message, upgrading to TLS when the relay offers it.
+func (m SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
+	if strings.ContainsAny(to+subject+m.From, "\r\n") {
 		return fmt.Errorf("refusing header injection")
+	}
+	timeout := m.Timeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", m.Addr)
+	if err != nil {
+		return err
+	}
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetDeadline(deadline)
+	host, _, _ := net.SplitHostPort(m.Addr)
+	c, err := smtp.NewClient(conn, host)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer c.Close()
+	if ok, _ := c.Extension("STARTTLS"); ok {
+		if err := c.StartTLS(&tls.Config{ServerName: host}); err != nil {
+			return err
+		}
+	}
+	if m.Auth != nil {
+		if err := c.Auth(m.Auth); err != nil {
+			return err
+		}
+	}
+	if err := c.Mail(m.From); err != nil {
+		return err
+	}
+	if err := c.Rcpt(to); err != nil {
+		return err
+	}
+	wc, err := c.Data()
+	if err != nil {
+		return err
 	}
 	msg := "From: " + m.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
 		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(body, "\n", "\r\n")
-	return smtp.SendMail(m.Addr, m.Auth, m.From, []string{to}, []byte(msg))
+	if _, err := wc.Write([]byte(msg)); err != nil {
+		return err
+	}
+	if err := wc.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
 }
 
 // OutboxWorker delivers queued e-mails. Messages of the test environment go

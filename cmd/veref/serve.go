@@ -82,8 +82,10 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv := &http.Server{
 		Handler:           a.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          nil,
+		// Bodies are at most 1 MiB; a client trickling one cannot hold a
+		// connection longer than this. Responses (agent SSE) are not bounded here.
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 120 * time.Second,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -96,7 +98,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	// Drain in-flight requests first, then stop workers and flush usage rows
 	// those requests produced.
-	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.drain)
 	defer cancel()
 	if serr := srv.Shutdown(shutdownCtx); serr != nil {
 		log.Warn().Err(serr).Msg("shutdown did not drain every request in time")
@@ -115,6 +117,9 @@ type app struct {
 	server  *api.Server
 	usage   *api.UsageWriter
 	stop    func(ctx context.Context)
+	// drain is how long shutdown waits for in-flight requests: long enough
+	// for an agent run to finish.
+	drain time.Duration
 }
 
 // assemble wires every part on top of an open store and starts the
@@ -157,7 +162,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 			host, _, _ := strings.Cut(cfg.smtpAddr, ":")
 			sa = smtp.PlainAuth("", cfg.smtpUser, cfg.smtpPassword, host)
 		}
-		live = tools.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa}
+		live = tools.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa, Timeout: 30 * time.Second}
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -168,9 +173,21 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(workCtx) }()
 	}
-	return &app{handler: srv, server: srv, usage: usage, stop: func(ctx context.Context) {
+	drain := 30 * time.Second
+	if t := agentCfg.Timeout; t == 0 {
+		drain = max(drain, agent.DefaultTimeout+15*time.Second)
+	} else {
+		drain = max(drain, t+15*time.Second)
+	}
+	return &app{handler: srv, server: srv, usage: usage, drain: drain, stop: func(ctx context.Context) {
 		stopWork()
-		wg.Wait()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			log.Warn().Msg("background workers did not stop in time; flushing usage rows anyway")
+		}
 		if err := usage.Close(ctx); err != nil {
 			log.Error().Err(err).Msg("flushing usage rows")
 		}
