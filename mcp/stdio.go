@@ -55,7 +55,7 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, remote Remote)
 	if remote.APIKey == "" {
 		return errors.New("no API key")
 	}
-	if err := checkURL(remote.BaseURL); err != nil {
+	if err := CheckAPIURL(remote.BaseURL); err != nil {
 		return err
 	}
 	if remote.Version == "" {
@@ -93,8 +93,9 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, remote Remote)
 	return err
 }
 
-// checkURL refuses to send the key in clear text anywhere but this machine.
-func checkURL(raw string) error {
+// CheckAPIURL refuses URLs that would carry an API key in the clear: plain
+// http is only allowed to loopback.
+func CheckAPIURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
 		return fmt.Errorf("API URL %q is not an http(s) URL", raw)

@@ -87,16 +87,9 @@ func cmdAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	if question == "" {
 		return usageError{`veref ask needs a question, e.g. veref ask "which reference checks are waiting on referees?"`}
 	}
-	key := strings.TrimSpace(getenv("VEREF_API_KEY"))
-	if key == "" {
-		return errors.New("VEREF_API_KEY is not set: create an API key in Veref (or with `veref admin keys create`) and export VEREF_API_KEY=vrf_…")
-	}
-	base := strings.TrimSpace(*apiURL)
-	if base == "" {
-		base = strings.TrimSpace(getenv("VEREF_API_URL"))
-	}
-	if base == "" {
-		base = defaultAPIURL
+	base, key, err := apiTarget(*apiURL, getenv)
+	if err != nil {
+		return err
 	}
 
 	body, _ := json.Marshal(map[string]string{"message": question, "conversationId": strings.TrimSpace(*conversation)})

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/verefwork/veref/auth"
+	vmcp "github.com/verefwork/veref/mcp"
 )
 
 // apiClient calls the REST API with the user's key. The key is read from
@@ -27,20 +28,36 @@ type apiClient struct {
 }
 
 func newAPIClient(apiURL string, getenv func(string) string) (*apiClient, error) {
-	key := strings.TrimSpace(getenv("VEREF_API_KEY"))
+	base, key, err := apiTarget(apiURL, getenv)
+	if err != nil {
+		return nil, err
+	}
+	return &apiClient{base: base, key: key, http: &http.Client{Timeout: 60 * time.Second}}, nil
+}
+
+// apiTarget is where every client command (REST, ask, mcp) sends the key:
+// the key from the environment only, the URL from the flag, the
+// environment or the default, and never the key over plain http to a
+// remote host.
+func apiTarget(flagURL string, getenv func(string) string) (base, key string, err error) {
+	key = strings.TrimSpace(getenv("VEREF_API_KEY"))
 	if key == "" {
-		return nil, errors.New("VEREF_API_KEY is not set: export VEREF_API_KEY=vrf_… (from veref serve --dev, or your key management page)")
+		return "", "", errors.New("VEREF_API_KEY is not set: export VEREF_API_KEY=vrf_… (from veref serve --dev, veref admin keys create, or your key management page)")
 	}
 	if _, err := auth.ParseToken(key); err != nil {
-		return nil, fmt.Errorf("VEREF_API_KEY does not look like a Veref key: %v", err)
+		return "", "", fmt.Errorf("VEREF_API_KEY does not look like a Veref key: %v", err)
 	}
-	if apiURL == "" {
-		apiURL = getenv("VEREF_API_URL")
+	base = strings.TrimSpace(flagURL)
+	if base == "" {
+		base = strings.TrimSpace(getenv("VEREF_API_URL"))
 	}
-	if apiURL == "" {
-		apiURL = defaultAPIURL
+	if base == "" {
+		base = defaultAPIURL
 	}
-	return &apiClient{base: strings.TrimRight(apiURL, "/"), key: key, http: &http.Client{Timeout: 60 * time.Second}}, nil
+	if err := vmcp.CheckAPIURL(base); err != nil {
+		return "", "", err
+	}
+	return strings.TrimRight(base, "/"), key, nil
 }
 
 // problem is the server's problem+json error, printed as one line.

@@ -72,6 +72,12 @@ func TestClientCommandsAgainstARealServer(t *testing.T) {
 	assert.Contains(t, err.Error(), "INVALID_INPUT (422)")
 	assert.NotContains(t, err.Error(), "\n")
 
+	env["VEREF_API_URL"] = "http://api.example.com"
+	_, err = cli("references", "list")
+	require.ErrorContains(t, err, "plain http", "the key is never sent in clear to a remote host")
+	_, err = cli("ask", "hello")
+	require.ErrorContains(t, err, "plain http")
+
 	env["VEREF_API_KEY"] = ""
 	_, err = cli("references", "list")
 	require.ErrorContains(t, err, "VEREF_API_KEY is not set")

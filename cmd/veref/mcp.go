@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 
 	vmcp "github.com/verefwork/veref/mcp"
 )
@@ -40,18 +38,11 @@ Flags:
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("veref mcp takes no arguments, got %q", fs.Args())}
 	}
-	key := strings.TrimSpace(getenv("VEREF_API_KEY"))
-	if key == "" {
-		return errors.New("VEREF_API_KEY is not set: create an API key in Veref (or with `veref admin keys create`) and set VEREF_API_KEY=vrf_… in the MCP client's environment for this server")
+	base, key, err := apiTarget(*apiURL, getenv)
+	if err != nil {
+		return err
 	}
-	base := *apiURL
-	if base == "" {
-		base = strings.TrimSpace(getenv("VEREF_API_URL"))
-	}
-	if base == "" {
-		base = defaultAPIURL
-	}
-	err := vmcp.ServeStdio(ctx, stdin, stdout, vmcp.Remote{BaseURL: base, APIKey: key, Version: version, Log: stderr})
+	err = vmcp.ServeStdio(ctx, stdin, stdout, vmcp.Remote{BaseURL: base, APIKey: key, Version: version, Log: stderr})
 	if err != nil {
 		return fmt.Errorf("mcp: %w", err)
 	}
