@@ -12,6 +12,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/tools"
 )
@@ -216,7 +217,7 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 			Description: pr.field.Tag.Get("doc"),
 		})
 	}
-	if hasBody && !t.ReadOnly {
+	if !t.ReadOnly {
 		op.Parameters = append(op.Parameters, &huma.Param{
 			Name: "Idempotency-Key", In: "header", Schema: &huma.Schema{Type: "string", MaxLength: intPtr(255)},
 			Description: "Retrying with the same key and body returns the first result without doing the work twice; the same key with a different body is a 409.",
@@ -252,7 +253,8 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 		}
 		bs := &huma.Schema{}
 		remarshal(body, bs)
-		op.RequestBody = &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+		// A body with nothing required may be left out entirely.
+		op.RequestBody = &huma.RequestBody{Required: len(keep) > 0, Content: map[string]*huma.MediaType{
 			"application/json": {Schema: bs},
 		}}
 	}
@@ -263,7 +265,11 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 		},
 	}
 	problem := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
-	for _, code := range []string{"401", "403", "404", "409", "422", "503"} {
+	codes := []string{"401", "403", "404", "409", "422", "500", "503"}
+	if hasBody {
+		codes = append(codes, "413")
+	}
+	for _, code := range codes {
 		op.Responses[code] = &huma.Response{
 			Description: problemDescriptions[code],
 			Content:     map[string]*huma.MediaType{"application/problem+json": {Schema: problem}},
@@ -277,8 +283,46 @@ var problemDescriptions = map[string]string{
 	"403": "SCOPE_MISSING: the key lacks the scope this operation needs",
 	"404": "NOT_FOUND, also for ids of another tenant or environment",
 	"409": "CONFLICT",
+	"413": "TOO_LARGE: the body is over 1 MiB",
 	"422": "INVALID_INPUT, naming the failing field",
+	"500": "INTERNAL: quote the traceId when reporting it",
+	"502": "AGENT_PROVIDER_ERROR: every model in the chain failed",
 	"503": "UNAVAILABLE: storage is down; retry later",
+}
+
+// agentOperation documents POST /v1/api/agent, which is served by the agent
+// package rather than the registry.
+func (s *Server) agentOperation() *huma.Operation {
+	reg := s.api.OpenAPI().Components.Schemas
+	problem := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
+	resp := reg.Schema(reflect.TypeFor[agent.Response](), true, "AgentResponse")
+	op := &huma.Operation{
+		OperationID: "ask_veref",
+		Method:      http.MethodPost,
+		Path:        "/v1/api/agent",
+		Summary:     "Ask Veref",
+		Description: "Answers a plain-language request by running a model over the operations this key's scopes allow, " +
+			"as this key. Send Accept: text/event-stream to receive the run as server-sent events " +
+			"(step, tool_call, tool_result, answer_delta, done, error). Answers 503 AGENT_NOT_CONFIGURED when the server has no model provider.",
+		Tags:     []string{"agent"},
+		Security: []map[string][]string{{"bearerAuth": {}}, {"apiKeyAuth": {}}},
+		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
+			"application/json": {Schema: reg.Schema(reflect.TypeFor[agent.Request](), true, "AgentRequest")},
+		}},
+		Responses: map[string]*huma.Response{
+			"200": {Description: "The answer, the tool calls made and token usage", Content: map[string]*huma.MediaType{
+				"application/json":  {Schema: resp},
+				"text/event-stream": {Schema: &huma.Schema{Type: "string", Description: "server-sent events; the done event carries the JSON response"}},
+			}},
+		},
+	}
+	for _, code := range []string{"401", "404", "409", "413", "422", "500", "502", "503"} {
+		op.Responses[code] = &huma.Response{Description: problemDescriptions[code],
+			Content: map[string]*huma.MediaType{"application/problem+json": {Schema: problem}}}
+	}
+	op.Responses["404"].Description = "NOT_FOUND: the conversationId is not one of this key's recruiter's conversations"
+	op.Responses["503"].Description = "AGENT_NOT_CONFIGURED, or AGENT_PROVIDER_ERROR when the provider is overloaded, or UNAVAILABLE"
+	return op
 }
 
 func tagOf(name string) string {

@@ -102,6 +102,7 @@ func New(o Options) *Server {
 	}
 	if o.Agent != nil {
 		s.mux.Handle("POST /v1/api/agent", s.guard.Wrap(tools.SurfaceAgent, o.Agent))
+		s.api.OpenAPI().AddOperation(s.agentOperation())
 	}
 	for pattern, h := range o.Public {
 		s.mux.Handle(pattern, h)

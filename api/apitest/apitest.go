@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
+	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
@@ -67,6 +68,9 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	}
 	if o.Agent != nil {
 		opts.Agent = o.Agent(e.Registry)
+	} else {
+		// As in production, the agent is always mounted; unconfigured it answers 503.
+		opts.Agent = agent.NewHandler(e.Registry, st, agent.Config{})
 	}
 	opts.Public = api.PublicRoutes(tools.NewPublic(st, deps))
 	e.Server = api.New(opts)
