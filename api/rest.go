@@ -223,38 +223,13 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 			Description: "Retrying with the same key and body returns the first result without doing the work twice; the same key with a different body is a 409.",
 		})
 	}
-	if hasBody {
-		body := map[string]any{}
-		for k, v := range t.InputSchema {
-			body[k] = v
-		}
-		bodyProps := map[string]any{}
-		for k, v := range props {
-			bodyProps[k] = v
-		}
-		var req []any
-		if rq, ok := t.InputSchema["required"].([]any); ok {
-			req = rq
-		}
-		var keep []any
-		for _, pr := range params {
-			delete(bodyProps, pr.name)
-		}
-		for _, r := range req {
-			if _, ok := bodyProps[r.(string)]; ok {
-				keep = append(keep, r)
-			}
-		}
-		body["properties"] = bodyProps
-		if len(keep) > 0 {
-			body["required"] = keep
-		} else {
-			delete(body, "required")
-		}
-		bs := &huma.Schema{}
-		remarshal(body, bs)
-		// A body with nothing required may be left out entirely.
-		op.RequestBody = &huma.RequestBody{Required: len(keep) > 0, Content: map[string]*huma.MediaType{
+	if bt := bodyType(t.InType); hasBody && bt != nil {
+		// The body is the input type without its path and query fields,
+		// named after the tool so generated clients get a readable type.
+		name := pascal(t.Name) + "Request"
+		bs := reg.Schema(bt, true, name)
+		required := len(reg.SchemaFromRef(bs.Ref).Required) > 0
+		op.RequestBody = &huma.RequestBody{Required: required, Content: map[string]*huma.MediaType{
 			"application/json": {Schema: bs},
 		}}
 	}
@@ -290,12 +265,19 @@ var problemDescriptions = map[string]string{
 	"503": "UNAVAILABLE: storage is down; retry later",
 }
 
+// AgentRequest and AgentResponse name the agent's types in the spec; bare
+// "Request" and "Response" collide with names client generators reserve.
+type (
+	AgentRequest  agent.Request
+	AgentResponse agent.Response
+)
+
 // agentOperation documents POST /v1/api/agent, which is served by the agent
 // package rather than the registry.
 func (s *Server) agentOperation() *huma.Operation {
 	reg := s.api.OpenAPI().Components.Schemas
 	problem := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
-	resp := reg.Schema(reflect.TypeFor[agent.Response](), true, "AgentResponse")
+	resp := reg.Schema(reflect.TypeFor[AgentResponse](), true, "")
 	op := &huma.Operation{
 		OperationID: "ask_veref",
 		Method:      http.MethodPost,
@@ -307,7 +289,7 @@ func (s *Server) agentOperation() *huma.Operation {
 		Tags:     []string{"agent"},
 		Security: []map[string][]string{{"bearerAuth": {}}, {"apiKeyAuth": {}}},
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
-			"application/json": {Schema: reg.Schema(reflect.TypeFor[agent.Request](), true, "AgentRequest")},
+			"application/json": {Schema: reg.Schema(reflect.TypeFor[AgentRequest](), true, "")},
 		}},
 		Responses: map[string]*huma.Response{
 			"200": {Description: "The answer, the tool calls made and token usage", Content: map[string]*huma.MediaType{
@@ -323,6 +305,41 @@ func (s *Server) agentOperation() *huma.Operation {
 	op.Responses["404"].Description = "NOT_FOUND: the conversationId is not one of this key's recruiter's conversations"
 	op.Responses["503"].Description = "AGENT_NOT_CONFIGURED, or AGENT_PROVIDER_ERROR when the provider is overloaded, or UNAVAILABLE"
 	return op
+}
+
+// bodyType is the struct of t's fields that travel in the body, or nil when
+// none do.
+func bodyType(t reflect.Type) reflect.Type {
+	var fields []reflect.StructField
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			switch {
+			case f.Anonymous && f.Type.Kind() == reflect.Struct:
+				walk(f.Type)
+			case !f.IsExported() || f.Tag.Get("path") != "" || f.Tag.Get("query") != "":
+			default:
+				f.Index, f.Offset = nil, 0
+				fields = append(fields, f)
+			}
+		}
+	}
+	walk(t)
+	if len(fields) == 0 {
+		return nil
+	}
+	return reflect.StructOf(fields)
+}
+
+func pascal(snake string) string {
+	var b strings.Builder
+	for _, part := range strings.Split(snake, "_") {
+		if part != "" {
+			b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+		}
+	}
+	return b.String()
 }
 
 func tagOf(name string) string {
