@@ -323,11 +323,17 @@ func TestMaxStepsStopsWithAClearAnswer(t *testing.T) {
 	assert.Equal(t, agent.StopMaxSteps, out.StopReason)
 	assert.Equal(t, 2, out.Steps)
 	assert.Len(t, h.fake.Requests(), 2)
-	require.Len(t, out.ToolCalls, 1, "the last step's call is not run: nobody could read its result")
+	require.Len(t, out.ToolCalls, 2)
+	assert.Equal(t, agent.OutcomeOK, out.ToolCalls[0].Outcome)
+	assert.Equal(t, agent.OutcomeNotExecuted, out.ToolCalls[1].Outcome, "the last step's call is not run: nobody could read its result")
 	assert.Contains(t, out.Answer, "limit of 2 model steps")
 	assert.Contains(t, out.Answer, "candidates_list (ok)")
 	assert.Contains(t, out.Answer, "were not run: candidates_list")
-	assert.Len(t, h.audit(t, key), 1)
+	outcomes := map[string]int{}
+	for _, ev := range h.audit(t, key) {
+		outcomes[ev.Outcome]++
+	}
+	assert.Equal(t, map[string]int{"ok": 1, agent.OutcomeNotExecuted: 1}, outcomes, "the refused call is audited too")
 }
 
 func TestRepeatedIdenticalCallIsRefused(t *testing.T) {
@@ -348,9 +354,15 @@ func TestRepeatedIdenticalCallIsRefused(t *testing.T) {
 	require.Len(t, out.ToolCalls, 2)
 	assert.Equal(t, "ok", out.ToolCalls[0].Outcome)
 	assert.Equal(t, agent.OutcomeDuplicate, out.ToolCalls[1].Outcome)
-	assert.Empty(t, out.ToolCalls[1].AuditEventID)
 	assert.Contains(t, h.fake.Requests()[2].lastToolContent(t), `code="DUPLICATE_CALL"`)
-	assert.Len(t, h.audit(t, key), 1, "the repeat never reached the registry")
+	evs := h.audit(t, key)
+	require.Len(t, evs, 2, "the repeat ran once and its refusal is on the trail")
+	byID := map[string]string{}
+	for _, ev := range evs {
+		byID[ev.ID] = ev.Outcome
+	}
+	assert.Equal(t, agent.OutcomeDuplicate, byID[out.ToolCalls[1].AuditEventID])
+	assert.Equal(t, "ok", byID[out.ToolCalls[0].AuditEventID])
 }
 
 func TestMaxToolCallsStopsTheRun(t *testing.T) {
@@ -363,8 +375,10 @@ func TestMaxToolCallsStopsTheRun(t *testing.T) {
 	res, out := h.ask(key, map[string]any{"message": "do two things"})
 	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, agent.StopMaxToolCalls, out.StopReason)
-	require.Len(t, out.ToolCalls, 1)
+	require.Len(t, out.ToolCalls, 2)
 	assert.Equal(t, "whoami", out.ToolCalls[0].Name)
+	assert.Equal(t, agent.OutcomeNotExecuted, out.ToolCalls[1].Outcome)
+	assert.NotEmpty(t, out.ToolCalls[1].AuditEventID)
 	assert.Contains(t, out.Answer, "limit of 1 tool calls")
 	assert.Contains(t, out.Answer, "were not run: candidates_list")
 }
@@ -378,24 +392,36 @@ func TestTokenBudgetStopsTheRun(t *testing.T) {
 	res, out := h.ask(key, map[string]any{"message": "hi"})
 	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, agent.StopMaxTokens, out.StopReason)
-	assert.Empty(t, out.ToolCalls, "the budget was spent before the call could run")
+	require.Len(t, out.ToolCalls, 1)
+	assert.Equal(t, agent.OutcomeNotExecuted, out.ToolCalls[0].Outcome, "the budget was spent before the call could run")
 	assert.Equal(t, 100, h.fake.Requests()[0].Req.MaxTokens, "the completion may not exceed the budget")
 	assert.Contains(t, out.Answer, "budget of 100 tokens")
 }
 
 func TestWallClockTimeoutNeverHangs(t *testing.T) {
+	// No model answers at all: the provider failed, and the answer says so.
 	h := newHarness(t, withKey(agent.Config{Timeout: 600 * time.Millisecond}), func(n int, req captured) (int, any) {
 		return 0, nil // hang
 	})
 	key := h.Key("acme", auth.Test)
+	res, _ := h.ask(key, map[string]any{"message": "hi"})
+	require.Equal(t, http.StatusGatewayTimeout, res.Status, string(res.Body))
+	assert.Equal(t, agent.CodeProviderError, res.Code())
+	assert.Contains(t, res.JSON()["detail"], "timed out")
+	assert.Equal(t, []string{modelPro, modelFlash}, h.fake.Models(), "a hung model leaves time to try the next")
 
-	start := time.Now()
-	res, out := h.ask(key, map[string]any{"message": "hi"})
+	// A model answered, then the clock ran out: a budget stop, with what was done.
+	h2 := newHarness(t, withKey(agent.Config{Timeout: 600 * time.Millisecond}), func(n int, req captured) (int, any) {
+		if n == 0 {
+			return 200, toolCallsReply(modelPro, nil, fakeCall{"c1", "whoami", "{}"})
+		}
+		return 0, nil
+	})
+	res, out := h2.ask(h2.Key("acme", auth.Test), map[string]any{"message": "hi"})
 	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Less(t, time.Since(start), 5*time.Second)
 	assert.Equal(t, agent.StopTimeout, out.StopReason)
 	assert.Contains(t, out.Answer, "time limit")
-	assert.Equal(t, []string{modelPro, modelFlash}, h.fake.Models(), "a hung model leaves time to try the next")
+	assert.Contains(t, out.Answer, "whoami (ok)")
 }
 
 func TestConversationContinuesAndIsPrivate(t *testing.T) {
@@ -677,4 +703,102 @@ func TestUnknownToolIsRefusedAndToldToModel(t *testing.T) {
 	assert.Equal(t, tools.CodeNotFound, out.ToolCalls[0].Outcome)
 	assert.Contains(t, h.fake.Requests()[1].lastToolContent(t), `<tool_error tool="tenants_delete" code="NOT_FOUND"`)
 	assert.Equal(t, "I cannot do that.", out.Answer)
+}
+
+// A conversation must not widen a key's view: a narrower key of the same
+// recruiter cannot continue one whose history holds what it may not read.
+func TestContinuingNeverWidensScopes(t *testing.T) {
+	h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+		if n == 0 {
+			return 200, toolCallsReply(modelPro, nil, fakeCall{"c1", "candidates_list", "{}"})
+		}
+		return 200, answerReply(modelPro, "done")
+	})
+	broad := h.Key("acme", auth.Test)
+	narrow := h.Key("acme", auth.Test, auth.ReferencesRead)
+	res, first := h.ask(broad, map[string]any{"message": "list candidates"})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+
+	before := len(h.fake.Requests())
+	res, _ = h.ask(narrow, map[string]any{"message": "their emails?", "conversationId": first.ConversationID})
+	require.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
+	assert.Equal(t, auth.CodeScopeMissing, res.Code())
+	assert.Contains(t, res.JSON()["detail"], "candidates_list")
+	assert.Len(t, h.fake.Requests(), before, "the model never saw the history")
+
+	res, _ = h.ask(broad, map[string]any{"message": "and now?", "conversationId": first.ConversationID})
+	assert.Equal(t, http.StatusOK, res.Status, "the key with the scope continues it")
+}
+
+// Link tokens are shown once; the stored transcript keeps none.
+func TestStoredTranscriptHoldsNoLinkTokens(t *testing.T) {
+	var shareURL string
+	h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+		if n == 0 {
+			return 200, answerReply(modelPro, "placeholder")
+		}
+		return 200, answerReply(modelPro, "here: "+shareURL)
+	})
+	key := h.Key("acme", auth.Test)
+	shareURL = h.URL + "/v1/shares/" + strings.Repeat("Ab3", 10) + "Zz"
+	res, first := h.ask(key, map[string]any{"message": "hello"})
+	require.Equal(t, http.StatusOK, res.Status)
+	res, second := h.ask(key, map[string]any{"message": "share it", "conversationId": first.ConversationID})
+	require.Equal(t, http.StatusOK, res.Status)
+	assert.Contains(t, second.Answer, shareURL, "the caller sees the link once")
+
+	conv, err := h.Store.GetConversation(context.Background(), store.TenancyOf(h.Principal(key)), first.ConversationID)
+	require.NoError(t, err)
+	assert.NotContains(t, string(conv.Messages), strings.Repeat("Ab3", 10))
+	assert.Contains(t, string(conv.Messages), "/v1/shares/[redacted]")
+}
+
+// OpenRouter reports a failure during generation as a 200 whose choice
+// finished with "error"; the next model is tried.
+func TestErrorFinishReasonFallsBack(t *testing.T) {
+	h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+		if req.Req.Model == modelPro {
+			return 200, map[string]any{"id": "x", "model": modelPro, "choices": []any{map[string]any{
+				"index": 0, "finish_reason": "error", "native_finish_reason": "upstream_died",
+				"message": map[string]any{"role": "assistant", "content": ""}}}}
+		}
+		return 200, answerReply(modelFlash, "from flash")
+	})
+	res, out := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "hi"})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.Equal(t, "from flash", out.Answer)
+	assert.Equal(t, modelFlash, out.Model)
+}
+
+// Tools that ran before the provider failed are reported, and the run is
+// kept so a retry continues it instead of repeating them.
+func TestProviderFailureAfterToolsKeepsTheRun(t *testing.T) {
+	h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+		switch {
+		case n == 0:
+			return 200, toolCallsReply(modelPro, nil, fakeCall{"c1", "candidates_create", `{"name":"Dana"}`})
+		case n < 3:
+			return 502, errorReply(502, "upstream down")
+		default:
+			return 200, answerReply(modelPro, "created Dana")
+		}
+	})
+	key := h.Key("acme", auth.Test)
+	res, _ := h.ask(key, map[string]any{"message": "add Dana"})
+	require.Equal(t, http.StatusBadGateway, res.Status, string(res.Body))
+	body := res.JSON()
+	assert.Equal(t, agent.CodeProviderError, body["code"])
+	calls, _ := body["toolCalls"].([]any)
+	require.Len(t, calls, 1)
+	assert.Equal(t, "candidates_create", calls[0].(map[string]any)["name"])
+	assert.NotEmpty(t, calls[0].(map[string]any)["auditEventId"])
+	convID, _ := body["conversationId"].(string)
+	require.NotEmpty(t, convID)
+
+	res, out := h.ask(key, map[string]any{"message": "go on", "conversationId": convID})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.Equal(t, "created Dana", out.Answer)
+	rows, _, err := h.Store.ListCandidates(context.Background(), store.TenancyOf(h.Principal(key)), store.CandidateFilter{}, store.Page{})
+	require.NoError(t, err)
+	assert.Len(t, rows, 1, "nothing was created twice")
 }

@@ -75,6 +75,10 @@ type problem struct {
 	Detail  string `json:"detail,omitempty"`
 	Hint    string `json:"hint,omitempty"`
 	TraceID string `json:"traceId,omitempty"`
+	// A run that failed after running tools says which, so a caller can
+	// tell what changed before retrying, and where the run was kept.
+	ConversationID string     `json:"conversationId,omitempty"`
+	ToolCalls      []ToolCall `json:"toolCalls,omitempty"`
 }
 
 func newProblem(status int, code, detail, hint string) *problem {
@@ -112,7 +116,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ten := store.TenancyOf(p)
 	var conv store.Conversation
-	var history []openrouter.ChatCompletionMessage
+	var past transcript
 	if req.ConversationID != "" {
 		c, err := h.convs.GetConversation(ctx, ten, req.ConversationID)
 		// Another recruiter's thread in the same tenancy answers exactly
@@ -128,9 +132,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				"storage is unavailable; try again shortly", ""))
 			return
 		}
-		if history, err = decodeTranscript(c.Messages); err != nil {
+		if past, err = decodeTranscript(c.Messages); err != nil {
 			writeProblem(w, traceID, newProblem(http.StatusInternalServerError, tools.CodeInternal,
 				"this conversation's stored transcript cannot be read", "omit conversationId to start a new conversation"))
+			return
+		}
+		if missing := h.unreadable(p, past.Tools); len(missing) > 0 {
+			writeProblem(w, traceID, newProblem(http.StatusForbidden, auth.CodeScopeMissing,
+				"this conversation holds results of operations this key may not use: "+strings.Join(missing, ", "),
+				"continue it with the key that started it, or omit conversationId to start a new conversation"))
 			return
 		}
 		conv = c
@@ -156,30 +166,28 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit}
-	resp, msgs, err := run.run(ctx, history, req.Message)
-	if err != nil {
-		var pe *providerError
-		switch {
-		case ctx.Err() != nil:
-			return // the caller is gone; nobody to answer
-		case errors.As(err, &pe):
-			detail := "the model provider failed for every model in the chain; last error from " + pe.chain.Error()
-			if n := len(pe.toolCalls); n > 0 {
-				names := make([]string, n)
-				for i, c := range pe.toolCalls {
-					names[i] = c.Name + " (" + c.Outcome + ")"
-				}
-				detail += fmt.Sprintf("; %d tool call(s) had already run: %s", n, strings.Join(names, ", "))
-			}
-			fail(newProblem(pe.chain.Status(), CodeProviderError, detail,
-				"try again shortly; if it persists, check OpenRouter's status and the VEREF_AGENT_MODELS chain"))
-		default:
-			fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the agent failed unexpectedly", ""))
-		}
+	resp, msgs, runErr := run.run(ctx, past.Messages, req.Message)
+	var pe *providerError
+	switch {
+	case runErr == nil:
+	case errors.As(runErr, &pe) && len(pe.toolCalls) > 0:
+		// Operations ran before the provider failed: keep the run, so a
+		// retry can continue it instead of repeating them.
+		msgs = append(msgs, openrouter.ChatCompletionMessage{Role: openrouter.ChatMessageRoleAssistant,
+			Content: openrouter.Content{Text: "(The model provider failed before I could answer; the tool results above stand.)"}})
+	case errors.As(runErr, &pe):
+		fail(h.providerProblem(pe, ""))
+		return
+	case ctx.Err() != nil:
+		return // the caller is gone; nobody to answer
+	default:
+		fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the agent failed unexpectedly", ""))
 		return
 	}
 
-	blob, err := encodeTranscript(msgs)
+	past.Messages = msgs
+	past.Tools = usedTools(past.Tools, resp.ToolCalls)
+	blob, err := encodeTranscript(past)
 	if err != nil {
 		fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the conversation could not be encoded", ""))
 		return
@@ -194,14 +202,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, err = h.convs.SaveConversation(sctx, ten, conv)
 	cancel()
 	if err != nil {
+		var prob *problem
 		if errors.Is(err, store.ErrConflict) {
-			fail(newProblem(http.StatusConflict, tools.CodeConflict,
-				"the conversation was continued by another request at the same time; this answer was not saved",
-				"send one message at a time per conversation"))
-			return
+			prob = newProblem(http.StatusConflict, tools.CodeConflict,
+				"the conversation was continued by another request at the same time; this answer was not saved, though the tool calls listed ran",
+				"send one message at a time per conversation")
+		} else {
+			prob = newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
+				"the answer could not be saved: storage is unavailable; the tool calls listed ran", "try again shortly")
 		}
-		fail(newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
-			"the answer could not be saved: storage is unavailable", "try again shortly"))
+		prob.ToolCalls = resp.ToolCalls
+		fail(prob)
+		return
+	}
+	if pe != nil {
+		fail(h.providerProblem(pe, conv.ID))
 		return
 	}
 	resp.ConversationID = conv.ID
@@ -218,6 +233,47 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (h *handler) providerProblem(pe *providerError, conversationID string) *problem {
+	detail := "the model provider failed for every model in the chain; last error from " + pe.chain.Error()
+	if n := len(pe.toolCalls); n > 0 {
+		detail += fmt.Sprintf("; %d tool call(s) had already run, listed in toolCalls", n)
+	}
+	prob := newProblem(pe.chain.Status(), CodeProviderError, detail,
+		"try again shortly; if it persists, check OpenRouter's status and the VEREF_AGENT_MODELS chain")
+	if len(pe.toolCalls) > 0 {
+		prob.ToolCalls, prob.ConversationID = pe.toolCalls, conversationID
+		prob.Hint = "send conversationId to continue this run rather than repeat its tool calls"
+	}
+	return prob
+}
+
+// unreadable lists the tools in a conversation's history that p may not use.
+func (h *handler) unreadable(p auth.Principal, used []string) []string {
+	var out []string
+	for _, name := range used {
+		if t, ok := h.reg.Lookup(name); ok && !p.Can(t.Policy) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// usedTools adds the tools that returned output this run to those before.
+func usedTools(before []string, calls []ToolCall) []string {
+	seen := map[string]bool{}
+	for _, n := range before {
+		seen[n] = true
+	}
+	out := before
+	for _, c := range calls {
+		if c.Outcome == OutcomeOK && !seen[c.Name] {
+			seen[c.Name] = true
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *problem) {

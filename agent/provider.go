@@ -47,9 +47,14 @@ func (e *chainError) Error() string {
 }
 
 // Status is 503 when the provider said it is unavailable or rate-limited
-// (a retry later may work), 502 for any other failure.
+// (a retry later may work), 504 when no model answered in time, 502 for any
+// other failure.
 func (e *chainError) Status() int {
-	code, _ := openrouter.HTTPStatusCode(e.Attempts[len(e.Attempts)-1].Err)
+	last := e.Attempts[len(e.Attempts)-1].Err
+	if errors.Is(last, context.DeadlineExceeded) {
+		return http.StatusGatewayTimeout
+	}
+	code, _ := openrouter.HTTPStatusCode(last)
 	switch code {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable, openrouter.StatusProviderOverloaded:
 		return http.StatusServiceUnavailable
@@ -58,6 +63,16 @@ func (e *chainError) Status() int {
 }
 
 var errNoChoices = errors.New("the provider answered without any choice")
+
+// choiceError is a model that failed mid-generation.
+type choiceError struct{ native string }
+
+func (e *choiceError) Error() string {
+	if e.native != "" {
+		return "the model stopped with an error (" + e.native + ")"
+	}
+	return "the model stopped with an error"
+}
 
 // complete runs req on the first model of the chain that answers. The whole
 // chain is also sent as OpenRouter's `models` list so OpenRouter can fall back
@@ -76,6 +91,11 @@ func (p *provider) complete(ctx context.Context, req openrouter.ChatCompletionRe
 		cancel()
 		if err == nil && len(resp.Choices) == 0 {
 			err = errNoChoices
+		}
+		// OpenRouter reports a failure during generation as a 200 whose
+		// choice finished with "error"; another model may well succeed.
+		if err == nil && resp.Choices[0].FinishReason == "error" {
+			err = &choiceError{native: resp.Choices[0].NativeFinishReason}
 		}
 		if err == nil {
 			if resp.Model == "" {
@@ -102,7 +122,8 @@ func fallbackable(err error) bool {
 	}
 	var ne net.Error
 	var se *json.SyntaxError
-	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) ||
+	var ce *choiceError
+	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.As(err, &ce) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.As(err, &se) || errors.Is(err, errNoChoices)
 }

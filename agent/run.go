@@ -28,8 +28,9 @@ const (
 // Outcome codes the agent itself gives a tool call; the others are the
 // tools package's error codes, or "ok".
 const (
-	OutcomeOK        = "ok"
-	OutcomeDuplicate = "DUPLICATE_CALL"
+	OutcomeOK          = "ok"
+	OutcomeDuplicate   = "DUPLICATE_CALL"
+	OutcomeNotExecuted = "NOT_EXECUTED"
 )
 
 // maxToolOutput caps what one tool result feeds back to the model, so a
@@ -134,11 +135,13 @@ loop:
 			if ctx.Err() != nil {
 				return res, nil, ctx.Err() // the caller went away
 			}
-			if runCtx.Err() != nil {
+			var ce *chainError
+			// Out of time after some model answered is a budget stop; no
+			// model answering at all is the provider failing.
+			if runCtx.Err() != nil && res.Model != "" {
 				stop = StopTimeout
 				break loop
 			}
-			var ce *chainError
 			if errors.As(err, &ce) {
 				return res, msgs, &providerError{chain: ce, toolCalls: res.ToolCalls}
 			}
@@ -187,9 +190,10 @@ loop:
 				blocked = StopMaxToolCalls
 			}
 			if blocked != "" {
+				why := "not run: " + limitSentence(blocked, r.cfg)
 				notRun = append(notRun, safeName(tc.Function.Name))
-				msgs = append(msgs, openrouter.ToolMessage(tc.ID, toolError(tc.Function.Name, "NOT_EXECUTED",
-					"not run: "+limitSentence(blocked, r.cfg))))
+				res.ToolCalls = append(res.ToolCalls, r.refuse(runCtx, tc, OutcomeNotExecuted, why))
+				msgs = append(msgs, openrouter.ToolMessage(tc.ID, toolError(tc.Function.Name, OutcomeNotExecuted, why)))
 				continue
 			}
 			rec, content := r.call(runCtx, tc, seen, len(res.ToolCalls))
@@ -297,8 +301,8 @@ func (r *runner) call(ctx context.Context, tc openrouter.ToolCall, seen map[stri
 	var content string
 	key := name + "\x00" + canon
 	if prev, dup := seen[key]; dup {
-		rec.Outcome = OutcomeDuplicate
-		rec.Error = fmt.Sprintf("refused: the same call with the same arguments was already made in this run (call %d); reuse its result", prev+1)
+		rec = r.refuse(ctx, tc, OutcomeDuplicate,
+			fmt.Sprintf("refused: the same call with the same arguments was already made in this run (call %d); reuse its result", prev+1))
 		content = toolError(name, rec.Outcome, rec.Error)
 	} else {
 		seen[key] = index
@@ -322,6 +326,15 @@ func (r *runner) call(ctx context.Context, tc openrouter.ToolCall, seen map[stri
 	}
 	r.emit("tool_result", rec)
 	return rec, content
+}
+
+// refuse records a call the agent declined to run, through the registry so
+// it is audited like every other call, and returns its record.
+func (r *runner) refuse(ctx context.Context, tc openrouter.ToolCall, code, why string) ToolCall {
+	args, _ := normalizeArguments(tc.Function.Arguments)
+	te := r.reg.Refuse(context.WithoutCancel(ctx), tools.Call{Principal: r.p, Surface: tools.SurfaceAgent,
+		TraceID: r.traceID, Tool: tc.Function.Name, Input: args}, &tools.Error{Code: code, Message: why})
+	return ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: args, Outcome: code, Error: why, AuditEventID: te.AuditID}
 }
 
 // normalizeArguments returns the arguments as a JSON value for the record

@@ -3,6 +3,7 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 
 	openrouter "github.com/revrost/go-openrouter"
 )
@@ -22,24 +23,40 @@ const maxHistoryMessages = 60
 type transcript struct {
 	V        int                                `json:"v"`
 	Messages []openrouter.ChatCompletionMessage `json:"messages"`
+	// Tools names every tool whose output the history holds. Another key
+	// of the same recruiter may continue the conversation only if its
+	// scopes allow all of them: replaying the history must not show a
+	// narrower key what a broader one read.
+	Tools []string `json:"tools,omitempty"`
 }
 
-func encodeTranscript(msgs []openrouter.ChatCompletionMessage) ([]byte, error) {
-	return json.Marshal(transcript{V: transcriptVersion, Messages: trimHistory(msgs)})
-}
+// linkTokens matches the single-use tokens of invitation and share links.
+// They are shown once, when made; a stored transcript keeps the link's
+// shape but not its credential.
+var linkTokens = regexp.MustCompile(`(/v1/(?:referee|shares)/)[0-9A-Za-z]{32}`)
 
-func decodeTranscript(b []byte) ([]openrouter.ChatCompletionMessage, error) {
-	if len(b) == 0 {
-		return nil, nil
+func encodeTranscript(t transcript) ([]byte, error) {
+	t.V = transcriptVersion
+	t.Messages = trimHistory(t.Messages)
+	b, err := json.Marshal(t)
+	if err != nil {
+		return nil, err
 	}
+	return linkTokens.ReplaceAll(b, []byte("${1}[redacted]")), nil
+}
+
+func decodeTranscript(b []byte) (transcript, error) {
 	var t transcript
+	if len(b) == 0 {
+		return t, nil
+	}
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("agent: stored conversation is not readable: %w", err)
+		return t, fmt.Errorf("agent: stored conversation is not readable: %w", err)
 	}
 	if t.V != transcriptVersion {
-		return nil, fmt.Errorf("agent: stored conversation has version %d, want %d", t.V, transcriptVersion)
+		return t, fmt.Errorf("agent: stored conversation has version %d, want %d", t.V, transcriptVersion)
 	}
-	return t.Messages, nil
+	return t, nil
 }
 
 // trimHistory drops the oldest turns, cutting only before a user message so

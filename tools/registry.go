@@ -171,12 +171,9 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 	t, ok := r.tools[c.Tool]
 	if !ok {
 		// A model or MCP client asking for a tool that does not exist is
-		// worth a trail too; the name is the caller's, so it is truncated.
-		name := c.Tool
-		if len(name) > 100 {
-			name = name[:100]
-		}
-		return Result{}, r.fail(ctx, c, &Tool{Spec: Spec{Name: name}}, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", name)}, true)
+		// worth a trail too.
+		t = r.toolOrStub(c.Tool)
+		return Result{}, r.fail(ctx, c, t, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", t.Name)}, true)
 	}
 	// Reads from MCP and the agent are audited too: a model's reads are
 	// worth a trail. REST reads are covered by usage rows.
@@ -237,6 +234,25 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		return Result{}, r.fail(ctx, c, t, AsError(err), audited && c.Surface != SurfaceREST)
 	}
 	return res, nil
+}
+
+// Refuse records a call that a surface declined without running it (a
+// repeated call, one past the run's budget), so the audit trail holds every
+// call a model or client made. It returns e with the audit id set.
+func (r *Registry) Refuse(ctx context.Context, c Call, e *Error) *Error {
+	return r.fail(ctx, c, r.toolOrStub(c.Tool), e, true).(*Error)
+}
+
+// toolOrStub names an unknown tool for the audit row; the name is the
+// caller's, so it is truncated.
+func (r *Registry) toolOrStub(name string) *Tool {
+	if t, ok := r.tools[name]; ok {
+		return t
+	}
+	if len(name) > 100 {
+		name = name[:100]
+	}
+	return &Tool{Spec: Spec{Name: name}}
 }
 
 // replay answers a retried POST from its first result.
