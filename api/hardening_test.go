@@ -76,3 +76,16 @@ func TestValuationErrorsDoNotLeakInternals(t *testing.T) {
 	assert.Equal(t, "storage is unavailable; try again shortly", r.JSON()["error"])
 	assert.NotContains(t, string(r.Body), "10.1.2.3")
 }
+
+// An explicit null is not an empty list: required arrays refuse it.
+func TestNullArraysAreRefused(t *testing.T) {
+	e := apitest.New(t, openSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	r := e.Do("POST", "/v1/api/references", key, `{"referees": null, "candidate": {"name": "X"}}`)
+	assert.Equal(t, 422, r.Status, string(r.Body))
+	assert.Contains(t, string(r.Body), "body.referees")
+	rows, _, err := e.Store.ListCandidates(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.CandidateFilter{}, store.Page{})
+	require.NoError(t, err)
+	assert.Empty(t, rows, "no candidate was left behind")
+}

@@ -29,6 +29,13 @@ const (
 	SurfaceAgent = "agent"
 )
 
+func init() {
+	// Huma makes slices nullable by default, which lets an explicit null
+	// through "required" and "minItems" (referees: null started a request
+	// with no referees). Veref never means null by an array.
+	huma.DefaultArrayNullable = false
+}
+
 // Binding places a tool on the REST surface. Path parameters and query
 // parameters are fields of the input type tagged `path:"…"` / `query:"…"`;
 // the remaining fields form the JSON body.

@@ -56,8 +56,7 @@ func TestGeneratedClientAgainstVeref(t *testing.T) {
 	if !ok || ref.Status != "sent" || len(ref.Referees) != 1 {
 		t.Fatalf("references_start: %#v", started)
 	}
-	links, _ := ref.TestInvitationLinks.Get()
-	if len(links) != 1 {
+	if links := ref.TestInvitationLinks; len(links) != 1 {
 		t.Fatalf("a test key gets the invitation links: %#v", ref.TestInvitationLinks)
 	}
 
