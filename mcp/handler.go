@@ -296,9 +296,7 @@ func toolOf(t *tools.Tool) mcp.Tool {
 			ReadOnlyHint:    mcp.ToBoolPtr(t.ReadOnly),
 			DestructiveHint: mcp.ToBoolPtr(t.Destructive),
 			IdempotentHint:  mcp.ToBoolPtr(t.Idempotent),
-			// Tools touch only this Veref tenancy; invitations leave it, but
-			// through Veref's outbox, not by the model reaching the web.
-			OpenWorldHint: mcp.ToBoolPtr(false),
+			OpenWorldHint:   mcp.ToBoolPtr(t.OpenWorld),
 		},
 	}
 }

@@ -151,7 +151,7 @@ func TestToolDescriptionsComeFromTheRegistry(t *testing.T) {
 		assert.Equal(t, tl.ReadOnly, ann["readOnlyHint"], name)
 		assert.Equal(t, tl.Destructive, ann["destructiveHint"], name)
 		assert.Equal(t, tl.Idempotent, ann["idempotentHint"], name)
-		assert.Equal(t, false, ann["openWorldHint"], name)
+		assert.Equal(t, tl.OpenWorld, ann["openWorldHint"], name)
 	}
 
 	// And mcp-go's client accepts them.

@@ -107,15 +107,16 @@ func (c *catalogue) references() {
 		Name: "references_start", Title: "Start a reference check",
 		Description: "Starts a reference check for an existing candidate (candidateId) or a new one (candidate), with 1 to 10 referees. " +
 			"Set sendInvitations to e-mail each referee a single-use link; otherwise the request stays a draft until references_send_invitations.",
-		Policy: refWrite,
-		HTTP:   Binding{Method: "POST", Path: "/references", Status: 201}, Target: "reference_request",
+		Policy: refWrite, OpenWorld: true,
+		HTTP: Binding{Method: "POST", Path: "/references", Status: 201}, Target: "reference_request",
 	}, c.startReference)
 	Add(c.r, Spec{
 		Name: "references_send_invitations", Title: "Send or resend invitations",
 		Description: "E-mails invitation links to the request's referees (by default every referee who has not answered or declined). " +
 			"Resending replaces the previous link, which stops working.",
-		Policy: refWrite,
-		HTTP:   Binding{Method: "POST", Path: "/references/{id}/invitations"}, Target: "reference_request",
+		// Destructive: resending invalidates the links already sent.
+		Policy: refWrite, OpenWorld: true, Destructive: true,
+		HTTP: Binding{Method: "POST", Path: "/references/{id}/invitations"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in SendInvitationsInput) (Reference, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
 		r, err := q.GetReference(ctx, ten, in.ID)

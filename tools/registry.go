@@ -54,7 +54,11 @@ type Spec struct {
 	ReadOnly    bool
 	Destructive bool
 	Idempotent  bool
-	HTTP        Binding
+	// OpenWorld marks effects outside Veref: e-mail to people, links anyone
+	// holding them can open. Clients that auto-approve on hints must not
+	// take these for contained actions.
+	OpenWorld bool
+	HTTP      Binding
 	// Target is the audit target type ("candidate", "reference_request", …).
 	Target string
 }

@@ -124,8 +124,8 @@ func (c *catalogue) reports() {
 	Add(c.r, Spec{
 		Name: "reports_share", Title: "Share a report",
 		Description: "Creates a read-only public link to a report that expires (default one week, at most 30 days). The link is returned once.",
-		Policy:      write,
-		HTTP:        Binding{Method: "POST", Path: "/reports/{id}/shares", Status: 201}, Target: "report_share",
+		Policy:      write, OpenWorld: true,
+		HTTP: Binding{Method: "POST", Path: "/reports/{id}/shares", Status: 201}, Target: "report_share",
 	}, func(ctx context.Context, p auth.Principal, in ShareInput) (ShareLink, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
 		rep, err := q.GetReport(ctx, ten, in.ID)
