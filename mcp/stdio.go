@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
@@ -81,12 +82,13 @@ func ServeStdio(ctx context.Context, in io.Reader, out io.Writer, remote Remote)
 		server.WithToolCapabilities(false),
 		server.WithRecovery(),
 	)
+	var inflight atomic.Int64
 	for _, t := range up.tools {
-		srv.AddTool(t, forward(up.c))
+		srv.AddTool(t, counted(&inflight, forward(up.c)))
 	}
 	stdio := server.NewStdioServer(srv)
 	stdio.SetErrorLogger(log.New(logw, "veref mcp: ", 0))
-	err = stdio.Listen(ctx, in, out)
+	err = stdio.Listen(ctx, &drainOnEOF{r: in, inflight: &inflight, ctx: ctx}, out)
 	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -165,6 +167,41 @@ func connect(ctx context.Context, remote Remote) (*upstream, error) {
 // forward relays one call. The remote's answer, tool error or not, goes back
 // unchanged; a failure to reach the remote becomes a tool error the model
 // can report, since the local client cannot fix the network either way.
+// counted keeps count of calls under way, for drainOnEOF.
+func counted(n *atomic.Int64, h server.ToolHandlerFunc) server.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		n.Add(1)
+		defer n.Add(-1)
+		return h(ctx, req)
+	}
+}
+
+// drainOnEOF holds back the end of input until the calls already read have
+// been answered. mcp-go cancels every call under way when input ends, so a
+// client that pipes its requests and closes stdin (a script, a one-shot
+// invocation) would otherwise get "context canceled" instead of results.
+type drainOnEOF struct {
+	r        io.Reader
+	inflight *atomic.Int64
+	ctx      context.Context
+}
+
+func (d *drainOnEOF) Read(p []byte) (int, error) {
+	n, err := d.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		// The last lines read may not have reached a handler yet.
+		for quiet := 0; quiet < 5 && d.ctx.Err() == nil; {
+			time.Sleep(20 * time.Millisecond)
+			if d.inflight.Load() == 0 {
+				quiet++
+			} else {
+				quiet = 0
+			}
+		}
+	}
+	return n, err
+}
+
 func forward(c *client.Client) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		up := mcp.CallToolRequest{}

@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -147,4 +148,36 @@ func TestServeStdioRefusesBadConfiguration(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(r), fmt.Sprintf("%v %+v %#v %s", r, r, r, r)} {
 		assert.NotContains(t, s, key)
 	}
+}
+
+// A client that pipes its requests and closes its input (a script) still
+// gets every answer: the end of input waits for calls under way.
+func TestServeStdioAnswersPipedRequestsBeforeExiting(t *testing.T) {
+	env := newEnv(t, vmcp.Options{})
+	env.Tenant("acme")
+	key := env.Key("acme", auth.Test)
+	in := strings.Join([]string{
+		`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"sh","version":"1"}}}`,
+		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`,
+		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"candidates_list","arguments":{"limit":0}}}`,
+	}, "\n") + "\n"
+	var out syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, vmcp.ServeStdio(ctx, strings.NewReader(in), &out, vmcp.Remote{BaseURL: env.URL, APIKey: key}))
+
+	answers := map[float64]map[string]any{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var msg map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &msg), line)
+		if id, ok := msg["id"].(float64); ok {
+			answers[id] = msg
+		}
+	}
+	require.Contains(t, answers, float64(2), out.String())
+	require.Contains(t, answers[2], "result", "whoami answered, not cancelled: %v", answers[2])
+	require.Contains(t, answers, float64(3), out.String())
+	res := answers[3]["result"].(map[string]any)
+	assert.Equal(t, true, res["isError"], "the remote's validation error comes back as a tool result")
 }
