@@ -36,6 +36,9 @@ type Options struct {
 	// MCP and Agent are mounted behind the same guard as REST when set.
 	MCP   http.Handler
 	Agent http.Handler
+	// MCPFront runs before the guard on the MCP endpoint: the Origin check
+	// and CORS preflight, which must not wait for (or need) a key.
+	MCPFront func(http.Handler) http.Handler
 	// Public holds routes outside /v1/api that carry their own credentials
 	// (referee invitations, share links); mounted as given.
 	Public map[string]http.Handler
@@ -97,7 +100,11 @@ func New(o Options) *Server {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mountKeyManagement()
 	if o.MCP != nil {
-		s.mux.Handle("/v1/api/mcp", s.guard.Wrap(tools.SurfaceMCP, o.MCP))
+		h := s.guard.Wrap(tools.SurfaceMCP, o.MCP)
+		if o.MCPFront != nil {
+			h = o.MCPFront(h)
+		}
+		s.mux.Handle("/v1/api/mcp", h)
 		s.mux.HandleFunc("GET "+protectedResourcePath, s.protectedResource)
 	}
 	if o.Agent != nil {

@@ -70,10 +70,7 @@ func NewHandler(reg *tools.Registry, opts Options) http.Handler {
 	if opts.Log == nil {
 		opts.Log = discardLogger()
 	}
-	origins := map[string]bool{}
-	for _, o := range opts.AllowedOrigins {
-		origins[normalizeOrigin(o)] = true
-	}
+	origins := newOriginSet(opts.AllowedOrigins)
 
 	srv := server.NewMCPServer(ServerName, opts.Version,
 		server.WithTitle("Veref"),
@@ -117,13 +114,13 @@ func NewHandler(reg *tools.Registry, opts Options) http.Handler {
 type handler struct {
 	mcp     http.Handler
 	reg     *tools.Registry
-	origins map[string]bool
+	origins originSet
 	maxBody int64
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := tools.RequestMetaFrom(r.Context())
-	if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
+	if origin := r.Header.Get("Origin"); origin != "" && !h.origins.allowed(origin) {
 		meta.Endpoint = "mcp:origin-refused"
 		writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
 			"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list")
@@ -230,11 +227,22 @@ func methodShaped(s string) bool {
 	return true
 }
 
-// originAllowed admits listed origins and loopback ones. A rebinding attack
-// runs on a page of the attacker's own name, so its Origin can never be
-// loopback; local tools such as the MCP Inspector are, and still need a key.
-func (h *handler) originAllowed(origin string) bool {
-	if h.origins[normalizeOrigin(origin)] {
+// originSet is the allow-list of browser origins.
+type originSet map[string]bool
+
+func newOriginSet(list []string) originSet {
+	set := originSet{}
+	for _, o := range list {
+		set[normalizeOrigin(o)] = true
+	}
+	return set
+}
+
+// allowed admits listed origins and loopback ones. A rebinding attack runs
+// on a page of the attacker's own name, so its Origin can never be loopback;
+// local tools such as the MCP Inspector are, and still need a key.
+func (set originSet) allowed(origin string) bool {
+	if set[normalizeOrigin(origin)] {
 		return true
 	}
 	u, err := url.Parse(origin)
@@ -248,8 +256,46 @@ func (h *handler) originAllowed(origin string) bool {
 	return false
 }
 
+// normalizeOrigin lowercases and drops a default port, so
+// https://app.example.com:443 is https://app.example.com.
 func normalizeOrigin(o string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+	o = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(o)), "/")
+	o = strings.TrimSuffix(o, map[bool]string{true: ":443", false: ":80"}[strings.HasPrefix(o, "https://")])
+	return o
+}
+
+// Front is what must run before authentication on the MCP endpoint: a
+// foreign Origin is refused with 403 before a key is even looked at, and an
+// allowed one gets CORS headers and its preflight answered, since a
+// browser page must send Authorization and so always preflights.
+func Front(opts Options) func(http.Handler) http.Handler {
+	origins := newOriginSet(opts.AllowedOrigins)
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			origin := r.Header.Get("Origin")
+			if origin == "" {
+				next.ServeHTTP(w, r)
+				return
+			}
+			if !origins.allowed(origin) {
+				writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
+					"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list (VEREF_MCP_ALLOWED_ORIGINS)")
+				return
+			}
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, X-Trace-Id, Mcp-Session-Id, Mcp-Protocol-Version")
+			if r.Method == http.MethodOptions {
+				h.Set("Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, X-Api-Key, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Traceparent")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
 
 func writeTooLarge(w http.ResponseWriter, limit int64) {

@@ -76,7 +76,7 @@ func newEnvOn(t *testing.T, st store.Store, opts vmcp.Options) *apitest.Env {
 	return apitest.New(t, st, apitest.Options{MCP: func(reg *tools.Registry) http.Handler {
 		addTestTools(reg)
 		return vmcp.NewHandler(reg, opts)
-	}})
+	}, MCPFront: vmcp.Front(opts)})
 }
 
 func mcpURL(env *apitest.Env) string { return env.URL + vmcp.EndpointPath }

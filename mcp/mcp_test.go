@@ -411,8 +411,32 @@ func TestOriginAllowList(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, events, "nothing runs for a refused origin")
 
-	res, body = rpc(t, env, key, initializeMsg("2025-11-25"), "Origin", "https://APP.veref.work")
+	res, body = rpc(t, env, key, initializeMsg("2025-11-25"), "Origin", "https://APP.veref.work:443")
 	assert.Equal(t, http.StatusOK, res.StatusCode, string(body))
+	assert.Equal(t, "https://APP.veref.work:443", res.Header.Get("Access-Control-Allow-Origin"), "a listed origin may read the answer")
+
+	// A foreign origin is refused before any key is looked at.
+	res, body = rpc(t, env, "", initializeMsg("2025-11-25"), "Origin", "https://evil.example")
+	assert.Equal(t, http.StatusForbidden, res.StatusCode, string(body))
+
+	// Browsers preflight (Authorization is not a simple header): answered
+	// for listed origins without a key, refused for others.
+	preflight := func(origin string) *http.Response {
+		req, _ := http.NewRequest(http.MethodOptions, mcpURL(env), nil)
+		req.Header.Set("Origin", origin)
+		req.Header.Set("Access-Control-Request-Method", "POST")
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, mcp-protocol-version")
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res
+	}
+	ok := preflight("https://app.veref.work")
+	assert.Equal(t, http.StatusNoContent, ok.StatusCode)
+	assert.Equal(t, "https://app.veref.work", ok.Header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, ok.Header.Get("Access-Control-Allow-Headers"), "Authorization")
+	assert.Equal(t, http.StatusForbidden, preflight("https://evil.example").StatusCode)
+
 	res, body = rpc(t, env, key, initializeMsg("2025-11-25"))
 	assert.Equal(t, http.StatusOK, res.StatusCode, string(body), "no Origin: a non-browser client")
 

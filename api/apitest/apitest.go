@@ -32,8 +32,9 @@ type Options struct {
 	Clerk         *api.ClerkVerifier
 	MaxActiveKeys int
 	// MCP and Agent build the surfaces to mount, from the registry.
-	MCP   func(reg *tools.Registry) http.Handler
-	Agent func(reg *tools.Registry) http.Handler
+	MCP      func(reg *tools.Registry) http.Handler
+	MCPFront func(http.Handler) http.Handler
+	Agent    func(reg *tools.Registry) http.Handler
 }
 
 // Env is a running server and what tests need to drive it.
@@ -65,6 +66,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys}
 	if o.MCP != nil {
 		opts.MCP = o.MCP(e.Registry)
+		opts.MCPFront = o.MCPFront
 	}
 	if o.Agent != nil {
 		opts.Agent = o.Agent(e.Registry)

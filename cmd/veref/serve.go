@@ -143,9 +143,10 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
-		Public: api.PublicRoutes(tools.NewPublic(st, deps)),
-		Agent:  agent.NewHandler(reg, st, agentCfg),
-		MCP:    vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
+		Public:   api.PublicRoutes(tools.NewPublic(st, deps)),
+		Agent:    agent.NewHandler(reg, st, agentCfg),
+		MCP:      vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
+		MCPFront: vmcp.Front(vmcp.Options{AllowedOrigins: cfg.mcpOrigins}),
 	})
 
 	logf := func(level, msg string, fields map[string]any) {
