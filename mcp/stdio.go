@@ -214,7 +214,7 @@ func forward(c *client.Client) server.ToolHandlerFunc {
 		if err != nil {
 			var authErr *transport.AuthorizationRequiredError
 			if errors.As(err, &authErr) {
-				return errorText("AUTH_INVALID_KEY: the Veref server refused the API key (revoked or expired); the user must set a valid VEREF_API_KEY and restart"), nil
+				return errorText("AUTH_REFUSED: the Veref server refused the API key (revoked, expired or unknown); the user must set a valid VEREF_API_KEY and restart"), nil
 			}
 			return nil, err
 		}
