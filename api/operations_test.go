@@ -323,7 +323,7 @@ func TestFullReferenceCheck(t *testing.T) {
 		assert.Equal(t, 4.5, jget(val, "components", "weightedAverageRating"))
 		assert.Equal(t, 10.0, jget(val, "components", "declinePenalty"))
 		assert.Equal(t, 0.0, jget(val, "components", "disagreementPenalty"))
-		assert.Contains(t, jstr(val, "rationale"), "Score: 78/100.")
+		assert.Contains(t, jstr(val, "rationale"), "Score: 77.5/100.")
 
 		// A completed request takes no more invitations.
 		expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/invitations", key, map[string]any{}), 409, tools.CodeConflict)

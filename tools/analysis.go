@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,6 +253,7 @@ func valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) 
 	score = round2(score)
 	comps := map[string]any{
 		"weightedAverageRating": round2(weighted),
+		"base":                  round2(base),
 		"ratings":               n,
 		"respondedReferees":     responded,
 		"declinedReferees":      declined,
@@ -260,14 +262,17 @@ func valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) 
 		"disagreementPenalty":   round2(disagreementPenalty),
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d rating(s) from %d referee(s) average %.2f out of 5 when weighted by relationship (managers 1.5, clients 1.2, peers and reports 1.0, others 0.8), giving a base of %.0f.",
-		n, responded, weighted, base)
+	// The rationale quotes the same rounded numbers as the components, so
+	// a reader can redo the sum.
+	num := func(f float64) string { return strconv.FormatFloat(round2(f), 'f', -1, 64) }
+	fmt.Fprintf(&b, "%d rating(s) from %d referee(s) average %s out of 5 when weighted by relationship (managers 1.5, clients 1.2, peers and reports 1.0, others 0.8), giving a base of %s.",
+		n, responded, num(weighted), num(base))
 	if declined > 0 {
-		fmt.Fprintf(&b, " %d referee(s) declined, costing %.0f points.", declined, declinePenalty)
+		fmt.Fprintf(&b, " %d referee(s) declined, costing %s points.", declined, num(declinePenalty))
 	}
 	if disagreementPenalty > 0 {
-		fmt.Fprintf(&b, " Ratings vary widely (standard deviation %.2f), costing %.0f points.", sd, disagreementPenalty)
+		fmt.Fprintf(&b, " Ratings vary widely (standard deviation %s), costing %s points.", num(sd), num(disagreementPenalty))
 	}
-	fmt.Fprintf(&b, " Score: %.0f/100.", score)
+	fmt.Fprintf(&b, " Score: %s/100.", num(score))
 	return score, comps, b.String(), nil
 }

@@ -166,6 +166,7 @@ func TestValuateMixedRequest(t *testing.T) {
 	assert.InDelta(t, 51.93, score, 1e-9)
 	assert.Equal(t, map[string]any{
 		"weightedAverageRating": 3.58,
+		"base":                  64.53, // the 64.527 above
 		"ratings":               6,
 		"respondedReferees":     3,
 		"declinedReferees":      1,
@@ -174,9 +175,9 @@ func TestValuateMixedRequest(t *testing.T) {
 		"disagreementPenalty":   2.6,
 	}, comps)
 	assert.Equal(t, "6 rating(s) from 3 referee(s) average 3.58 out of 5 when weighted by relationship "+
-		"(managers 1.5, clients 1.2, peers and reports 1.0, others 0.8), giving a base of 65. "+
+		"(managers 1.5, clients 1.2, peers and reports 1.0, others 0.8), giving a base of 64.53. "+
 		"1 referee(s) declined, costing 10 points. "+
-		"Ratings vary widely (standard deviation 1.26), costing 3 points. Score: 52/100.", why)
+		"Ratings vary widely (standard deviation 1.26), costing 2.6 points. Score: 51.93/100.", why)
 }
 
 func TestValuateBounds(t *testing.T) {

@@ -206,6 +206,9 @@ func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if w := cfg.devWarning(); w != "" {
+		fmt.Fprintln(stderr, w)
+	}
 	st, err := openStore(ctx, cfg.databaseURL)
 	if err != nil {
 		return err

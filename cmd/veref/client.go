@@ -253,8 +253,13 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 	if !ok {
 		return usageError{fmt.Sprintf("unknown command %q; see veref --help", args[0])}
 	}
-	if len(args) < 2 {
-		return usageError{fmt.Sprintf("veref %s needs a verb: %s", args[0], verbNames(verbs))}
+	if len(args) < 2 || args[1] == "--help" || args[1] == "-h" || args[1] == "help" {
+		msg := fmt.Sprintf("usage: veref %s <verb> [flags]; verbs: %s; 'veref %s <verb> --help' for a verb's flags", args[0], verbNames(verbs), args[0])
+		if len(args) < 2 {
+			return usageError{msg}
+		}
+		fmt.Fprintln(stdout, msg)
+		return nil
 	}
 	v, ok := verbs[args[1]]
 	if !ok {
@@ -286,6 +291,9 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	flagArgs, positional := splitArgs(fs, args[2:])
 	if err := fs.Parse(flagArgs); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return usageError{}
 	}
 	path := v.path
@@ -331,7 +339,32 @@ func runClient(ctx context.Context, args []string, getenv func(string) string, s
 	if err != nil {
 		return err
 	}
-	return printResult(stdout, raw, *asJSON || *output == "json", v.cols)
+	asJSONOut := *asJSON || *output == "json"
+	if err := printResult(stdout, raw, asJSONOut, v.cols); err != nil {
+		return err
+	}
+	if !asJSONOut {
+		printTestLinks(stdout, raw)
+	}
+	return nil
+}
+
+// printTestLinks shows the invitation links a test key gets in place of
+// e-mail: the table has no column for them, and they are shown only once.
+func printTestLinks(out io.Writer, raw json.RawMessage) {
+	var v struct {
+		Links []struct {
+			RefereeID string `json:"refereeId"`
+			URL       string `json:"url"`
+		} `json:"testInvitationLinks"`
+	}
+	if json.Unmarshal(raw, &v) != nil || len(v.Links) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nTest environment: no e-mail was sent. The referees' links (shown once):")
+	for _, l := range v.Links {
+		fmt.Fprintf(out, "  %s  %s\n", l.RefereeID, l.URL)
+	}
 }
 
 // splitArgs lets ids come before or after flags: `get ID --json` and `get --json ID`.

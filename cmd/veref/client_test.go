@@ -45,6 +45,15 @@ func TestClientCommandsAgainstARealServer(t *testing.T) {
 	assert.Len(t, started["testInvitationLinks"], 2)
 	id := started["id"].(string)
 
+	out, err = cli("references", "start", "--json", req)
+	require.NoError(t, err)
+	assert.Contains(t, out, "no e-mail was sent", "the table output keeps the links a test key gets once")
+	assert.Contains(t, out, "/v1/referee/")
+
+	out, err = cli("references", "--help")
+	require.NoError(t, err)
+	assert.Contains(t, out, "verbs: cancel, get, invite, list, start")
+
 	out, err = cli("references", "list")
 	require.NoError(t, err)
 	assert.Contains(t, out, id)

@@ -37,6 +37,20 @@ type config struct {
 	smtpUser      string
 	smtpPassword  string
 	mcpOrigins    []string
+	// publicPepper: --dev without API_KEY_PEPPER, so keys hash with a
+	// pepper anyone can read.
+	publicPepper bool
+}
+
+// devWarning is said when --dev is pointed at a database it did not make:
+// keys made there with a real pepper will not authenticate, and keys made
+// here are only as secret as the public pepper.
+func (c config) devWarning() string {
+	if !c.publicPepper || c.databaseURL == "sqlite:veref-dev.db" {
+		return ""
+	}
+	return "warning: --dev uses the built-in public pepper on " + redactURL(c.databaseURL) +
+		"; keys made with API_KEY_PEPPER will not authenticate here, and keys made here protect nothing. Set API_KEY_PEPPER, or unset VEREF_DATABASE_URL to use veref-dev.db"
 }
 
 // loadConfig reads the environment; one clear line per problem.
@@ -72,6 +86,7 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 	switch {
 	case pepper == "" && dev:
 		c.pepper = []byte(devPepper)
+		c.publicPepper = true
 	case pepper == "":
 		return c, fmt.Errorf("API_KEY_PEPPER is not set: set it to a random secret of at least %d bytes (for example: openssl rand -base64 48), or use --dev", auth.MinPepperLen)
 	case len(pepper) < auth.MinPepperLen:

@@ -23,7 +23,7 @@ func bootstrapDev(ctx context.Context, st store.Store, hasher *auth.Hasher, base
 	now := time.Now().UTC()
 	_, err := st.GetTenant(ctx, devTenant)
 	if err == nil {
-		fmt.Fprintf(out, "Using the existing development data in %s (tenant %q).\n", dbURL, devTenant)
+		fmt.Fprintf(out, "Using the existing development data in %s (tenant %q).\n", redactURL(dbURL), devTenant)
 		fmt.Fprintf(out, "The key printed on the first start still works. To make another:\n")
 		fmt.Fprintf(out, "  veref admin keys create --dev --tenant %s --recruiter %s --name \"another key\" --env test\n", devTenant, devRecruiter)
 		return nil
@@ -44,7 +44,7 @@ func bootstrapDev(ctx context.Context, st store.Store, hasher *auth.Hasher, base
 	if err != nil {
 		return fmt.Errorf("creating the development key: %w", err)
 	}
-	fmt.Fprintf(out, "Created tenant %q and recruiter %q in %s, and a test key with every scope.\n", devTenant, devRecruiter, dbURL)
+	fmt.Fprintf(out, "Created tenant %q and recruiter %q in %s, and a test key with every scope.\n", devTenant, devRecruiter, redactURL(dbURL))
 	fmt.Fprintf(out, "It is shown only this once:\n\n")
 	fmt.Fprintf(out, "VEREF_API_KEY=%s\n\n", created.Plaintext)
 	fmt.Fprintf(out, "Try it:\n  curl -s -H \"Authorization: Bearer $VEREF_API_KEY\" %s/v1/api/me\n\n", base)

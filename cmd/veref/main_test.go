@@ -270,3 +270,17 @@ func TestConfigErrorsAreOneClearLine(t *testing.T) {
 		assert.NotContains(t, err.Error(), "\n")
 	}
 }
+
+func TestDevWarnsWhenPointedAtAnotherDatabase(t *testing.T) {
+	var out, errOut bytes.Buffer
+	env := map[string]string{"VEREF_DATABASE_URL": "sqlite:" + filepath.Join(t.TempDir(), "shared.db")}
+	err := run(context.Background(), []string{"admin", "tenants", "create", "--dev", "--id", "x", "--name", "X"}, envOf(env), strings.NewReader(""), &out, &errOut)
+	require.NoError(t, err)
+	assert.Contains(t, errOut.String(), "built-in public pepper")
+
+	errOut.Reset()
+	env["API_KEY_PEPPER"] = strings.Repeat("p", 40)
+	err = run(context.Background(), []string{"admin", "tenants", "create", "--dev", "--id", "y", "--name", "Y"}, envOf(env), strings.NewReader(""), &out, &errOut)
+	require.NoError(t, err)
+	assert.Empty(t, errOut.String(), "a real pepper needs no warning")
+}

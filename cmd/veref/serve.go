@@ -43,6 +43,9 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		cfg.addr = *addr
 	}
 	log := newLogger(cfg.logFormat, stderr)
+	if w := cfg.devWarning(); w != "" {
+		fmt.Fprintln(stderr, w)
+	}
 
 	st, err := openStore(ctx, cfg.databaseURL)
 	if err != nil {
