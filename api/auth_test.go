@@ -191,3 +191,28 @@ func TestUsageWriterNeverDropsRows(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// A row already written (a batch retried after its commit was lost) must not
+// block the rows after it.
+func TestUsageRetryOfAWrittenRowDoesNotBlock(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		p := e.Principal(e.Key("acme", auth.Test))
+		row := func(id string) store.Usage {
+			return store.Usage{ID: id, KeyID: p.KeyID, TenantID: "acme", Environment: auth.Test, Surface: "rest",
+				Endpoint: "GET /x", Method: "GET", Status: 200, At: time.Now()}
+		}
+		first := row(store.NewID("use"))
+		require.NoError(t, st.InsertUsage(context.Background(), []store.Usage{first}))
+		w := api.NewUsageWriter(st, zerologDiscard(), time.Hour)
+		w.Record(first)
+		for i := 0; i < 10; i++ {
+			w.Record(row(store.NewID("use")))
+		}
+		require.NoError(t, w.Close(context.Background()))
+		rows, _, err := st.ListUsage(context.Background(), "acme", p.KeyID, store.Page{Limit: 100})
+		require.NoError(t, err)
+		assert.Len(t, rows, 11)
+	})
+}

@@ -11,8 +11,10 @@ import (
 )
 
 // UsageWriter batches usage rows off the request path. Rows are kept in
-// memory until written: a failed flush is retried, never dropped, and Close
-// flushes what is left.
+// memory until written: a failed flush is retried, and Close flushes what is
+// left. Memory is bounded: past maxPending rows (storage failing for long
+// while requests still authenticate) new rows are counted and logged as
+// dropped rather than growing until the process dies.
 type UsageWriter struct {
 	store    store.Store
 	log      zerolog.Logger
@@ -22,6 +24,7 @@ type UsageWriter struct {
 	flushMu sync.Mutex // one flush at a time, or two could write the same rows
 	mu      sync.Mutex
 	pending []store.Usage
+	dropped int
 	kick    chan struct{}
 	done    chan struct{}
 	closed  bool
@@ -44,6 +47,15 @@ func NewUsageWriter(st store.Store, log zerolog.Logger, interval time.Duration) 
 // request that outlived shutdown writes its row itself rather than lose it.
 func (w *UsageWriter) Record(u store.Usage) {
 	w.mu.Lock()
+	if len(w.pending) >= maxPending {
+		w.dropped++
+		n := w.dropped
+		w.mu.Unlock()
+		if n == 1 || n%10000 == 0 {
+			w.log.Error().Int("dropped", n).Msg("usage rows are being dropped: storage has refused them for too long")
+		}
+		return
+	}
 	w.pending = append(w.pending, u)
 	full := len(w.pending) >= w.batch
 	closed := w.closed
@@ -114,6 +126,16 @@ func (w *UsageWriter) loop() {
 		}
 		backoff = w.interval
 	}
+}
+
+// maxPending bounds the rows held for retry (about 60 MB).
+const maxPending = 200_000
+
+// Dropped is how many rows were refused because the queue was full.
+func (w *UsageWriter) Dropped() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
 }
 
 // Pending is the number of rows not yet written.

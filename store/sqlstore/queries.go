@@ -214,7 +214,9 @@ func scanUsage(s scanner) (u store.Usage, err error) {
 }
 
 func (q *Q) insertUsage(ctx context.Context, u store.Usage) error {
-	_, err := q.exec(ctx, "INSERT INTO api_key_usage ("+usageCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	// A batch retried after a commit whose acknowledgement was lost must
+	// not fail on its own rows, or it would block every row behind it.
+	_, err := q.exec(ctx, "INSERT INTO api_key_usage ("+usageCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
 		u.ID, u.KeyID, u.TenantID, string(u.Environment), u.Surface, u.Endpoint, u.Method, u.Status,
 		u.DurationMS, u.IPHash, u.TraceID, q.d.t(u.At))
 	return err
@@ -457,8 +459,10 @@ func (q *Q) InsertOutbox(ctx context.Context, ten store.Tenancy, m store.OutboxM
 }
 
 func (q *Q) MarkOutbox(ctx context.Context, id string, sentAt *time.Time, attempts int, lastError string, nextAttemptAt time.Time) error {
-	n, err := q.exec(ctx, "UPDATE outbox SET sent_at = ?, attempts = ?, last_error = ?, next_attempt_at = ? WHERE id = ?",
-		q.d.tp(sentAt), attempts, lastError, q.d.t(nextAttemptAt), id)
+	// A sent message's body holds a single-use link; keep no copy of it.
+	n, err := q.exec(ctx, "UPDATE outbox SET sent_at = ?, attempts = ?, last_error = ?, next_attempt_at = ?, "+
+		"body = CASE WHEN ? THEN '' ELSE body END WHERE id = ?",
+		q.d.tp(sentAt), attempts, lastError, q.d.t(nextAttemptAt), sentAt != nil, id)
 	if err == nil && n == 0 {
 		return store.ErrNotFound
 	}
