@@ -89,3 +89,28 @@ func TestNullArraysAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, rows, "no candidate was left behind")
 }
+
+// A request whose answers are all text has nothing to score: refused up
+// front rather than queued to fail.
+func TestValuationOfTextOnlyAnswersIsRefused(t *testing.T) {
+	e := apitest.New(t, openSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	r := e.Do("POST", "/v1/api/references", key, map[string]any{"candidate": map[string]any{"name": "Dana"},
+		"questions":       []any{map[string]any{"text": "What stands out?", "kind": "text"}},
+		"referees":        []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}},
+		"sendInvitations": true})
+	require.Equal(t, 201, r.Status, string(r.Body))
+	var started struct {
+		ID    string
+		Links []struct{ URL string } `json:"testInvitationLinks"`
+	}
+	r.Decode(t, &started)
+	link := strings.TrimPrefix(started.Links[0].URL, e.URL)
+	a := e.Do("POST", link+"/response", "", map[string]any{"answers": []any{map[string]any{"questionId": "q1", "text": "Calm."}}})
+	require.Equal(t, 200, a.Status, string(a.Body))
+
+	v := e.Do("POST", "/v1/api/references/"+started.ID+"/valuations", key, nil)
+	assert.Equal(t, 409, v.Status, string(v.Body))
+	assert.Contains(t, v.JSON()["detail"], "no ratings")
+}

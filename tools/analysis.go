@@ -239,7 +239,7 @@ func valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) 
 		}
 	}
 	if n == 0 {
-		return 0, nil, "", fmt.Errorf("no ratings to value yet")
+		return 0, nil, "", Conflict("the answers have no ratings to value")
 	}
 	weighted := wsum / wtot
 	base := (weighted - 1) / 4 * 100

@@ -182,6 +182,19 @@ func (c *catalogue) reports() {
 	})
 }
 
+// anyRated reports whether a valuation has something to score: text
+// answers alone cannot be valued.
+func anyRated(r store.ReferenceRequest) bool {
+	for _, ref := range r.Referees {
+		for _, a := range ref.Answers {
+			if a.Rating > 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func anyAnswered(r store.ReferenceRequest) bool {
 	for _, ref := range r.Referees {
 		if ref.State == store.InviteResponded {

@@ -47,6 +47,9 @@ func (c *catalogue) valuations() {
 		if !anyAnswered(r) {
 			return store.Valuation{}, Conflict("no referee has answered yet; a valuation needs at least one response")
 		}
+		if !anyRated(r) {
+			return store.Valuation{}, Conflict("the answers so far have no ratings; a valuation scores 1-5 ratings, so ask at least one rating question")
+		}
 		v := store.Valuation{ID: store.NewID("val"), TenantID: ten.TenantID, Environment: ten.Environment, RequestID: r.ID,
 			Status: store.ValuationQueued, NextAttemptAt: now, CreatedAt: now}
 		return v, q.InsertValuation(ctx, ten, v)

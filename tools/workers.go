@@ -95,8 +95,11 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 	if err != nil {
 		// Callers read v.Error: keep internals (hosts, SQL) in the log only.
 		w.Log("warn", "valuation attempt failed", map[string]any{"valuation": v.ID, "attempt": v.Attempts, "error": err.Error()})
-		v.Error = AsError(err).Message
-		if v.Attempts >= w.MaxAttempts {
+		te := AsError(err)
+		v.Error = te.Message
+		// Only a storage hiccup is worth another attempt; anything else
+		// would fail the same way every time.
+		if v.Attempts >= w.MaxAttempts || te.Code != CodeUnavailable {
 			v.Status, v.FinishedAt = store.ValuationFailed, &done
 		} else {
 			// Exponential backoff: 2s, 4s, 8s … capped at 5 minutes.
@@ -203,6 +206,14 @@ func (m SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
 	return c.Quit()
 }
 
+const (
+	sendTimeout     = 30 * time.Second
+	maxSendAttempts = 8
+)
+
+// farFuture parks a message that will not be retried.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // OutboxWorker delivers queued e-mails. Messages of the test environment go
 // to Test (a LogMailer), never to Live, whatever is configured.
 type OutboxWorker struct {
@@ -239,7 +250,10 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 		w.Now = time.Now
 	}
 	now := w.Now().UTC()
-	msgs, err := w.Store.ClaimOutbox(ctx, now, now.Add(5*time.Minute), 20)
+	// The lease must outlast the whole batch, or another instance could
+	// claim and send a message this one is still sending.
+	const batch = 10
+	msgs, err := w.Store.ClaimOutbox(ctx, now, now.Add(batch*sendTimeout+time.Minute), batch)
 	if err != nil {
 		return 0, err
 	}
@@ -251,7 +265,9 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 		if m.Environment == auth.Live && w.Live != nil {
 			mailer = w.Live
 		}
-		sendErr := mailer.Send(ctx, m.To, m.Subject, m.Body)
+		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
+		sendErr := mailer.Send(sctx, m.To, m.Subject, m.Body)
+		cancel()
 		at := w.Now().UTC()
 		var sent *time.Time
 		lastErr := ""
@@ -260,8 +276,17 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 			sent = &at
 		} else {
 			lastErr = sendErr.Error()
+			if m.Attempts+1 >= maxSendAttempts {
+				// Give up: a bad address would otherwise be retried forever.
+				next = farFuture
+				if w.Log != nil {
+					w.Log("warn", "e-mail abandoned", map[string]any{"message": m.ID, "attempts": m.Attempts + 1, "error": lastErr})
+				}
+			}
 		}
-		if err := w.Store.MarkOutbox(ctx, m.ID, sent, m.Attempts+1, lastErr, next); err != nil {
+		// Recorded even when shutting down: a sent message left leased
+		// would be sent again.
+		if err := w.Store.MarkOutbox(context.WithoutCancel(ctx), m.ID, sent, m.Attempts+1, lastErr, next); err != nil {
 			return len(msgs), err
 		}
 	}
