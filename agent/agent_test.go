@@ -802,3 +802,25 @@ func TestProviderFailureAfterToolsKeepsTheRun(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, rows, 1, "nothing was created twice")
 }
+
+// Conversations stored before transcripts listed their tools are judged by
+// the tool calls they hold.
+func TestVersionOneTranscriptsKeepTheScopeRule(t *testing.T) {
+	h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+		return 200, answerReply(modelPro, "ok")
+	})
+	broad := h.Key("acme", auth.Test)
+	narrow := h.Key("acme", auth.Test, auth.ReferencesRead)
+	p := h.Principal(broad)
+	v1 := `{"v":1,"messages":[{"role":"user","content":"list"},` +
+		`{"role":"assistant","content":"","tool_calls":[{"id":"c1","type":"function","function":{"name":"candidates_list","arguments":"{}"}}]},` +
+		`{"role":"tool","tool_call_id":"c1","content":"secret@example.com"},{"role":"assistant","content":"one"}]}`
+	conv, err := h.Store.SaveConversation(context.Background(), store.TenancyOf(p), store.Conversation{
+		ID: store.NewID("conv"), RecruiterID: p.RecruiterID, KeyID: p.KeyID, Messages: []byte(v1), CreatedAt: time.Now(), UpdatedAt: time.Now()})
+	require.NoError(t, err)
+
+	res, _ := h.ask(narrow, map[string]any{"message": "emails?", "conversationId": conv.ID})
+	assert.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
+	res, _ = h.ask(broad, map[string]any{"message": "emails?", "conversationId": conv.ID})
+	assert.Equal(t, http.StatusOK, res.Status, string(res.Body))
+}

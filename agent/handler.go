@@ -260,7 +260,9 @@ func (h *handler) unreadable(p auth.Principal, used []string) []string {
 	return out
 }
 
-// usedTools adds the tools that returned output this run to those before.
+// usedTools adds the tools that ran this run to those before. A failed
+// call counts too: its error can carry data (a CONFLICT naming a state).
+// Only refusals that never reached a tool's handler do not.
 func usedTools(before []string, calls []ToolCall) []string {
 	seen := map[string]bool{}
 	for _, n := range before {
@@ -268,7 +270,11 @@ func usedTools(before []string, calls []ToolCall) []string {
 	}
 	out := before
 	for _, c := range calls {
-		if c.Outcome == OutcomeOK && !seen[c.Name] {
+		switch c.Outcome {
+		case auth.CodeScopeMissing, OutcomeDuplicate, OutcomeNotExecuted:
+			continue
+		}
+		if !seen[c.Name] {
 			seen[c.Name] = true
 			out = append(out, c.Name)
 		}

@@ -3,14 +3,16 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"regexp"
+	"slices"
 
 	openrouter "github.com/revrost/go-openrouter"
+
+	"github.com/verefwork/veref/tools"
 )
 
 // transcriptVersion tags the stored shape so a later change can migrate
-// old conversations instead of misreading them.
-const transcriptVersion = 1
+// old conversations instead of misreading them. Version 1 had no Tools.
+const transcriptVersion = 2
 
 // maxHistoryMessages bounds what a continued conversation replays to the
 // model; the token budget would otherwise be spent on old turns.
@@ -30,11 +32,6 @@ type transcript struct {
 	Tools []string `json:"tools,omitempty"`
 }
 
-// linkTokens matches the single-use tokens of invitation and share links.
-// They are shown once, when made; a stored transcript keeps the link's
-// shape but not its credential.
-var linkTokens = regexp.MustCompile(`(/v1/(?:referee|shares)/)[0-9A-Za-z]{32}`)
-
 func encodeTranscript(t transcript) ([]byte, error) {
 	t.V = transcriptVersion
 	t.Messages = trimHistory(t.Messages)
@@ -42,7 +39,7 @@ func encodeTranscript(t transcript) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return linkTokens.ReplaceAll(b, []byte("${1}[redacted]")), nil
+	return tools.RedactLinks(b), nil
 }
 
 func decodeTranscript(b []byte) (transcript, error) {
@@ -53,7 +50,19 @@ func decodeTranscript(b []byte) (transcript, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return t, fmt.Errorf("agent: stored conversation is not readable: %w", err)
 	}
-	if t.V != transcriptVersion {
+	switch t.V {
+	case transcriptVersion:
+	case 1:
+		// Version 1 kept no list of the tools whose output it holds; every
+		// tool the model called counts, so no narrower key reads it.
+		for _, m := range t.Messages {
+			for _, tc := range m.ToolCalls {
+				if !slices.Contains(t.Tools, tc.Function.Name) {
+					t.Tools = append(t.Tools, tc.Function.Name)
+				}
+			}
+		}
+	default:
 		return t, fmt.Errorf("agent: stored conversation has version %d, want %d", t.V, transcriptVersion)
 	}
 	return t, nil

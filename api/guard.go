@@ -49,21 +49,30 @@ func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
 		meta := &tools.RequestMeta{TraceID: traceID, Endpoint: r.Pattern}
 		ctx := tools.WithRequestMeta(auth.WithPrincipal(r.Context(), p), meta)
 		sw := &statusWriter{ResponseWriter: w}
+		// Deferred so a handler that panics still leaves its usage row.
+		defer func() {
+			v := recover()
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			if v != nil {
+				sw.status = http.StatusInternalServerError
+			}
+			endpoint := meta.Endpoint
+			if endpoint == "" {
+				endpoint = r.Method + " " + r.URL.Path
+			}
+			g.Usage.Record(store.Usage{
+				ID: store.NewID("use"), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
+				Surface: surface, Endpoint: endpoint, Method: r.Method, Status: sw.status,
+				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: g.ipHash(r),
+				TraceID: traceID, At: start,
+			})
+			if v != nil {
+				panic(v)
+			}
+		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
-
-		if sw.status == 0 {
-			sw.status = http.StatusOK
-		}
-		endpoint := meta.Endpoint
-		if endpoint == "" {
-			endpoint = r.Method + " " + r.URL.Path
-		}
-		g.Usage.Record(store.Usage{
-			ID: store.NewID("use"), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
-			Surface: surface, Endpoint: endpoint, Method: r.Method, Status: sw.status,
-			DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: g.ipHash(r),
-			TraceID: traceID, At: start,
-		})
 	})
 }
 

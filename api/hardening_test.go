@@ -114,3 +114,22 @@ func TestValuationOfTextOnlyAnswersIsRefused(t *testing.T) {
 	assert.Equal(t, 409, v.Status, string(v.Body))
 	assert.Contains(t, v.JSON()["detail"], "no ratings")
 }
+
+// A replayed answer does not hand out a link token again: links are shown
+// once, and only their keyed hash is kept.
+func TestIdempotentReplayRedactsLinkTokens(t *testing.T) {
+	e := apitest.New(t, openSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	body := map[string]any{"candidate": map[string]any{"name": "Dana"}, "sendInvitations": true,
+		"referees": []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}}}
+	first := e.Do("POST", "/v1/api/references", key, body, "Idempotency-Key", "k-1")
+	require.Equal(t, 201, first.Status)
+	again := e.Do("POST", "/v1/api/references", key, body, "Idempotency-Key", "k-1")
+	require.Equal(t, 201, again.Status)
+	assert.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
+	assert.Equal(t, first.JSON()["id"], again.JSON()["id"])
+	assert.Regexp(t, `/v1/referee/[0-9A-Za-z]{32}"`, string(first.Body))
+	assert.Contains(t, string(again.Body), "/v1/referee/[redacted]")
+	assert.NotRegexp(t, `/v1/referee/[0-9A-Za-z]{32}"`, string(again.Body))
+}

@@ -2,8 +2,12 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/tools"
 )
@@ -17,14 +21,20 @@ func init() {
 
 // PublicRoutes serves referee invitations and share links: outside /v1/api
 // and its spec, authenticated by the single-use token in the path.
-func PublicRoutes(p *tools.Public) map[string]http.Handler {
+func PublicRoutes(p *tools.Public, log zerolog.Logger) map[string]http.Handler {
+	publicJSON := func(h func(r *http.Request) (any, error)) http.Handler { return publicHandler(log, h) }
 	return map[string]http.Handler{
 		"GET /v1/referee/{token}": publicJSON(func(r *http.Request) (any, error) {
 			return p.OpenInvitation(r.Context(), r.PathValue("token"))
 		}),
 		"POST /v1/referee/{token}/response": publicJSON(func(r *http.Request) (any, error) {
 			var in tools.ResponseInput
-			body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes))
+			body, err := io.ReadAll(r.Body)
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return nil, &Problem{Status: 413, Title: "Request Entity Too Large", Code: "TOO_LARGE",
+					Detail: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)}
+			}
 			if err == nil {
 				err = json.Unmarshal(body, &in)
 			}
@@ -39,8 +49,9 @@ func PublicRoutes(p *tools.Public) map[string]http.Handler {
 	}
 }
 
-func publicJSON(h func(r *http.Request) (any, error)) http.Handler {
+func publicHandler(log zerolog.Logger, h func(r *http.Request) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		// Tokens are in the path: keep them out of caches and referrers.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
@@ -48,7 +59,11 @@ func publicJSON(h func(r *http.Request) (any, error)) http.Handler {
 		w.Header().Set("X-Trace-Id", traceID)
 		out, err := h(r)
 		if err != nil {
-			writeProblem(w, traceID, problemFrom(err))
+			pb := problemFrom(err)
+			if pb.Status >= 500 {
+				log.Error().Err(err).AnErr("cause", errors.Unwrap(err)).Str("trace_id", traceID).Str("route", r.Pattern).Msg("public route failed")
+			}
+			writeProblem(w, traceID, pb)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -100,9 +100,6 @@ func ParseToken(s string) (Token, error) {
 	return Token{Env: env, Prefix: prefix, Secret: secret, raw: s}, nil
 }
 
-// LooksLikeToken is a cheap test for log scrubbing and header sniffing.
-func LooksLikeToken(s string) bool { return strings.HasPrefix(s, tokenMagic+"_") }
-
 func checksum(s string) string {
 	n := crc32.ChecksumIEEE([]byte(s))
 	var b [checksumLen]byte

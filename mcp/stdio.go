@@ -184,10 +184,19 @@ type drainOnEOF struct {
 	r        io.Reader
 	inflight *atomic.Int64
 	ctx      context.Context
+	last     byte // the last byte read, to end an unterminated final line
 }
 
 func (d *drainOnEOF) Read(p []byte) (int, error) {
 	n, err := d.r.Read(p)
+	if n > 0 {
+		d.last = p[n-1]
+	}
+	if errors.Is(err, io.EOF) && n == 0 && d.last != 0 && d.last != '\n' && len(p) > 0 {
+		// A last message without its newline would be dropped unread.
+		p[0], d.last = '\n', '\n'
+		return 1, nil
+	}
 	if errors.Is(err, io.EOF) {
 		// The last lines read may not have reached a handler yet.
 		for quiet := 0; quiet < 5 && d.ctx.Err() == nil; {

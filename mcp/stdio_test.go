@@ -161,7 +161,7 @@ func TestServeStdioAnswersPipedRequestsBeforeExiting(t *testing.T) {
 		`{"jsonrpc":"2.0","method":"notifications/initialized"}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`,
 		`{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"candidates_list","arguments":{"limit":0}}}`,
-	}, "\n") + "\n"
+	}, "\n") // no final newline: the last request must still be answered
 	var out syncBuffer
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

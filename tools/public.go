@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -24,6 +25,15 @@ func NewPublic(st store.Store, d Deps) *Public {
 	}
 	return &Public{store: st, cat: &catalogue{deps: d}}
 }
+
+// linkToken matches the single-use token of an invitation or share link,
+// however its path is cased or percent-encoded.
+var linkToken = regexp.MustCompile(`(?i)((?:/|%2F)v1(?:/|%2F)+(?:referee|shares)(?:/|%2F)+)[0-9A-Za-z]{32}`)
+
+// RedactLinks removes link tokens from text kept after the moment a link is
+// shown (idempotent replays, agent transcripts): a link is shown once, and
+// only its keyed hash is stored.
+func RedactLinks(b []byte) []byte { return linkToken.ReplaceAll(b, []byte("${1}[redacted]")) }
 
 // Codes of the public routes.
 const (

@@ -225,7 +225,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		if reqHash != "" {
 			return q.InsertIdempotency(ctx, store.TenancyOf(c.Principal), store.IdempotencyRecord{
 				KeyID: c.Principal.KeyID, Key: c.IdempotencyKey, Operation: t.Name,
-				RequestHash: reqHash, Status: t.HTTP.Status, Response: res.JSON, CreatedAt: r.now(),
+				RequestHash: reqHash, Status: t.HTTP.Status, Response: RedactLinks(res.JSON), CreatedAt: r.now(),
 			})
 		}
 		return nil

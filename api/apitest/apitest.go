@@ -74,7 +74,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 		// As in production, the agent is always mounted; unconfigured it answers 503.
 		opts.Agent = agent.NewHandler(e.Registry, st, agent.Config{})
 	}
-	opts.Public = api.PublicRoutes(tools.NewPublic(st, deps))
+	opts.Public = api.PublicRoutes(tools.NewPublic(st, deps), log)
 	e.Server = api.New(opts)
 	e.HTTP.Config.Handler = e.Server
 	e.HTTP.Start()

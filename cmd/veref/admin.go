@@ -41,10 +41,11 @@ func cmdMigrate(ctx context.Context, args []string, getenv func(string) string, 
 // adminEnv is what every admin command needs: the store, the hasher and how
 // to print.
 type adminEnv struct {
-	st     store.Store
-	hasher *auth.Hasher
-	json   bool
-	out    io.Writer
+	st      store.Store
+	hasher  *auth.Hasher
+	json    bool
+	out     io.Writer
+	maxKeys int
 }
 
 func (e *adminEnv) print(v any, table func(w *tabwriter.Writer)) error {
@@ -132,7 +133,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if _, err := e.st.GetTenant(ctx, req.TenantID); err != nil {
 				return explain(err, "tenant "+req.TenantID)
 			}
-			ks := &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: maxKeys(getenv)}
+			ks := &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: e.maxKeys}
 			created, err := ks.Create(ctx, req, api.Actor{Kind: store.ActorOperator, ID: "veref-admin"})
 			if err != nil {
 				return explain(err, "key")
@@ -189,7 +190,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, st
 			if err := need(f, "tenant", "id"); err != nil {
 				return err
 			}
-			ks := &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: maxKeys(getenv)}
+			ks := &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: e.maxKeys}
 			v, err := ks.Revoke(ctx, *f["tenant"], *f["id"], *f["note"], api.Actor{Kind: store.ActorOperator, ID: "veref-admin"})
 			if err != nil {
 				return explain(err, "key "+*f["id"])
@@ -221,7 +222,7 @@ func cmdAdmin(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	return do(&adminEnv{st: st, hasher: hasher, json: *asJSON, out: stdout})
+	return do(&adminEnv{st: st, hasher: hasher, json: *asJSON, out: stdout, maxKeys: cfg.maxActiveKeys})
 }
 
 func need(f map[string]*string, names ...string) error {
@@ -231,11 +232,4 @@ func need(f map[string]*string, names ...string) error {
 		}
 	}
 	return nil
-}
-
-func maxKeys(getenv func(string) string) int {
-	if cfg, err := loadConfig(true, getenv); err == nil {
-		return cfg.maxActiveKeys
-	}
-	return 100
 }

@@ -117,8 +117,6 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 // app is the assembled server with its background parts.
 type app struct {
 	handler http.Handler
-	server  *api.Server
-	usage   *api.UsageWriter
 	stop    func(ctx context.Context)
 	// drain is how long shutdown waits for in-flight requests: long enough
 	// for an agent run to finish.
@@ -146,7 +144,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
-		Public:   api.PublicRoutes(tools.NewPublic(st, deps)),
+		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
 		Agent:    agent.NewHandler(reg, st, agentCfg),
 		MCP:      vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
 		MCPFront: vmcp.Front(vmcp.Options{AllowedOrigins: cfg.mcpOrigins}),
@@ -177,13 +175,8 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(workCtx) }()
 	}
-	drain := 30 * time.Second
-	if t := agentCfg.Timeout; t == 0 {
-		drain = max(drain, agent.DefaultTimeout+15*time.Second)
-	} else {
-		drain = max(drain, t+15*time.Second)
-	}
-	return &app{handler: srv, server: srv, usage: usage, drain: drain, stop: func(ctx context.Context) {
+	drain := max(30*time.Second, agentCfg.Timeout+15*time.Second)
+	return &app{handler: srv, drain: drain, stop: func(ctx context.Context) {
 		stopWork()
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
