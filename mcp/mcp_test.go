@@ -368,10 +368,7 @@ func TestEveryCallIsAuditedAndNamedInUsage(t *testing.T) {
 			"whoami/ok": whoamis, echoTool + "/ok": 1, echoTool + "/" + tools.CodeInvalidInput: 1,
 		}, byAction)
 
-		// Wait for the usage writer's own flush rather than calling
-		// env.FlushUsage: UsageWriter.Flush is not serialised with its
-		// background loop, so an explicit flush can insert the same rows twice
-		// (reported to the api owner).
+		// The background flush runs every 50ms in tests; wait for it.
 		var rows []store.Usage
 		require.Eventually(t, func() bool {
 			rows, _, err = env.Store.ListUsage(context.Background(), "acme", p.KeyID, store.Page{Limit: 100})

@@ -164,9 +164,6 @@ func connect(ctx context.Context, remote Remote) (*upstream, error) {
 	return &upstream{c: c, info: info, tools: all}, nil
 }
 
-// forward relays one call. The remote's answer, tool error or not, goes back
-// unchanged; a failure to reach the remote becomes a tool error the model
-// can report, since the local client cannot fix the network either way.
 // counted keeps count of calls under way, for drainOnEOF.
 func counted(n *atomic.Int64, h server.ToolHandlerFunc) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -211,6 +208,9 @@ func (d *drainOnEOF) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// forward relays one call. The remote's answer, tool error or not, goes back
+// unchanged; a refused key becomes a tool error the model can report, and
+// any other failure to reach the remote a protocol error.
 func forward(c *client.Client) server.ToolHandlerFunc {
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		up := mcp.CallToolRequest{}

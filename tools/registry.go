@@ -184,18 +184,18 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		// A model or MCP client asking for a tool that does not exist is
 		// worth a trail too.
 		t = r.toolOrStub(c.Tool)
-		return Result{}, r.fail(ctx, c, t, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", t.Name)}, true)
+		return Result{}, r.fail(ctx, c, t, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", t.Name)})
 	}
 	// Reads from MCP and the agent are audited too: a model's reads are
 	// worth a trail. REST reads are covered by usage rows.
 	audited := !t.ReadOnly || c.Surface != SurfaceREST
 	if !c.Principal.Can(t.Policy) {
 		se := auth.ScopeError(t.Policy)
-		return Result{}, r.fail(ctx, c, t, &Error{Code: se.Code, Message: se.Detail, Hint: se.Hint}, audited)
+		return Result{}, r.fail(ctx, c, t, &Error{Code: se.Code, Message: se.Detail, Hint: se.Hint})
 	}
 	in, err := r.decode(t, c.Input)
 	if err != nil {
-		return Result{}, r.fail(ctx, c, t, AsError(err), audited)
+		return Result{}, r.fail(ctx, c, t, AsError(err))
 	}
 	var reqHash string
 	if c.IdempotencyKey != "" && !t.ReadOnly {
@@ -242,7 +242,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 				return res, rerr
 			}
 		}
-		return Result{}, r.fail(ctx, c, t, AsError(err), audited && c.Surface != SurfaceREST)
+		return Result{}, r.fail(ctx, c, t, AsError(err))
 	}
 	return res, nil
 }
@@ -251,7 +251,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 // repeated call, one past the run's budget), so the audit trail holds every
 // call a model or client made. It returns e with the audit id set.
 func (r *Registry) Refuse(ctx context.Context, c Call, e *Error) *Error {
-	return r.fail(ctx, c, r.toolOrStub(c.Tool), e, true).(*Error)
+	return r.fail(ctx, c, r.toolOrStub(c.Tool), e).(*Error)
 }
 
 // toolOrStub names an unknown tool for the audit row; the name is the
@@ -287,11 +287,12 @@ func (r *Registry) replay(ctx context.Context, c Call, t *Tool, reqHash string) 
 	return Result{Output: out.Elem().Interface(), JSON: rec.Response, Replayed: true}, true, nil
 }
 
-// fail records a refused or failed call (for audited surfaces) outside the
-// rolled-back transaction, then returns the error.
-func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error, audit bool) error {
+// fail records a refused or failed MCP or agent call outside the
+// rolled-back transaction, then returns the error. REST failures change
+// nothing and are covered by usage rows.
+func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 	f := *e // the caller's error value may be shared
-	if audit && c.Surface != SurfaceREST {
+	if c.Surface != SurfaceREST {
 		ev := r.event(c, t, e.Code, "")
 		if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err == nil {
 			f.AuditID = ev.ID

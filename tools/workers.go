@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/smtp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/verefwork/veref/auth"
@@ -227,9 +228,7 @@ type OutboxWorker struct {
 
 // Run works until ctx ends.
 func (w *OutboxWorker) Run(ctx context.Context) {
-	if w.Poll <= 0 {
-		w.Poll = time.Second
-	}
+	w.defaults()
 	for ctx.Err() == nil {
 		n, err := w.RunOnce(ctx)
 		if err != nil && w.Log != nil {
@@ -244,11 +243,27 @@ func (w *OutboxWorker) Run(ctx context.Context) {
 	}
 }
 
-// RunOnce sends up to 20 due messages and returns how many it tried.
-func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
+var outboxDefaults sync.Mutex
+
+// defaults fills unset fields once; RunOnce may be called from several
+// goroutines.
+func (w *OutboxWorker) defaults() {
+	outboxDefaults.Lock()
+	defer outboxDefaults.Unlock()
 	if w.Now == nil {
 		w.Now = time.Now
 	}
+	if w.Poll <= 0 {
+		w.Poll = time.Second
+	}
+	if w.Test == nil {
+		w.Test = LogMailer{Log: w.Log}
+	}
+}
+
+// RunOnce sends up to 10 due messages and returns how many it tried.
+func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
+	w.defaults()
 	now := w.Now().UTC()
 	// The lease must outlast the whole batch, or another instance could
 	// claim and send a message this one is still sending.
@@ -256,9 +271,6 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 	msgs, err := w.Store.ClaimOutbox(ctx, now, now.Add(batch*sendTimeout+time.Minute), batch)
 	if err != nil {
 		return 0, err
-	}
-	if w.Test == nil {
-		w.Test = LogMailer{Log: w.Log}
 	}
 	for _, m := range msgs {
 		mailer := w.Test

@@ -68,7 +68,8 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	return s, nil
 }
 
-// Pool is the underlying pgx pool, for what database/sql cannot do (LISTEN/NOTIFY).
+// Pool is the underlying pgx pool, for what database/sql cannot do
+// (COPY, LISTEN/NOTIFY); nothing uses it yet.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Migrate applies the embedded migrations not yet recorded, holding an
