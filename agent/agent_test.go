@@ -510,7 +510,9 @@ func TestInvalidRequests(t *testing.T) {
 		assert.Equal(t, http.StatusUnprocessableEntity, res.Status, name)
 		assert.Equal(t, tools.CodeInvalidInput, res.Code(), name)
 	}
-	res := h.Do("POST", "/v1/api/agent", key, map[string]any{"message": strings.Repeat("é", agent.MaxMessageChars)})
+	res := h.Do("POST", "/v1/api/agent", key, map[string]any{"message": "  "})
+	assert.Contains(t, string(res.Body), `"location":"body.message"`, "the failing field is named")
+	res = h.Do("POST", "/v1/api/agent", key, map[string]any{"message": strings.Repeat("é", agent.MaxMessageChars)})
 	assert.Equal(t, http.StatusOK, res.Status, "exactly the limit is allowed")
 }
 

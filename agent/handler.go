@@ -79,6 +79,8 @@ type problem struct {
 	// tell what changed before retrying, and where the run was kept.
 	ConversationID string     `json:"conversationId,omitempty"`
 	ToolCalls      []ToolCall `json:"toolCalls,omitempty"`
+	// Errors locates invalid input, as api's problems do.
+	Errors []tools.FieldError `json:"errors,omitempty"`
 }
 
 func newProblem(status int, code, detail, hint string) *problem {
@@ -315,6 +317,7 @@ func invalid(field, msg string) *problem {
 	p := newProblem(http.StatusUnprocessableEntity, tools.CodeInvalidInput, msg, "")
 	if field != "" {
 		p.Hint = "check the " + field + " field"
+		p.Errors = []tools.FieldError{{Location: "body." + field, Message: msg}}
 	}
 	return p
 }
