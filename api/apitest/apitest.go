@@ -35,6 +35,9 @@ type Options struct {
 	MCP      func(reg *tools.Registry) http.Handler
 	MCPFront func(http.Handler) http.Handler
 	Agent    func(reg *tools.Registry) http.Handler
+	// Now is the server's clock (default time.Now), so tests can move time
+	// instead of waiting for it.
+	Now func() time.Time
 }
 
 // Env is a running server and what tests need to drive it.
@@ -59,10 +62,14 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e := &Env{T: t, Store: st, Hasher: hasher}
 	e.HTTP = httptest.NewUnstartedServer(nil)
 	e.URL = "http://" + e.HTTP.Listener.Addr().String()
-	deps := tools.Deps{Now: time.Now, Hasher: hasher, PublicURL: e.URL}
-	e.Registry = tools.New(tools.NewRegistry(st, time.Now), deps)
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL}
+	e.Registry = tools.New(tools.NewRegistry(st, now), deps)
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
-	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log,
+	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
 		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys}
 	if o.MCP != nil {
 		opts.MCP = o.MCP(e.Registry)
@@ -78,7 +85,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Server = api.New(opts)
 	e.HTTP.Config.Handler = e.Server
 	e.HTTP.Start()
-	e.Keys = &api.KeyService{Store: st, Hasher: hasher, Now: time.Now, MaxActive: 1000}
+	e.Keys = &api.KeyService{Store: st, Hasher: hasher, Now: now, MaxActive: 1000}
 	t.Cleanup(func() {
 		e.HTTP.Close()
 		_ = e.Usage.Close(context.Background())

@@ -1026,9 +1026,9 @@ func ids[T any](xs []T, id func(T) string) []string {
 	return out
 }
 
-// newest orders ids as lists return them. Ids made in the same millisecond
-// order by their random part, not by creation, so tests never assume
-// creation order within one.
+// newest orders ids as lists return them: by id, descending. The suite
+// sorts rather than assuming creation order, so it holds for ids made by
+// several processes too, whose order within a millisecond is random.
 func newest(ids ...string) []string {
 	slices.Sort(ids)
 	slices.Reverse(ids)
