@@ -255,7 +255,8 @@ func (h *handler) providerProblem(pe *providerError, conversationID string) *pro
 func (h *handler) unreadable(p auth.Principal, used []string) []string {
 	var out []string
 	for _, name := range used {
-		if t, ok := h.reg.Lookup(name); ok && !p.Can(t.Policy) {
+		// Unknown names (a tool since removed) hold nothing a key could not see.
+		if _, known := h.reg.Lookup(name); known && !h.reg.Permits(p, name) {
 			out = append(out, name)
 		}
 	}

@@ -87,7 +87,7 @@ func NewHandler(reg *tools.Registry, opts Options) http.Handler {
 			}
 			out := in[:0:0]
 			for _, t := range in {
-				if rt, ok := reg.Lookup(t.Name); ok && p.Can(rt.Policy) {
+				if reg.Permits(p, t.Name) {
 					out = append(out, t)
 				}
 			}
@@ -180,7 +180,7 @@ func (h *handler) auditRefusal(ctx context.Context, body []byte) {
 		return
 	}
 	p, _ := auth.FromContext(ctx)
-	if t, ok := h.reg.Lookup(msg.Params.Name); ok && p.Can(t.Policy) {
+	if h.reg.Permits(p, msg.Params.Name) {
 		return
 	}
 	_, _ = h.reg.Invoke(ctx, tools.Call{Principal: p, Surface: tools.SurfaceMCP,

@@ -137,11 +137,19 @@ func (r *Registry) Tools() []*Tool {
 func (r *Registry) Allowed(p auth.Principal) []*Tool {
 	var out []*Tool
 	for _, t := range r.Tools() {
-		if p.Can(t.Policy) {
+		if r.Permits(p, t.Name) {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// Permits reports whether p may call the tool named name: false for a tool
+// that does not exist too. Surfaces ask this for their menus and filters;
+// the registry alone reads policies, and Invoke checks again regardless.
+func (r *Registry) Permits(p auth.Principal, name string) bool {
+	t, ok := r.tools[name]
+	return ok && p.Can(t.Policy)
 }
 
 // Lookup finds a tool by name.
