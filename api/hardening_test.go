@@ -12,7 +12,7 @@ import (
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
-	"github.com/verefwork/veref/tools"
+	"github.com/verefwork/veref/workers"
 )
 
 // Input PostgreSQL cannot store must be refused the same way on both
@@ -66,7 +66,7 @@ func TestValuationErrorsDoNotLeakInternals(t *testing.T) {
 	v.RequestID = cand.JSON()["id"].(string)
 	require.NoError(t, e.Store.InsertValuation(context.Background(), ten, v))
 
-	w := &tools.ValuationWorker{Store: failingReferences{e.Store}}
+	w := &workers.ValuationWorker{Store: failingReferences{e.Store}}
 	did, err := w.RunOnce(context.Background())
 	require.NoError(t, err)
 	require.True(t, did)

@@ -25,6 +25,7 @@ import (
 	"github.com/verefwork/veref/store/postgres"
 	"github.com/verefwork/veref/store/storetest"
 	"github.com/verefwork/veref/tools"
+	"github.com/verefwork/veref/workers"
 )
 
 // ---------------------------------------------------------------------------
@@ -313,7 +314,7 @@ func TestFullReferenceCheck(t *testing.T) {
 		//   score 77.5
 		val := expect(t, e.Do("POST", "/v1/api/references/"+refID+"/valuations", key, nil), 202)
 		assert.Equal(t, "queued", jstr(val, "status"))
-		did, err := (&tools.ValuationWorker{Store: e.Store}).RunOnce(context.Background())
+		did, err := (&workers.ValuationWorker{Store: e.Store}).RunOnce(context.Background())
 		require.NoError(t, err)
 		require.True(t, did)
 		val = expect(t, e.Do("GET", "/v1/api/valuations/"+jstr(val, "id"), key, nil), 200)
@@ -923,7 +924,7 @@ func TestValuationQueueSharedByTwoInstances(t *testing.T) {
 			errs := make([]error, 4)
 			ran := make([]int, 4)
 			for w := range 4 {
-				worker := &tools.ValuationWorker{Store: stores[w%2], ID: fmt.Sprintf("worker-%d", w)}
+				worker := &workers.ValuationWorker{Store: stores[w%2], ID: fmt.Sprintf("worker-%d", w)}
 				wg.Go(func() {
 					for range 100 { // bounded: 30 runs among 4 workers
 						did, err := worker.RunOnce(ctx)
@@ -965,7 +966,7 @@ func TestValuationQueueSharedByTwoInstances(t *testing.T) {
 				require.Equal(t, id, stale.ID)
 				require.Equal(t, 1, stale.Attempts)
 
-				did, err := (&tools.ValuationWorker{Store: stores[0], ID: "rescuer"}).RunOnce(ctx)
+				did, err := (&workers.ValuationWorker{Store: stores[0], ID: "rescuer"}).RunOnce(ctx)
 				require.NoError(t, err)
 				require.True(t, did, "the run with a lapsed lease must be claimed again")
 				v, err := stores[0].GetValuation(ctx, ten, id)
@@ -983,7 +984,7 @@ func TestValuationQueueSharedByTwoInstances(t *testing.T) {
 				require.NoError(t, err)
 				assert.Equal(t, 87.5, *v.Score, "the stale claimer must not overwrite the result")
 
-				did, err = (&tools.ValuationWorker{Store: stores[1]}).RunOnce(ctx)
+				did, err = (&workers.ValuationWorker{Store: stores[1]}).RunOnce(ctx)
 				require.NoError(t, err)
 				assert.False(t, did, "nothing left in the queue")
 			})
@@ -1039,7 +1040,7 @@ func TestOutboxTestEnvironmentNeverSendsRealMail(t *testing.T) {
 		require.Len(t, testLinks, 1)
 
 		live, test := &recordingMailer{}, &recordingMailer{}
-		w := &tools.OutboxWorker{Store: e.Store, Live: live, Test: test}
+		w := &workers.OutboxWorker{Store: e.Store, Live: live, Test: test}
 		n, err := w.RunOnce(context.Background())
 		require.NoError(t, err)
 		assert.Equal(t, 3, n)

@@ -212,9 +212,9 @@ func round2(f float64) float64 { return math.Round(f*100) / 100 }
 // people who managed or paid for the candidate's work saw most of it.
 var relationshipWeight = map[string]float64{"manager": 1.5, "client": 1.2, "direct_report": 1.0, "peer": 1.0, "other": 0.8}
 
-// valuate scores a request's answers from 0 to 100 with its components and a
+// Valuate scores a request's answers from 0 to 100 with its components and a
 // rationale a recruiter can read back against the answers.
-func valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) {
+func Valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) {
 	var wsum, wtot float64
 	var n, responded, declined int
 	var all []int

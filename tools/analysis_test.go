@@ -153,7 +153,7 @@ func TestAgreementThresholds(t *testing.T) {
 }
 
 func TestValuateMixedRequest(t *testing.T) {
-	score, comps, why, err := valuate(mixedRequest())
+	score, comps, why, err := Valuate(mixedRequest())
 	require.NoError(t, err)
 	// Weighted by relationship (manager 1.5, peer 1.0, client 1.2):
 	//   sum    1.5*(5+4) + 1.0*(3+4) + 1.2*(1+4) = 13.5 + 7 + 6 = 26.5
@@ -207,7 +207,7 @@ func TestValuateBounds(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			score, _, _, err := valuate(store.ReferenceRequest{Referees: c.referees})
+			score, _, _, err := Valuate(store.ReferenceRequest{Referees: c.referees})
 			require.NoError(t, err)
 			assert.InDelta(t, c.score, score, 1e-9)
 		})
@@ -225,7 +225,7 @@ func TestValuateWithoutRatings(t *testing.T) {
 			{Relationship: "peer", State: store.InviteResponded, Answers: []store.Answer{textAnswer("q3", "Fine")}},
 		}},
 	} {
-		score, comps, why, err := valuate(r)
+		score, comps, why, err := Valuate(r)
 		assert.Error(t, err, name)
 		assert.Zero(t, score, name)
 		assert.Nil(t, comps, name)

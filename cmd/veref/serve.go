@@ -18,9 +18,11 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/mail"
 	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
+	"github.com/verefwork/veref/workers"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -157,20 +159,20 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		}
 		ev.Fields(fields).Msg(msg)
 	}
-	var live tools.Mailer = tools.LogMailer{Log: logf}
+	var live mail.Mailer = mail.LogMailer{Log: logf}
 	if cfg.smtpAddr != "" {
 		var sa smtp.Auth
 		if cfg.smtpUser != "" {
 			host, _, _ := strings.Cut(cfg.smtpAddr, ":")
 			sa = smtp.PlainAuth("", cfg.smtpUser, cfg.smtpPassword, host)
 		}
-		live = tools.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa, Timeout: 30 * time.Second}
+		live = mail.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa, Timeout: 30 * time.Second}
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, w := range []interface{ Run(context.Context) }{
-		&tools.ValuationWorker{Store: st, Now: now, Log: logf},
-		&tools.OutboxWorker{Store: st, Live: live, Test: tools.LogMailer{Log: logf}, Now: now, Log: logf},
+		&workers.ValuationWorker{Store: st, Now: now, Log: logf},
+		&workers.OutboxWorker{Store: st, Live: live, Test: mail.LogMailer{Log: logf}, Now: now, Log: logf},
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(workCtx) }()
