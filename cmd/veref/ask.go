@@ -6,12 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 )
 
 // askResponse is the part of agent.Response the CLI prints; --json prints
@@ -28,71 +29,42 @@ type askResponse struct {
 	StopReason string `json:"stopReason"`
 }
 
-type askProblem struct {
-	Status  int    `json:"status"`
-	Code    string `json:"code"`
-	Title   string `json:"title"`
-	Detail  string `json:"detail"`
-	Hint    string `json:"hint"`
-	TraceID string `json:"traceId"`
-}
-
-func (p askProblem) line() string {
-	msg := p.Detail
-	if msg == "" {
-		msg = p.Title
-	}
-	s := p.Code + ": " + msg
-	if p.Hint != "" {
-		s += " (" + p.Hint + ")"
-	}
-	if p.TraceID != "" {
-		s += " [trace " + p.TraceID + "]"
-	}
-	return s
-}
-
-const askUsage = `usage: veref ask "question" [--conversation ID] [--api-url URL] [--json]
-
-Asks Veref's agent (POST /v1/api/agent) with $VEREF_API_KEY, streams the
+// askCmd runs `veref ask`. Flags may come before or after the question.
+func (c *cli) askCmd() *cobra.Command {
+	var conversation string
+	var out output
+	cmd := &cobra.Command{
+		Use:   `ask "question"`,
+		Short: "Ask Veref's agent a question about your reference checks",
+		Long: `Asks Veref's agent (POST /v1/api/agent) with $VEREF_API_KEY, streams the
 answer, then lists the operations it ran. Continue a thread with the
-conversation id it prints.
-
-Flags:
-`
-
-// cmdAsk runs `veref ask`. Flags may come before or after the question.
-func cmdAsk(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("ask", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, askUsage)
-		fs.PrintDefaults()
+conversation id it prints.`,
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := out.asJSON()
+			if err != nil {
+				return err
+			}
+			return cmdAsk(cmd.Context(), strings.Join(args, " "), conversation, c.apiURL, asJSON, c.getenv, c.stdout, c.stderr)
+		},
 	}
-	conversation := fs.String("conversation", "", "continue this conversation id")
-	apiURL := fs.String("api-url", "", "Veref API base URL (default $VEREF_API_URL or "+defaultAPIURL+")")
-	asJSON := fs.Bool("json", false, "print the final response object as JSON instead of streaming")
-	var words []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return usageError{}
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		words = append(words, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
-	question := strings.TrimSpace(strings.Join(words, " "))
+	c.apiURLFlag(cmd)
+	cmd.Flags().StringVar(&conversation, "conversation", "", "continue this conversation id")
+	out.flags(cmd.Flags(), true)
+	return cmd
+}
+
+func cmdAsk(ctx context.Context, question, conversation, apiURL string, asJSON bool, getenv func(string) string, stdout, stderr io.Writer) error {
+	question = strings.TrimSpace(question)
 	if question == "" {
 		return usageError{`veref ask needs a question, e.g. veref ask "which reference checks are waiting on referees?"`}
 	}
-	base, key, err := apiTarget(*apiURL, getenv)
+	base, key, err := apiTarget(apiURL, getenv)
 	if err != nil {
 		return err
 	}
 
-	body, _ := json.Marshal(map[string]string{"message": question, "conversationId": strings.TrimSpace(*conversation)})
+	body, _ := json.Marshal(map[string]string{"message": question, "conversationId": strings.TrimSpace(conversation)})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(base, "/")+"/v1/api/agent", bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("ask: bad API URL %q: %w", base, err)
@@ -107,11 +79,11 @@ func cmdAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return askHTTPError(res)
+		return askHTTPError(res, base)
 	}
 
 	final, err := readAskStream(res.Body, func(event string, data []byte) {
-		if *asJSON {
+		if asJSON {
 			return
 		}
 		switch event {
@@ -130,7 +102,7 @@ func cmdAsk(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		var out bytes.Buffer
 		if err := json.Indent(&out, final, "", "  "); err != nil {
 			return fmt.Errorf("ask: the server's answer is not JSON: %w", err)
@@ -180,11 +152,11 @@ func readAskStream(body io.Reader, on func(event string, data []byte)) (json.Raw
 				case "done":
 					return payload, nil
 				case "error":
-					var p askProblem
-					if json.Unmarshal(payload, &p) != nil || p.Code == "" {
+					p := &problem{}
+					if json.Unmarshal(payload, p) != nil || p.Code == "" {
 						return nil, fmt.Errorf("ask: the server reported an error: %s", payload)
 					}
-					return nil, errors.New(p.line())
+					return nil, p
 				}
 				on(event, payload)
 			}
@@ -208,18 +180,7 @@ func readAskStream(body io.Reader, on func(event string, data []byte)) (json.Raw
 
 // askHTTPError turns a refused request into one line, from problem+json
 // when the server sent it.
-func askHTTPError(res *http.Response) error {
+func askHTTPError(res *http.Response, base string) error {
 	b, _ := io.ReadAll(io.LimitReader(res.Body, 64<<10))
-	var p askProblem
-	if json.Unmarshal(b, &p) == nil && p.Code != "" {
-		return errors.New(p.line())
-	}
-	msg := strings.Join(strings.Fields(string(b)), " ")
-	if len(msg) > 200 {
-		msg = msg[:200] + "…"
-	}
-	if msg == "" {
-		msg = http.StatusText(res.StatusCode)
-	}
-	return fmt.Errorf("ask: HTTP %d: %s", res.StatusCode, msg)
+	return problemFrom(res.StatusCode, base, b)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
@@ -25,24 +25,36 @@ import (
 	"github.com/verefwork/veref/workers"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+func (c *cli) serveCmd() *cobra.Command {
+	var dev, noMigrate bool
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the API server",
+		Long: `Run the API server (REST, MCP, Ask Veref, the referee pages).
 
-func cmdServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dev := fs.Bool("dev", false, "development mode: embedded SQLite, built-in pepper, demo tenant and a printed test key")
-	addr := fs.String("addr", "", "listen address (default $VEREF_ADDR or 127.0.0.1:8080)")
-	noMigrate := fs.Bool("no-migrate", false, "do not apply migrations on start")
-	if err := fs.Parse(args); err != nil {
-		return usageError{}
+Configuration comes from the environment: VEREF_DATABASE_URL, API_KEY_PEPPER,
+VEREF_ADDR, VEREF_PUBLIC_URL, CLERK_JWKS_URL, CLERK_ISSUER, OPENROUTER_API_KEY, ...
+With --dev none is needed.`,
+		Args: exactArgs(0, "[flags]"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return cmdServe(cmd.Context(), dev, addr, noMigrate, c.getenv, c.stdout, c.stderr)
+		},
 	}
-	cfg, err := loadConfig(*dev, getenv)
+	fs := cmd.Flags()
+	fs.BoolVar(&dev, "dev", false, "development mode: embedded SQLite, built-in pepper, demo tenant and a printed test key")
+	fs.StringVar(&addr, "addr", "", "listen address (default $VEREF_ADDR or 127.0.0.1:8080)")
+	fs.BoolVar(&noMigrate, "no-migrate", false, "do not apply migrations on start")
+	return cmd
+}
+
+func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(dev, getenv)
 	if err != nil {
 		return err
 	}
-	if *addr != "" {
-		cfg.addr = *addr
+	if addr != "" {
+		cfg.addr = addr
 	}
 	log := newLogger(cfg.logFormat, stderr)
 	if w := cfg.devWarning(); w != "" {
@@ -54,7 +66,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer st.Close()
-	if !*noMigrate {
+	if !noMigrate {
 		if err := st.Migrate(ctx); err != nil {
 			return fmt.Errorf("migrating the database: %w", err)
 		}
@@ -69,7 +81,7 @@ func cmdServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("listening on %s: %w (set VEREF_ADDR or --addr)", cfg.addr, err)
 	}
 	base := "http://" + ln.Addr().String()
-	if *dev {
+	if dev {
 		if err := bootstrapDev(ctx, st, hasher, base, cfg.databaseURL, stdout); err != nil {
 			ln.Close()
 			return err
