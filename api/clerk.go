@@ -1,23 +1,26 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"crypto"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/big"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
 )
+
+// JWS parsing, signature and claim checks are golang-jwt's; fetching and
+// parsing the JWKS and choosing the key by kid are jwkset's and keyfunc's.
+// What stays here is Clerk's claim shapes and the refetch policy: jwkset's
+// own unknown-kid refresh waits on a wall-clock rate limiter, blocking the
+// request, where this one answers at once and runs on the verifier's clock.
 
 const (
 	// An unknown kid is attacker-controlled input; without a floor on the
@@ -65,9 +68,15 @@ func clerkErr(reason string) *ClerkError { return &ClerkError{Reason: reason} }
 // ClerkVerifier verifies Clerk session JWTs (RS256) against the instance's
 // JWKS. It is safe for concurrent use.
 type ClerkVerifier struct {
-	// Now and Leeway may be changed after construction, before first use.
+	// Now, Leeway and AuthorizedParties may be changed after construction,
+	// before first use.
 	Now    func() time.Time
 	Leeway time.Duration
+	// AuthorizedParties lists the origins (https://app.example.com) whose
+	// pages may hold a session; a token whose azp names another origin is
+	// refused. Empty means azp is not checked. As in Clerk's own SDKs, a
+	// token without azp (minted by a backend, not a browser) passes.
+	AuthorizedParties []string
 
 	jwksURL string
 	issuer  string
@@ -79,10 +88,10 @@ type ClerkVerifier struct {
 	fetchSem chan struct{}
 
 	mu          sync.Mutex
-	keys        map[string]*rsa.PublicKey
-	fetchedAt   time.Time // last successful fetch
-	attemptedAt time.Time // last fetch attempt, successful or not
-	lastErr     error     // error of the last attempt, nil if it succeeded
+	keys        keyfunc.Keyfunc // nil until the first successful fetch
+	fetchedAt   time.Time       // last successful fetch
+	attemptedAt time.Time       // last fetch attempt, successful or not
+	lastErr     error           // error of the last attempt, nil if it succeeded
 }
 
 // NewClerkVerifier returns a verifier for tokens whose iss is exactly issuer,
@@ -92,12 +101,20 @@ func NewClerkVerifier(jwksURL, issuer string, httpClient *http.Client) *ClerkVer
 	if httpClient == nil {
 		httpClient = &http.Client{Timeout: 5 * time.Second}
 	}
+	// jwkset decodes the body as it streams; bound it so a misbehaving
+	// endpoint cannot make us buffer without end.
+	limited := *httpClient
+	base := limited.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	limited.Transport = limitBody{base}
 	return &ClerkVerifier{
 		Now:      time.Now,
 		Leeway:   30 * time.Second,
 		jwksURL:  jwksURL,
 		issuer:   issuer,
-		client:   httpClient,
+		client:   &limited,
 		fetchSem: make(chan struct{}, 1),
 	}
 }
@@ -109,41 +126,18 @@ func (v *ClerkVerifier) now() time.Time {
 	return time.Now()
 }
 
-type jwsHeader struct {
-	Alg  string          `json:"alg"`
-	Kid  string          `json:"kid"`
-	Crit json.RawMessage `json:"crit"`
-}
-
+// clerkClaims are Clerk's session claims, v1 (org_id, org_role) and v2
+// (o.id, o.rol, sts).
 type clerkClaims struct {
-	Iss     string       `json:"iss"`
-	Sub     string       `json:"sub"`
-	Exp     *numericDate `json:"exp"`
-	Nbf     *numericDate `json:"nbf"`
-	Iat     *numericDate `json:"iat"`
-	OrgID   string       `json:"org_id"`
-	OrgRole string       `json:"org_role"`
+	jwt.RegisteredClaims
+	Azp     string `json:"azp"`
+	Sts     string `json:"sts"`
+	OrgID   string `json:"org_id"`
+	OrgRole string `json:"org_role"`
 	O       *struct {
 		ID  string `json:"id"`
 		Rol string `json:"rol"`
 	} `json:"o"`
-}
-
-// numericDate accepts RFC 7519 NumericDate, which may be fractional, and
-// refuses strings and absurd values instead of silently saturating.
-type numericDate struct{ time.Time }
-
-func (d *numericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
-		return err
-	}
-	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e11 {
-		return errors.New("numeric date out of range")
-	}
-	sec, frac := math.Modf(f)
-	d.Time = time.Unix(int64(sec), int64(frac*1e9))
-	return nil
 }
 
 // Verify checks a Clerk session token and returns the session it carries.
@@ -159,81 +153,37 @@ func (v *ClerkVerifier) Verify(ctx context.Context, token string) (ClerkSession,
 	if len(token) > clerkMaxToken {
 		return ClerkSession{}, clerkErr("token too large")
 	}
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
+	if strings.Count(token, ".") != 2 {
 		return ClerkSession{}, clerkErr("token malformed: not a compact JWS")
 	}
-	headerJSON, err := b64(parts[0])
-	if err != nil {
-		return ClerkSession{}, clerkErr("token malformed: header encoding")
-	}
-	var hdr jwsHeader
-	if err := json.Unmarshal(headerJSON, &hdr); err != nil {
-		return ClerkSession{}, clerkErr("token malformed: header")
-	}
-	// Pinning the algorithm before looking at keys closes the classic
+	// Pinning RS256 before any key is looked at closes the classic
 	// alg=none and RS256→HS256 key-confusion attacks.
-	if hdr.Alg != "RS256" {
-		reason := "unsupported signing algorithm"
-		if knownAlgs[hdr.Alg] {
-			reason += " " + hdr.Alg
-		}
-		return ClerkSession{}, clerkErr(reason)
-	}
-	// RFC 7515 requires refusing tokens with critical extensions we do not
-	// implement, and we implement none.
-	if len(hdr.Crit) > 0 && !bytes.Equal(hdr.Crit, []byte("null")) {
-		return ClerkSession{}, clerkErr("unsupported critical header")
-	}
-	if hdr.Kid == "" {
-		return ClerkSession{}, clerkErr("token has no key id")
-	}
-	sig, err := b64(parts[2])
-	if err != nil || len(sig) == 0 {
-		return ClerkSession{}, clerkErr("token malformed: signature encoding")
-	}
-
-	key, err := v.key(ctx, hdr.Kid)
-	if err != nil {
-		return ClerkSession{}, err
-	}
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if err := rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig); err != nil {
-		return ClerkSession{}, clerkErr("signature invalid")
-	}
-
-	// Claims are only parsed once the signature holds, so nothing below
-	// handles attacker-chosen bytes.
-	payload, err := b64(parts[1])
-	if err != nil {
-		return ClerkSession{}, clerkErr("token malformed: payload encoding")
-	}
+	p := jwt.NewParser(
+		jwt.WithValidMethods([]string{"RS256"}),
+		jwt.WithIssuer(v.issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(max(v.Leeway, 0)),
+		jwt.WithTimeFunc(v.now),
+	)
 	var c clerkClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return ClerkSession{}, clerkErr("token malformed: claims")
+	tok, err := p.ParseWithClaims(token, &c, v.keyfunc(ctx))
+	if err != nil {
+		return ClerkSession{}, refusal(err, tok, &c)
 	}
-	if c.Iss != v.issuer {
-		return ClerkSession{}, clerkErr("issuer mismatch")
-	}
-	now := v.now()
-	leeway := max(v.Leeway, 0)
-	if c.Exp == nil {
-		return ClerkSession{}, clerkErr("token has no expiry")
-	}
-	if !now.Before(c.Exp.Add(leeway)) {
-		return ClerkSession{}, clerkErr("token expired")
-	}
-	if c.Nbf != nil && now.Add(leeway).Before(c.Nbf.Time) {
-		return ClerkSession{}, clerkErr("token not yet valid")
-	}
-	if c.Iat != nil && c.Iat.After(now.Add(leeway)) {
-		return ClerkSession{}, clerkErr("token issued in the future")
-	}
-	if c.Sub == "" {
+	if c.Subject == "" {
 		return ClerkSession{}, clerkErr("token has no subject")
 	}
+	// A pending session (v2 sts) has tasks left, such as choosing an
+	// organization; Clerk does not count it as signed in.
+	if c.Sts == "pending" {
+		return ClerkSession{}, clerkErr("session is pending")
+	}
+	if c.Azp != "" && len(v.AuthorizedParties) > 0 && !v.authorizedParty(c.Azp) {
+		return ClerkSession{}, clerkErr("token issued for another origin (azp)")
+	}
 
-	s := ClerkSession{UserID: c.Sub}
+	s := ClerkSession{UserID: c.Subject}
 	if c.O != nil && c.O.ID != "" {
 		s.OrgID = c.O.ID
 		if c.O.Rol != "" {
@@ -247,9 +197,85 @@ func (v *ClerkVerifier) Verify(ctx context.Context, token string) (ClerkSession,
 	return s, nil
 }
 
-// key returns the verification key for kid, fetching the JWKS when the kid
-// is unknown or the cache is old, within the refetch limits above.
-func (v *ClerkVerifier) key(ctx context.Context, kid string) (*rsa.PublicKey, error) {
+func (v *ClerkVerifier) authorizedParty(azp string) bool {
+	azp = strings.TrimRight(azp, "/")
+	for _, p := range v.AuthorizedParties {
+		if strings.EqualFold(strings.TrimRight(p, "/"), azp) {
+			return true
+		}
+	}
+	return false
+}
+
+// refusal turns a golang-jwt error into a reason that names the check that
+// failed without quoting the token.
+func refusal(err error, tok *jwt.Token, c *clerkClaims) *ClerkError {
+	var ce *ClerkError
+	if errors.As(err, &ce) {
+		return ce
+	}
+	alg := ""
+	if tok != nil {
+		alg, _ = tok.Header["alg"].(string)
+	}
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return clerkErr("token malformed")
+	case alg != "RS256":
+		reason := "unsupported signing algorithm"
+		if knownAlgs[alg] {
+			reason += " " + alg
+		}
+		return clerkErr(reason)
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return clerkErr("signature invalid")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer) || c.Issuer == "":
+		return clerkErr("issuer mismatch")
+	case c.ExpiresAt == nil:
+		return clerkErr("token has no expiry")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return clerkErr("token expired")
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return clerkErr("token not yet valid")
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return clerkErr("token issued in the future")
+	}
+	return clerkErr("token refused")
+}
+
+// keyfunc checks what golang-jwt leaves to the caller in the header, then
+// finds the key for its kid, fetching the JWKS if needed.
+func (v *ClerkVerifier) keyfunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		// RFC 7515 requires refusing tokens with critical extensions we do
+		// not implement, and we implement none.
+		if crit, ok := t.Header["crit"]; ok && crit != nil {
+			return nil, clerkErr("unsupported critical header")
+		}
+		kid, _ := t.Header["kid"].(string)
+		if kid == "" {
+			// Without a kid keyfunc would try every key; Clerk always names one.
+			return nil, clerkErr("token has no key id")
+		}
+		keys, err := v.keySet(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		key, err := keys.KeyfuncCtx(ctx)(t)
+		if err != nil {
+			return nil, clerkErr("unknown signing key")
+		}
+		pub, ok := key.(*rsa.PublicKey)
+		if !ok || pub.N.BitLen() < clerkMinRSABit {
+			return nil, clerkErr("signing key unusable")
+		}
+		return pub, nil
+	}
+}
+
+// keySet returns the key set to look kid up in, fetching the JWKS when the
+// kid is unknown or the set is old, within the refetch limits above.
+func (v *ClerkVerifier) keySet(ctx context.Context, kid string) (keyfunc.Keyfunc, error) {
 	if k, ok, fresh := v.cached(kid); ok && fresh {
 		return k, nil
 	}
@@ -258,7 +284,7 @@ func (v *ClerkVerifier) key(ctx context.Context, kid string) (*rsa.PublicKey, er
 	case v.fetchSem <- struct{}{}:
 		defer func() { <-v.fetchSem }()
 	case <-ctx.Done():
-		return nil, &ClerkError{Reason: "JWKS unavailable: " + ctx.Err().Error(), Unavailable: true, err: ctx.Err()}
+		return nil, unavailable(ctx.Err())
 	}
 
 	// Another caller may have fetched while we waited for the semaphore.
@@ -304,109 +330,88 @@ func (v *ClerkVerifier) key(ctx context.Context, kid string) (*rsa.PublicKey, er
 	}
 	v.mu.Unlock()
 
-	if err != nil {
-		if ok {
-			return k, nil
-		}
+	switch {
+	case err == nil:
+		return keys, nil
+	case ok:
+		return k, nil
+	default:
 		return nil, unavailable(err)
 	}
-	if k, ok := keys[kid]; ok {
-		return k, nil
-	}
-	return nil, clerkErr("unknown signing key")
 }
 
-func (v *ClerkVerifier) cached(kid string) (k *rsa.PublicKey, ok, fresh bool) {
+func (v *ClerkVerifier) cached(kid string) (k keyfunc.Keyfunc, ok, fresh bool) {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	k, ok = v.keys[kid]
-	return k, ok, v.now().Sub(v.fetchedAt) < jwksMaxAge
+	k, fetchedAt := v.keys, v.fetchedAt
+	v.mu.Unlock()
+	if k == nil {
+		return nil, false, false
+	}
+	_, err := k.Storage().KeyRead(context.Background(), kid)
+	return k, err == nil, v.now().Sub(fetchedAt) < jwksMaxAge
 }
 
 func unavailable(err error) *ClerkError {
 	return &ClerkError{Reason: "JWKS unavailable: " + err.Error(), Unavailable: true, err: err}
 }
 
-type jwk struct {
-	Kty string `json:"kty"`
-	Kid string `json:"kid"`
-	Use string `json:"use"`
-	Alg string `json:"alg"`
-	N   string `json:"n"`
-	E   string `json:"e"`
-}
-
-func (v *ClerkVerifier) fetch(ctx context.Context) (map[string]*rsa.PublicKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, v.jwksURL, nil)
+// fetch reads the JWKS once. Without a RefreshInterval jwkset starts no
+// goroutine and fetches synchronously under ctx.
+func (v *ClerkVerifier) fetch(ctx context.Context) (keyfunc.Keyfunc, error) {
+	st, err := jwkset.NewStorageFromHTTP(v.jwksURL, jwkset.HTTPClientStorageOptions{
+		Client:      v.client,
+		Ctx:         ctx,
+		HTTPTimeout: v.client.Timeout,
+	})
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := v.client.Do(req)
+	all, err := st.KeyReadAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("JWKS endpoint answered %s", resp.Status)
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, jwksMaxBody+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(body) > jwksMaxBody {
-		return nil, errors.New("JWKS document too large")
-	}
-	var set struct {
-		Keys []jwk `json:"keys"`
-	}
-	if err := json.Unmarshal(body, &set); err != nil {
-		return nil, errors.New("JWKS document is not valid JSON")
-	}
-	keys := make(map[string]*rsa.PublicKey, len(set.Keys))
-	for _, k := range set.Keys {
-		// Skip rather than fail on keys we cannot use, so Clerk adding a
-		// key of another type does not take verification down.
-		if k.Kty != "RSA" || k.Kid == "" || (k.Use != "" && k.Use != "sig") || (k.Alg != "" && k.Alg != "RS256") {
-			continue
+	usable := 0
+	for _, k := range all {
+		if pub, ok := k.Key().(*rsa.PublicKey); ok && pub.N.BitLen() >= clerkMinRSABit {
+			usable++
 		}
-		pub, err := rsaKey(k.N, k.E)
-		if err != nil {
-			continue
-		}
-		keys[k.Kid] = pub
 	}
-	if len(keys) == 0 {
+	if usable == 0 {
 		return nil, errors.New("JWKS has no usable RS256 keys")
 	}
-	return keys, nil
+	// Keys marked for encryption must never verify a signature; keys that
+	// say nothing are Clerk's signing keys.
+	return keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: st, UseWhitelist: []jwkset.USE{jwkset.UseSig, ""}})
 }
 
-func rsaKey(n64, e64 string) (*rsa.PublicKey, error) {
-	nb, err := b64(n64)
+// limitBody caps JWKS responses at jwksMaxBody.
+type limitBody struct{ base http.RoundTripper }
+
+func (l limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.base.RoundTrip(r)
 	if err != nil {
 		return nil, err
 	}
-	eb, err := b64(e64)
-	if err != nil {
-		return nil, err
-	}
-	n := new(big.Int).SetBytes(nb)
-	e := new(big.Int).SetBytes(eb)
-	if n.BitLen() < clerkMinRSABit {
-		return nil, errors.New("RSA key too small")
-	}
-	if !e.IsInt64() || e.Int64() < 3 || e.Int64() > math.MaxInt32 || e.Bit(0) == 0 {
-		return nil, errors.New("RSA exponent invalid")
-	}
-	return &rsa.PublicKey{N: n, E: int(e.Int64())}, nil
+	resp.Body = &cappedBody{r: io.LimitReader(resp.Body, jwksMaxBody+1), c: resp.Body}
+	return resp, nil
 }
 
-// b64 decodes unpadded base64url as JWS requires; padded input is tolerated
-// because some JWKS publishers pad n and e.
-func b64(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+type cappedBody struct {
+	r io.Reader
+	c io.Closer
+	n int64
 }
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > jwksMaxBody {
+		return n, fmt.Errorf("JWKS document larger than %d bytes", jwksMaxBody)
+	}
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.c.Close() }
 
 // knownAlgs limits which header values are echoed in errors, so a reason
 // never carries arbitrary bytes from the token.

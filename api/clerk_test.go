@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -167,8 +168,10 @@ func TestClerkTimeClaims(t *testing.T) {
 	delete(noExp, "exp")
 	mustFail(t, v, iss.Sign(noExp), "no expiry")
 
+	// golang-jwt reads a quoted number as a NumericDate; anything else
+	// that is not a number is malformed.
 	stringExp := iss.Claims("u", time.Minute)
-	stringExp["exp"] = "9999999999"
+	stringExp["exp"] = "tomorrow"
 	mustFail(t, v, iss.Sign(stringExp), "malformed")
 
 	// Fractional NumericDate is legal (RFC 7519) and must be honoured.
@@ -284,10 +287,11 @@ func TestClerkMalformed(t *testing.T) {
 		"abc":                               "compact JWS",
 		"a.b":                               "compact JWS",
 		good + ".x":                         "compact JWS",
-		"!!!." + parts[1] + "." + parts[2]:  "header encoding",
+		"!!!." + parts[1] + "." + parts[2]:  "malformed",
+		parts[0] + ".!!!." + parts[2]:       "malformed",
 		"e30." + parts[1] + "." + parts[2]:  "unsupported signing algorithm",
-		parts[0] + "." + parts[1] + ".":     "signature encoding",
-		parts[0] + "." + parts[1] + ".***":  "signature encoding",
+		parts[0] + "." + parts[1] + ".":     "signature invalid",
+		parts[0] + "." + parts[1] + ".***":  "malformed",
 		strings.Repeat("a", 20000) + ".b.c": "too large",
 	}
 	for tok, want := range cases {
@@ -439,4 +443,61 @@ func TestClerkConcurrentSingleFetch(t *testing.T) {
 	if got := iss.JWKSHits(); got != 1 {
 		t.Fatalf("64 concurrent verifications fetched the JWKS %d times, want 1", got)
 	}
+}
+
+func TestClerkAuthorizedParties(t *testing.T) {
+	iss, v, _ := setup(t)
+	c := iss.Claims("u", time.Minute)
+	c["azp"] = "https://evil.example"
+	foreign := iss.Sign(c)
+	c["azp"] = "https://app.veref.test"
+	ours := iss.Sign(c)
+	noAzp := iss.Session("u", "", "", time.Minute)
+
+	// Not configured: azp is not looked at.
+	mustVerify(t, v, foreign)
+
+	v.AuthorizedParties = []string{"https://app.veref.test/", "https://console.veref.test"}
+	mustFail(t, v, foreign, "another origin")
+	mustVerify(t, v, ours)
+	// Tokens minted by a backend carry no azp; Clerk's SDKs accept them.
+	mustVerify(t, v, noAzp)
+}
+
+func TestClerkPendingSessionRefused(t *testing.T) {
+	iss, v, _ := setup(t)
+	c := iss.Claims("u", time.Minute)
+	c["v"], c["sts"] = 2, "pending"
+	mustFail(t, v, iss.Sign(c), "pending")
+	c["sts"] = "active"
+	mustVerify(t, v, iss.Sign(c))
+}
+
+func TestClerkJWKSBodyBounded(t *testing.T) {
+	iss, _, clk := setup(t)
+	var hits atomic.Int32
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		hits.Add(1)
+		big := `{"keys":[],"pad":"` + strings.Repeat("x", jwksMaxBody) + `"}`
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(big)), Request: r}, nil
+	})}
+	v := NewClerkVerifier(iss.JWKSURL(), iss.Issuer(), client)
+	v.Now = clk.Now
+	ce := mustFail(t, v, iss.Session("u", "", "", time.Minute), "JWKS unavailable")
+	if !ce.Unavailable || hits.Load() != 1 {
+		t.Fatalf("oversized JWKS: unavailable=%v hits=%d", ce.Unavailable, hits.Load())
+	}
+}
+
+func TestClerkEncryptionKeyNeverVerifies(t *testing.T) {
+	iss, _, clk := setup(t)
+	k := iss.CurrentKey()
+	jwks := `{"keys":[{"kty":"RSA","use":"enc","kid":"` + k.KID + `","n":"` +
+		base64.RawURLEncoding.EncodeToString(k.Private.N.Bytes()) + `","e":"AQAB"}]}`
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(jwks)), Request: r}, nil
+	})}
+	v := NewClerkVerifier(iss.JWKSURL(), iss.Issuer(), client)
+	v.Now = clk.Now
+	mustFail(t, v, iss.Session("u", "", "", time.Minute), "unknown signing key")
 }

@@ -18,17 +18,37 @@ import (
 // Key management is for recruiters signed in to Veref (a Clerk session),
 // not for API keys, so it lives outside /v1/api and outside its spec.
 
-// Inputs spell their fields out rather than embedding shared structs:
-// Huma only reads parameters from exported fields.
+// SessionAuth carries a recruiter's Clerk session: in the Authorization
+// header for API clients and the CLI, or in the __session cookie Clerk's
+// browser SDK sets, for the console. Inputs embed it (exported, because
+// Huma only reads parameters from exported fields).
+type SessionAuth struct {
+	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	SessionCookie string `cookie:"__session" doc:"Clerk session JWT, as set by Clerk's browser SDK; Authorization wins when both are sent"`
+
+	unsafe    bool   // the method changes something
+	fetchSite string // Sec-Fetch-Site, set by browsers on every request
+}
+
+// Resolve records what the CSRF check in session needs from the request.
+func (a *SessionAuth) Resolve(ctx huma.Context) []error {
+	switch ctx.Method() {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		a.unsafe = true
+	}
+	a.fetchSite = ctx.Header("Sec-Fetch-Site")
+	return nil
+}
 
 type keyPath struct {
-	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	SessionAuth
 	Tenant        string `path:"tenant" maxLength:"100"`
 	ID            string `path:"id" maxLength:"100"`
 }
 
 type createKeyInput struct {
-	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	SessionAuth
 	Tenant        string `path:"tenant" maxLength:"100"`
 	Body          struct {
 		Name        string     `json:"name" minLength:"3" maxLength:"50" doc:"Unique within the tenant"`
@@ -39,7 +59,7 @@ type createKeyInput struct {
 }
 
 type revokeKeyInput struct {
-	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	SessionAuth
 	Tenant        string `path:"tenant" maxLength:"100"`
 	ID            string `path:"id" maxLength:"100"`
 	Body          *struct {
@@ -48,14 +68,14 @@ type revokeKeyInput struct {
 }
 
 type listInput struct {
-	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	SessionAuth
 	Tenant        string `path:"tenant" maxLength:"100"`
 	Limit         int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
 	Cursor        string `query:"cursor"`
 }
 
 type usageInput struct {
-	Authorization string `header:"Authorization" doc:"Bearer <Clerk session JWT>"`
+	SessionAuth
 	Tenant        string `path:"tenant" maxLength:"100"`
 	ID            string `path:"id" maxLength:"100"`
 	Limit         int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
@@ -94,7 +114,7 @@ func (s *Server) mountKeyManagement() {
 
 	huma.Register(m, huma.Operation{OperationID: "createApiKey", Method: http.MethodPost, Path: base, DefaultStatus: 201},
 		func(ctx context.Context, in *createKeyInput) (*createdOutput, error) {
-			c, err := s.session(ctx, in.Authorization, in.Tenant)
+			c, err := s.session(ctx, in.SessionAuth, in.Tenant)
 			if err != nil {
 				return nil, err
 			}
@@ -109,7 +129,7 @@ func (s *Server) mountKeyManagement() {
 
 	huma.Register(m, huma.Operation{OperationID: "listApiKeys", Method: http.MethodGet, Path: base},
 		func(ctx context.Context, in *listInput) (*keyListOutput, error) {
-			c, err := s.session(ctx, in.Authorization, in.Tenant)
+			c, err := s.session(ctx, in.SessionAuth, in.Tenant)
 			if err != nil {
 				return nil, err
 			}
@@ -141,7 +161,7 @@ func (s *Server) mountKeyManagement() {
 
 	huma.Register(m, huma.Operation{OperationID: "listApiKeyUsage", Method: http.MethodGet, Path: base + "/{id}/usage"},
 		func(ctx context.Context, in *usageInput) (*usageOutput, error) {
-			c, k, err := s.ownedKey(ctx, keyPath{in.Authorization, in.Tenant, in.ID})
+			c, k, err := s.ownedKey(ctx, keyPath{in.SessionAuth, in.Tenant, in.ID})
 			if err != nil {
 				return nil, err
 			}
@@ -160,7 +180,7 @@ func (s *Server) mountKeyManagement() {
 
 	huma.Register(m, huma.Operation{OperationID: "revokeApiKey", Method: http.MethodDelete, Path: base + "/{id}"},
 		func(ctx context.Context, in *revokeKeyInput) (*keyOutput, error) {
-			c, k, err := s.ownedKey(ctx, keyPath{in.Authorization, in.Tenant, in.ID})
+			c, k, err := s.ownedKey(ctx, keyPath{in.SessionAuth, in.Tenant, in.ID})
 			if err != nil {
 				return nil, err
 			}
@@ -176,10 +196,36 @@ func (s *Server) mountKeyManagement() {
 		})
 }
 
+// sessionToken picks the session token from the Authorization header, or
+// else from the __session cookie. A cookie is sent by the browser on its
+// own, so on a request that changes something it is only believed when the
+// browser says the request came from one of our own pages (CSRF).
+func sessionToken(a SessionAuth) (string, error) {
+	missing := &Problem{Status: 401, Title: "Unauthorized", Code: auth.CodeMissing,
+		Detail: "key management needs a signed-in Veref session", Hint: "send Authorization: Bearer <session token>"}
+	if h := strings.TrimSpace(a.Authorization); h != "" {
+		scheme, token, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+			return "", missing
+		}
+		return strings.TrimSpace(token), nil
+	}
+	token := strings.TrimSpace(a.SessionCookie)
+	if token == "" {
+		return "", missing
+	}
+	if a.unsafe && a.fetchSite != "same-origin" {
+		return "", &Problem{Status: 401, Title: "Unauthorized", Code: "AUTH_INVALID_SESSION",
+			Detail: "a session cookie is only accepted on changes made from this site's own pages",
+			Hint:   "send the session as Authorization: Bearer <session token>"}
+	}
+	return token, nil
+}
+
 // ownedKey loads a key the caller may manage: their own, or any in the
 // tenant for admins. Others' keys are 404, like keys that do not exist.
 func (s *Server) ownedKey(ctx context.Context, in keyPath) (caller, store.APIKey, error) {
-	c, err := s.session(ctx, in.Authorization, in.Tenant)
+	c, err := s.session(ctx, in.SessionAuth, in.Tenant)
 	if err != nil {
 		return c, store.APIKey{}, err
 	}
@@ -198,17 +244,16 @@ func (s *Server) ownedKey(ctx context.Context, in keyPath) (caller, store.APIKey
 
 // session verifies the Clerk JWT and maps it to a recruiter of the tenant in
 // the path. The organization in the token must be the tenant's.
-func (s *Server) session(ctx context.Context, authorization, tenantID string) (caller, error) {
+func (s *Server) session(ctx context.Context, a SessionAuth, tenantID string) (caller, error) {
 	if s.opts.Clerk == nil {
 		return caller{}, &Problem{Status: 503, Title: "Service Unavailable", Code: tools.CodeUnavailable,
 			Detail: "key management is not configured on this server", Hint: "set CLERK_JWKS_URL and CLERK_ISSUER"}
 	}
-	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return caller{}, &Problem{Status: 401, Title: "Unauthorized", Code: auth.CodeMissing,
-			Detail: "key management needs a signed-in Veref session", Hint: "send Authorization: Bearer <session token>"}
+	token, err := sessionToken(a)
+	if err != nil {
+		return caller{}, err
 	}
-	sess, err := s.opts.Clerk.Verify(ctx, strings.TrimSpace(token))
+	sess, err := s.opts.Clerk.Verify(ctx, token)
 	if err != nil {
 		var ce *ClerkError
 		if errors.As(err, &ce) && ce.Unavailable {

@@ -180,3 +180,32 @@ func TestKeyManagementSessions(t *testing.T) {
 	_, inSpec := m.Server.OpenAPI().Paths["/v1/tenants/{tenant}/api-keys"]
 	assert.False(t, inSpec, "management routes stay out of the /v1/api spec")
 }
+
+// The console sends Clerk's __session cookie instead of a header; a cookie
+// rides along on cross-site requests too, so changes need same-origin.
+func TestKeyManagementSessionCookie(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		m := newMgmt(t, st, 100)
+		member := m.iss.SessionV2("user_member", "org_acme", "member", time.Hour)
+		base := "/v1/tenants/acme/api-keys"
+		cookie := "__session=" + member
+		body := map[string]any{"name": "From the console", "environment": "test"}
+
+		r := m.Do("GET", base, "", nil, "Cookie", cookie)
+		require.Equal(t, 200, r.Status, string(r.Body))
+
+		r = m.Do("POST", base, "", body, "Cookie", cookie)
+		assert.Equal(t, 401, r.Status, "a cookie on a change without Sec-Fetch-Site could be a forged cross-site request")
+		r = m.Do("POST", base, "", body, "Cookie", cookie, "Sec-Fetch-Site", "cross-site")
+		assert.Equal(t, 401, r.Status, string(r.Body))
+		r = m.Do("POST", base, "", body, "Cookie", cookie, "Sec-Fetch-Site", "same-origin")
+		require.Equal(t, 201, r.Status, string(r.Body))
+
+		// The header wins: a bad bearer is not rescued by a good cookie.
+		r = m.Do("GET", base, "", nil, "Cookie", cookie, "Authorization", "Bearer not-a-jwt")
+		assert.Equal(t, 401, r.Status)
+		r = m.Do("GET", base, "", nil, "Cookie", "__session=not-a-jwt")
+		assert.Equal(t, 401, r.Status)
+		assert.Equal(t, "AUTH_INVALID_SESSION", r.Code())
+	})
+}

@@ -37,6 +37,8 @@ type config struct {
 	smtpUser      string
 	smtpPassword  string
 	mcpOrigins    []string
+	// clerkParties: origins whose pages may hold a session (Clerk's azp).
+	clerkParties []string
 	// publicPepper: --dev without API_KEY_PEPPER, so keys hash with a
 	// pepper anyone can read.
 	publicPepper bool
@@ -96,6 +98,14 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 	}
 	if (c.clerkJWKSURL == "") != (c.clerkIssuer == "") {
 		return c, fmt.Errorf("set both CLERK_JWKS_URL and CLERK_ISSUER to enable key management, or neither")
+	}
+	for _, o := range strings.Split(getenv("CLERK_AUTHORIZED_PARTIES"), ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			if !strings.HasPrefix(o, "http://") && !strings.HasPrefix(o, "https://") {
+				return c, fmt.Errorf("CLERK_AUTHORIZED_PARTIES takes origins like https://app.example.com, not %q", o)
+			}
+			c.clerkParties = append(c.clerkParties, strings.TrimRight(o, "/"))
+		}
 	}
 	for _, o := range strings.Split(getenv("VEREF_MCP_ALLOWED_ORIGINS"), ",") {
 		if o = strings.TrimSpace(o); o != "" {

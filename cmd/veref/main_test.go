@@ -261,6 +261,7 @@ func TestConfigErrorsAreOneClearLine(t *testing.T) {
 		{map[string]string{"API_KEY_PEPPER": strings.Repeat("x", 32), "VEREF_DATABASE_URL": "mysql://x"}, nil, "VEREF_DATABASE_URL must start with"},
 		{map[string]string{"API_KEY_PEPPER": strings.Repeat("x", 32), "CLERK_JWKS_URL": "http://x"}, nil, "CLERK_ISSUER"},
 		{map[string]string{"VEREF_LOG_FORMAT": "xml"}, []string{"--dev"}, "VEREF_LOG_FORMAT"},
+		{map[string]string{"CLERK_AUTHORIZED_PARTIES": "app.example.com"}, []string{"--dev"}, "CLERK_AUTHORIZED_PARTIES"},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer

@@ -154,6 +154,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	var clerk *api.ClerkVerifier
 	if cfg.clerkJWKSURL != "" {
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
+		clerk.AuthorizedParties = cfg.clerkParties
 	}
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
