@@ -43,14 +43,14 @@ func (a *SessionAuth) Resolve(ctx huma.Context) []error {
 
 type keyPath struct {
 	SessionAuth
-	Tenant        string `path:"tenant" maxLength:"100"`
-	ID            string `path:"id" maxLength:"100"`
+	Tenant string `path:"tenant" maxLength:"100"`
+	ID     string `path:"id" maxLength:"100"`
 }
 
 type createKeyInput struct {
 	SessionAuth
-	Tenant        string `path:"tenant" maxLength:"100"`
-	Body          struct {
+	Tenant string `path:"tenant" maxLength:"100"`
+	Body   struct {
 		Name        string     `json:"name" minLength:"3" maxLength:"50" doc:"Unique within the tenant"`
 		Environment string     `json:"environment" enum:"live,test"`
 		Scopes      []string   `json:"scopes,omitempty" doc:"Empty or absent means all scopes"`
@@ -60,26 +60,26 @@ type createKeyInput struct {
 
 type revokeKeyInput struct {
 	SessionAuth
-	Tenant        string `path:"tenant" maxLength:"100"`
-	ID            string `path:"id" maxLength:"100"`
-	Body          *struct {
+	Tenant string `path:"tenant" maxLength:"100"`
+	ID     string `path:"id" maxLength:"100"`
+	Body   *struct {
 		Note string `json:"note,omitempty" maxLength:"500"`
 	}
 }
 
 type listInput struct {
 	SessionAuth
-	Tenant        string `path:"tenant" maxLength:"100"`
-	Limit         int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
-	Cursor        string `query:"cursor"`
+	Tenant string `path:"tenant" maxLength:"100"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Cursor string `query:"cursor"`
 }
 
 type usageInput struct {
 	SessionAuth
-	Tenant        string `path:"tenant" maxLength:"100"`
-	ID            string `path:"id" maxLength:"100"`
-	Limit         int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
-	Cursor        string `query:"cursor"`
+	Tenant string `path:"tenant" maxLength:"100"`
+	ID     string `path:"id" maxLength:"100"`
+	Limit  int    `query:"limit" minimum:"1" maximum:"200" default:"50"`
+	Cursor string `query:"cursor"`
 }
 
 type keyOutput struct{ Body KeyView }
