@@ -28,6 +28,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
+	"github.com/rs/cors"
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/prompts"
@@ -266,34 +267,31 @@ func normalizeOrigin(o string) string {
 
 // Front is what must run before authentication on the MCP endpoint: a
 // foreign Origin is refused with 403 before a key is even looked at, and an
-// allowed one gets CORS headers and its preflight answered, since a
-// browser page must send Authorization and so always preflights.
+// allowed one gets CORS headers and its preflight answered (by rs/cors),
+// since a browser page must send Authorization and so always preflights.
 func Front(opts Options) func(http.Handler) http.Handler {
 	origins := newOriginSet(opts.AllowedOrigins)
+	c := cors.New(cors.Options{
+		AllowOriginFunc: origins.allowed,
+		AllowedMethods:  []string{http.MethodPost, http.MethodGet, http.MethodDelete},
+		AllowedHeaders: []string{"Authorization", "X-Api-Key", "Content-Type", "Accept",
+			"Mcp-Protocol-Version", "Mcp-Session-Id", "Last-Event-ID", "Traceparent", "Tracestate"},
+		ExposedHeaders:       []string{"WWW-Authenticate", "X-Trace-Id", "Mcp-Session-Id", "Mcp-Protocol-Version"},
+		MaxAge:               600,
+		OptionsSuccessStatus: http.StatusNoContent,
+	})
 	return func(next http.Handler) http.Handler {
+		withCORS := c.Handler(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			origin := r.Header.Get("Origin")
-			if origin == "" {
-				next.ServeHTTP(w, r)
-				return
-			}
-			if !origins.allowed(origin) {
+			// rs/cors only withholds headers from a foreign origin; the
+			// request itself must not run, or a rebinding page could still
+			// cause effects it cannot read.
+			if origin := r.Header.Get("Origin"); origin != "" && !origins.allowed(origin) {
 				writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
 					"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list (VEREF_MCP_ALLOWED_ORIGINS)")
 				return
 			}
-			h := w.Header()
-			h.Set("Access-Control-Allow-Origin", origin)
-			h.Add("Vary", "Origin")
-			h.Set("Access-Control-Expose-Headers", "WWW-Authenticate, X-Trace-Id, Mcp-Session-Id, Mcp-Protocol-Version")
-			if r.Method == http.MethodOptions {
-				h.Set("Access-Control-Allow-Methods", "POST, GET, DELETE, OPTIONS")
-				h.Set("Access-Control-Allow-Headers", "Authorization, X-Api-Key, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID, Traceparent")
-				h.Set("Access-Control-Max-Age", "600")
-				w.WriteHeader(http.StatusNoContent)
-				return
-			}
-			next.ServeHTTP(w, r)
+			withCORS.ServeHTTP(w, r)
 		})
 	}
 }

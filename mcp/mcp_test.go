@@ -411,6 +411,7 @@ func TestOriginAllowList(t *testing.T) {
 	res, body = rpc(t, env, key, initializeMsg("2025-11-25"), "Origin", "https://APP.veref.work:443")
 	assert.Equal(t, http.StatusOK, res.StatusCode, string(body))
 	assert.Equal(t, "https://APP.veref.work:443", res.Header.Get("Access-Control-Allow-Origin"), "a listed origin may read the answer")
+	assert.Contains(t, res.Header.Get("Access-Control-Expose-Headers"), "X-Trace-Id", "a listed origin may read the trace id")
 
 	// A foreign origin is refused before any key is looked at.
 	res, body = rpc(t, env, "", initializeMsg("2025-11-25"), "Origin", "https://evil.example")
@@ -431,7 +432,8 @@ func TestOriginAllowList(t *testing.T) {
 	ok := preflight("https://app.veref.work")
 	assert.Equal(t, http.StatusNoContent, ok.StatusCode)
 	assert.Equal(t, "https://app.veref.work", ok.Header.Get("Access-Control-Allow-Origin"))
-	assert.Contains(t, ok.Header.Get("Access-Control-Allow-Headers"), "Authorization")
+	assert.Contains(t, strings.ToLower(ok.Header.Get("Access-Control-Allow-Headers")), "authorization")
+	assert.Equal(t, "600", ok.Header.Get("Access-Control-Max-Age"))
 	assert.Equal(t, http.StatusForbidden, preflight("https://evil.example").StatusCode)
 
 	res, body = rpc(t, env, key, initializeMsg("2025-11-25"))
