@@ -43,7 +43,7 @@ func newHarness(t *testing.T, cfg agent.Config, script func(n int, req captured)
 	if cfg.Models == nil {
 		cfg.Models = []string{modelPro, modelFlash}
 	}
-	env := apitest.New(t, st, apitest.Options{Agent: func(reg *tools.Registry) http.Handler {
+	env := apitest.New(t, st, apitest.Options{Now: cfg.Now, Agent: func(reg *tools.Registry) http.Handler {
 		return agent.NewHandler(reg, st, cfg)
 	}})
 	env.Tenant("acme")
@@ -595,13 +595,18 @@ func TestStreamingReportsProviderFailureAsErrorEvent(t *testing.T) {
 	res, _ := h.ask(key, map[string]any{"message": "hi"}, "Accept", "text/event-stream")
 	require.Equal(t, http.StatusOK, res.Status)
 	events := parseSSE(t, string(res.Body))
-	require.NotEmpty(t, events)
-	last := events[len(events)-1]
-	require.Equal(t, "error", last.Name)
+	require.GreaterOrEqual(t, len(events), 2)
+	// Every stream ends with done; a failure is the error event before it.
+	last, errEv := events[len(events)-1], events[len(events)-2]
+	require.Equal(t, "error", errEv.Name)
 	var p map[string]any
-	require.NoError(t, json.Unmarshal(last.Data, &p))
+	require.NoError(t, json.Unmarshal(errEv.Data, &p))
 	assert.Equal(t, agent.CodeProviderError, p["code"])
 	assert.EqualValues(t, 503, p["status"])
+	require.Equal(t, "done", last.Name)
+	var done agent.Response
+	require.NoError(t, json.Unmarshal(last.Data, &done))
+	assert.Equal(t, agent.StatusFailed, done.Status)
 }
 
 func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {

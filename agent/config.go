@@ -37,7 +37,10 @@ type Config struct {
 	// AttemptTimeout bounds a single model call, so one hung model leaves
 	// time for the next in the chain; defaults to two thirds of Timeout.
 	AttemptTimeout time.Duration
-	HTTPClient     *http.Client
+	// ApprovalTTL is how long a call paused for approval waits for a
+	// decision; defaults to DefaultApprovalTTL.
+	ApprovalTTL time.Duration
+	HTTPClient  *http.Client
 	// Now is the clock (tests); defaults to time.Now.
 	Now func() time.Time
 }
@@ -65,6 +68,9 @@ func (c Config) withDefaults() Config {
 	if c.AttemptTimeout <= 0 || c.AttemptTimeout > c.Timeout {
 		c.AttemptTimeout = c.Timeout * 2 / 3
 	}
+	if c.ApprovalTTL <= 0 {
+		c.ApprovalTTL = DefaultApprovalTTL
+	}
 	if c.HTTPClient == nil {
 		// No client-level timeout: every call carries the run's deadline.
 		c.HTTPClient = &http.Client{}
@@ -78,7 +84,8 @@ func (c Config) withDefaults() Config {
 // ConfigFromEnv reads OPENROUTER_API_KEY, OPENROUTER_BASE_URL,
 // VEREF_AGENT_MODELS (comma-separated), VEREF_AGENT_MAX_STEPS,
 // VEREF_AGENT_MAX_TOOL_CALLS, VEREF_AGENT_MAX_TOKENS and VEREF_AGENT_TIMEOUT
-// (a Go duration such as 90s). A missing API key is not an error: the
+// (a Go duration such as 90s) and VEREF_AGENT_APPROVAL_TTL (how long a
+// call waits for approval, default 1h). A missing API key is not an error: the
 // server still starts and the endpoint explains what to set.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
@@ -125,6 +132,13 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return c, fmt.Errorf("VEREF_AGENT_TIMEOUT must be a positive Go duration such as 90s or 2m, not %q", v)
 		}
 		c.Timeout = d
+	}
+	if v := strings.TrimSpace(getenv("VEREF_AGENT_APPROVAL_TTL")); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return c, fmt.Errorf("VEREF_AGENT_APPROVAL_TTL must be a positive Go duration such as 1h or 30m, not %q", v)
+		}
+		c.ApprovalTTL = d
 	}
 	return c.withDefaults(), nil
 }

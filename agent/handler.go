@@ -43,8 +43,13 @@ type ConversationStore interface {
 
 // Request is the body of POST /v1/api/agent.
 type Request struct {
-	Message        string `json:"message"`
+	Message        string `json:"message,omitempty"`
 	ConversationID string `json:"conversationId,omitempty"`
+	// Approvals decide the calls a paused run waits for; message is then optional.
+	Approvals []Approval `json:"approvals,omitempty"`
+	// AutoApprove names tools whose outward or destructive calls may run
+	// without pausing, for this request only.
+	AutoApprove []string `json:"autoApprove,omitempty"`
 }
 
 type handler struct {
@@ -112,40 +117,32 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	req, prob := decodeRequest(w, r)
+	if prob == nil {
+		prob = h.checkAutoApprove(req.AutoApprove)
+	}
 	if prob != nil {
 		writeProblem(w, traceID, prob)
 		return
 	}
 	ten := store.TenancyOf(p)
-	var conv store.Conversation
-	var past transcript
-	if req.ConversationID != "" {
-		c, err := h.convs.GetConversation(ctx, ten, req.ConversationID)
-		// Another recruiter's thread in the same tenancy answers exactly
-		// like a missing one, so ids reveal nothing.
-		if errors.Is(err, store.ErrNotFound) || (err == nil && c.RecruiterID != p.RecruiterID) {
-			writeProblem(w, traceID, newProblem(http.StatusNotFound, tools.CodeNotFound,
-				fmt.Sprintf("conversation %q was not found", req.ConversationID),
-				"omit conversationId to start a new conversation"))
-			return
-		}
-		if err != nil {
-			writeProblem(w, traceID, newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
-				"storage is unavailable; try again shortly", ""))
-			return
-		}
-		if past, err = decodeTranscript(c.Messages); err != nil {
-			writeProblem(w, traceID, newProblem(http.StatusInternalServerError, tools.CodeInternal,
-				"this conversation's stored transcript cannot be read", "omit conversationId to start a new conversation"))
-			return
-		}
-		if missing := h.unreadable(p, past.Tools); len(missing) > 0 {
-			writeProblem(w, traceID, newProblem(http.StatusForbidden, auth.CodeScopeMissing,
-				"this conversation holds results of operations this key may not use: "+strings.Join(missing, ", "),
-				"continue it with the key that started it, or omit conversationId to start a new conversation"))
-			return
-		}
-		conv = c
+	now := h.cfg.Now().UTC()
+	conv, past, prob := h.load(ctx, p, req.ConversationID)
+	if prob == nil && len(req.Approvals) > 0 {
+		prob = h.checkDecisions(p, past, req.Approvals, now)
+	}
+	if prob == nil {
+		prob = waiting(past, req, now)
+	}
+	var settled []settlement
+	if prob == nil && conv.ID != "" && (len(req.Approvals) > 0 || len(past.Pending) > 0) {
+		past, settled, conv, prob = h.claim(ctx, ten, p, conv, past, req.Approvals, now)
+	}
+	if prob != nil {
+		writeProblem(w, traceID, prob)
+		return
+	}
+	if conv.ID == "" {
+		conv = store.Conversation{ID: store.NewID("conv"), CreatedAt: now}
 	}
 
 	// A run may outlast a server-wide write timeout; give it its budget.
@@ -162,13 +159,46 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if ev != nil {
 			prob.TraceID = traceID
 			ev.send("error", prob)
+			ev.send("done", Response{ConversationID: prob.ConversationID, ToolCalls: orEmpty(prob.ToolCalls),
+				Status: StatusFailed, StopReason: StatusFailed, TraceID: traceID})
 			return
 		}
 		writeProblem(w, traceID, prob)
 	}
 
-	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit}
-	resp, msgs, runErr := run.run(ctx, past.Messages, req.Message)
+	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit,
+		auto: autoSet(req.AutoApprove), conversationID: conv.ID}
+	msgs := past.Messages
+	res := Response{ToolCalls: []ToolCall{}}
+	for _, st := range settled {
+		var rec ToolCall
+		var content string
+		if st.expired {
+			rec, content = run.expire(ctx, st.pc)
+		} else {
+			rec, content = run.decide(ctx, st.pc, st.a)
+		}
+		msgs[st.msg].Content = openrouter.Content{Text: content}
+		res.ToolCalls = append(res.ToolCalls, rec)
+	}
+
+	var msgsOut []openrouter.ChatCompletionMessage
+	var runErr error
+	if len(past.Pending) > 0 {
+		// Some calls of the turn still wait: the model cannot go on
+		// without their results.
+		res.TraceID, res.StopReason, res.Status = traceID, StopApproval, StatusRequiresApproval
+		res.PendingApprovals = pendingOf(past.Pending)
+		res.Answer = approvalAnswer("", past.Pending)
+		msgsOut = msgs
+	} else {
+		if req.Message != "" {
+			msgs = append(msgs, openrouter.UserMessage(req.Message))
+		}
+		res, msgsOut, runErr = run.run(ctx, msgs, res)
+		past.Pending = run.pending
+	}
+	msgs = msgsOut
 	var pe *providerError
 	switch {
 	case runErr == nil:
@@ -188,32 +218,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	past.Messages = msgs
-	past.Tools = usedTools(past.Tools, resp.ToolCalls)
-	blob, err := encodeTranscript(past)
-	if err != nil {
-		fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the conversation could not be encoded", ""))
-		return
-	}
-	now := h.cfg.Now().UTC()
-	if conv.ID == "" {
-		conv = store.Conversation{ID: store.NewID("conv"), CreatedAt: now}
-	}
-	conv.RecruiterID, conv.KeyID, conv.Messages, conv.UpdatedAt = p.RecruiterID, p.KeyID, blob, now
-	// The answer exists even if the caller just left; keep it.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	_, err = h.convs.SaveConversation(sctx, ten, conv)
-	cancel()
-	if err != nil {
-		var prob *problem
-		if errors.Is(err, store.ErrConflict) {
-			prob = newProblem(http.StatusConflict, tools.CodeConflict,
-				"the conversation was continued by another request at the same time; this answer was not saved, though the tool calls listed ran",
-				"send one message at a time per conversation")
-		} else {
-			prob = newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
-				"the answer could not be saved: storage is unavailable; the tool calls listed ran", "try again shortly")
-		}
-		prob.ToolCalls = resp.ToolCalls
+	past.Tools = usedTools(past.Tools, res.ToolCalls)
+	if prob := h.save(ctx, ten, p, &conv, past); prob != nil {
+		prob.ToolCalls = res.ToolCalls
 		fail(prob)
 		return
 	}
@@ -221,20 +228,83 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(h.providerProblem(pe, conv.ID))
 		return
 	}
-	resp.ConversationID = conv.ID
+	res.ConversationID = conv.ID
 
 	if ev != nil {
-		for _, chunk := range strings.SplitAfter(resp.Answer, "\n") {
+		for _, chunk := range strings.SplitAfter(res.Answer, "\n") {
 			if chunk != "" {
 				ev.send("answer_delta", map[string]string{"text": chunk})
 			}
 		}
-		ev.send("done", resp)
+		if res.Status == StatusRequiresApproval {
+			ev.send("approval_required", map[string]any{"conversationId": conv.ID, "pendingApprovals": res.PendingApprovals})
+		}
+		ev.send("done", res)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(resp)
+	_ = json.NewEncoder(w).Encode(res)
+}
+
+func orEmpty(calls []ToolCall) []ToolCall {
+	if calls == nil {
+		return []ToolCall{}
+	}
+	return calls
+}
+
+// load reads the conversation a request continues, if any, and checks it
+// belongs to p and that p may read everything it holds.
+func (h *handler) load(ctx context.Context, p auth.Principal, id string) (store.Conversation, transcript, *problem) {
+	var past transcript
+	if id == "" {
+		return store.Conversation{}, past, nil
+	}
+	c, err := h.convs.GetConversation(ctx, store.TenancyOf(p), id)
+	// Another recruiter's thread in the same tenancy answers exactly
+	// like a missing one, so ids reveal nothing.
+	if errors.Is(err, store.ErrNotFound) || (err == nil && c.RecruiterID != p.RecruiterID) {
+		return c, past, newProblem(http.StatusNotFound, tools.CodeNotFound,
+			fmt.Sprintf("conversation %q was not found", id), "omit conversationId to start a new conversation")
+	}
+	if err != nil {
+		return c, past, newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable, "storage is unavailable; try again shortly", "")
+	}
+	if past, err = decodeTranscript(c.Messages); err != nil {
+		return c, past, newProblem(http.StatusInternalServerError, tools.CodeInternal,
+			"this conversation's stored transcript cannot be read", "omit conversationId to start a new conversation")
+	}
+	if missing := h.unreadable(p, past.Tools); len(missing) > 0 {
+		return c, past, newProblem(http.StatusForbidden, auth.CodeScopeMissing,
+			"this conversation holds results of operations this key may not use: "+strings.Join(missing, ", "),
+			"continue it with the key that started it, or omit conversationId to start a new conversation")
+	}
+	return c, past, nil
+}
+
+// save stores the conversation, versioned, so two requests continuing it
+// at once cannot both win. The answer exists even if the caller just left.
+func (h *handler) save(ctx context.Context, ten store.Tenancy, p auth.Principal, conv *store.Conversation, t transcript) *problem {
+	blob, err := encodeTranscript(t)
+	if err != nil {
+		return newProblem(http.StatusInternalServerError, tools.CodeInternal, "the conversation could not be encoded", "")
+	}
+	conv.RecruiterID, conv.KeyID, conv.Messages, conv.UpdatedAt = p.RecruiterID, p.KeyID, blob, h.cfg.Now().UTC()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	saved, err := h.convs.SaveConversation(sctx, ten, *conv)
+	cancel()
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return newProblem(http.StatusConflict, tools.CodeConflict,
+			"the conversation was continued by another request at the same time; this answer was not saved, though the tool calls listed ran",
+			"send one message at a time per conversation")
+	case err != nil:
+		return newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
+			"the answer could not be saved: storage is unavailable; the tool calls listed ran", "try again shortly")
+	}
+	*conv = saved
+	return nil
 }
 
 func (h *handler) providerProblem(pe *providerError, conversationID string) *problem {
@@ -274,7 +344,7 @@ func usedTools(before []string, calls []ToolCall) []string {
 	out := before
 	for _, c := range calls {
 		switch c.Outcome {
-		case auth.CodeScopeMissing, OutcomeDuplicate, OutcomeNotExecuted:
+		case auth.CodeScopeMissing, OutcomeDuplicate, OutcomeNotExecuted, OutcomeApprovalRequired, OutcomeDenied, OutcomeExpired:
 			continue
 		}
 		if !seen[c.Name] {
@@ -305,7 +375,11 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *problem) {
 	}
 	req.Message = strings.TrimSpace(req.Message)
 	req.ConversationID = strings.TrimSpace(req.ConversationID)
+	if p := validateApprovals(req); p != nil {
+		return req, p
+	}
 	switch n := utf8.RuneCountInString(req.Message); {
+	case n == 0 && len(req.Approvals) > 0:
 	case n == 0:
 		return req, invalid("message", "message is required")
 	case n > MaxMessageChars:

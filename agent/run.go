@@ -23,6 +23,8 @@ const (
 	StopMaxToolCalls = "max_tool_calls"
 	StopMaxTokens    = "max_tokens"
 	StopTimeout      = "timeout"
+	// StopApproval: calls wait for the caller's approval.
+	StopApproval = "approval_required"
 )
 
 // Outcome codes the agent itself gives a tool call; the others are the
@@ -46,7 +48,23 @@ type Response struct {
 	Steps          int        `json:"steps"`
 	Usage          Usage      `json:"usage"`
 	StopReason     string     `json:"stopReason"`
-	TraceID        string     `json:"traceId,omitempty"`
+	// Status is completed, requires_approval, budget_exhausted or failed.
+	Status string `json:"status" enum:"completed,requires_approval,budget_exhausted,failed"`
+	// PendingApprovals are the calls waiting for a decision when Status is
+	// requires_approval.
+	PendingApprovals []PendingApproval `json:"pendingApprovals,omitempty"`
+	TraceID          string            `json:"traceId,omitempty"`
+}
+
+// statusOf maps a stop reason to the run's status.
+func statusOf(stop string) string {
+	switch stop {
+	case StopAnswered:
+		return StatusCompleted
+	case StopApproval:
+		return StatusRequiresApproval
+	}
+	return StatusBudgetExhausted
 }
 
 // ToolCall is one function call the model asked for, and what became of it.
@@ -58,6 +76,11 @@ type ToolCall struct {
 	Error        string          `json:"error,omitempty"`
 	DurationMS   float64         `json:"durationMs"`
 	AuditEventID string          `json:"auditEventId,omitempty"`
+	// Approval says how a call that needed approval got it: approved,
+	// denied or auto_approved (pre-approved in the request).
+	Approval string `json:"approval,omitempty"`
+	// ApprovalCallID is the pending call's id, for calls that waited.
+	ApprovalCallID string `json:"approvalCallId,omitempty"`
 }
 
 // Usage sums the provider's accounting over every model call of the run.
@@ -79,6 +102,12 @@ type runner struct {
 	traceID string
 	// emit reports progress (SSE); never nil.
 	emit func(event string, data any)
+	// auto names the tools the caller pre-approved for this request.
+	auto map[string]bool
+	// conversationID is the thread's id, for audit rows.
+	conversationID string
+	// pending collects the calls this run paused.
+	pending []pendingCall
 }
 
 // providerError is the whole chain failing; tool calls already made are
@@ -90,16 +119,20 @@ type providerError struct {
 
 func (e *providerError) Error() string { return "agent: model provider failed: " + e.chain.Error() }
 
-// run answers question after the history of earlier turns. It returns the
-// response and the new history to store. Exhausting a budget is not an
-// error: the response says what was done and what was not.
-func (r *runner) run(ctx context.Context, history []openrouter.ChatCompletionMessage, question string) (Response, []openrouter.ChatCompletionMessage, error) {
+// run continues the conversation msgs, which ends with the user's question
+// or the results of calls just decided. It returns the response and the new
+// history to store. Exhausting a budget is not an error: the response says
+// what was done and what was not. res carries calls already made this
+// request (decisions applied before the model runs again).
+func (r *runner) run(ctx context.Context, msgs []openrouter.ChatCompletionMessage, res Response) (Response, []openrouter.ChatCompletionMessage, error) {
 	runCtx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
 	defer cancel()
 
-	msgs := append(append([]openrouter.ChatCompletionMessage(nil), history...), openrouter.UserMessage(question))
 	defs := r.toolDefinitions()
-	res := Response{ToolCalls: []ToolCall{}, TraceID: r.traceID}
+	res.TraceID = r.traceID
+	if res.ToolCalls == nil {
+		res.ToolCalls = []ToolCall{}
+	}
 	seen := map[string]int{}
 	var (
 		stop    string
@@ -196,9 +229,18 @@ loop:
 				msgs = append(msgs, openrouter.ToolMessage(tc.ID, toolError(tc.Function.Name, OutcomeNotExecuted, why)))
 				continue
 			}
-			rec, content := r.call(runCtx, tc, seen, len(res.ToolCalls))
+			rec, content, paused := r.call(runCtx, tc, seen, len(res.ToolCalls))
 			res.ToolCalls = append(res.ToolCalls, rec)
-			msgs = append(msgs, openrouter.ToolMessage(tc.ID, content))
+			if !paused {
+				msgs = append(msgs, openrouter.ToolMessage(tc.ID, content))
+			}
+		}
+		if len(r.pending) > 0 {
+			// The turn's other results are in; the paused calls' results
+			// come when the caller decides. This wins over a limit: the
+			// transcript must not keep a call without its result.
+			stop = StopApproval
+			break loop
 		}
 		if blocked != "" {
 			stop = blocked
@@ -206,7 +248,12 @@ loop:
 		}
 	}
 
-	res.StopReason = stop
+	res.StopReason, res.Status = stop, statusOf(stop)
+	if stop == StopApproval {
+		res.Answer = approvalAnswer(partial, r.pending)
+		res.PendingApprovals = pendingOf(r.pending)
+		return res, msgs, nil
+	}
 	if stop != StopAnswered {
 		res.Answer = summary(stop, r.cfg, res.ToolCalls, notRun, partial)
 		// End the stored turn on an assistant message, as providers expect
@@ -290,42 +337,59 @@ func (r *runner) toolDefinitions() []openrouter.Tool {
 	return defs
 }
 
-// call runs one tool call through the registry, the one place that checks
-// scopes, tenancy and writes the audit row, and returns what the model sees.
-func (r *runner) call(ctx context.Context, tc openrouter.ToolCall, seen map[string]int, index int) (ToolCall, string) {
+// call handles one tool call of the model: a repeat is refused, an
+// outward or destructive call is paused for approval (unless pre-approved),
+// anything else runs. It returns the record and what the model sees, or
+// paused when the call waits (its result comes with the decision).
+func (r *runner) call(ctx context.Context, tc openrouter.ToolCall, seen map[string]int, index int) (ToolCall, string, bool) {
 	name := tc.Function.Name
 	args, canon := normalizeArguments(tc.Function.Arguments)
-	rec := ToolCall{ID: tc.ID, Name: name, Arguments: args}
 	r.emit("tool_call", map[string]any{"id": tc.ID, "name": name, "arguments": args})
 
-	var content string
 	key := name + "\x00" + canon
 	if prev, dup := seen[key]; dup {
-		rec = r.refuse(ctx, tc, OutcomeDuplicate,
+		rec := r.refuse(ctx, tc, OutcomeDuplicate,
 			fmt.Sprintf("refused: the same call with the same arguments was already made in this run (call %d); reuse its result", prev+1))
-		content = toolError(name, rec.Outcome, rec.Error)
-	} else {
-		seen[key] = index
-		start := time.Now()
-		out, err := r.reg.Invoke(ctx, tools.Call{
-			Principal: r.p, Surface: tools.SurfaceAgent, TraceID: r.traceID, Tool: name, Input: args,
-		})
-		rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
-		if err != nil {
-			te := tools.AsError(err)
-			rec.Outcome, rec.Error, rec.AuditEventID = te.Code, te.Message, te.AuditID
-			msg := te.Message
-			if te.Hint != "" {
-				msg += " Hint: " + te.Hint
-			}
-			content = toolError(name, te.Code, msg)
-		} else {
-			rec.Outcome, rec.AuditEventID = OutcomeOK, out.AuditID
-			content = toolOutput(name, out.JSON)
-		}
+		r.emit("tool_result", rec)
+		return rec, toolError(name, rec.Outcome, rec.Error), false
 	}
+	seen[key] = index
+	if reason := r.approvalReason(name, args); reason != "" {
+		if !r.auto[name] {
+			rec, pc := r.pause(ctx, tc, args, reason)
+			r.pending = append(r.pending, pc)
+			return rec, "", true
+		}
+		rec, content := r.autoApproved(ctx, tc, args, reason)
+		r.emit("tool_result", rec)
+		return rec, content, false
+	}
+	rec, content := r.invoke(ctx, tc, args, nil)
 	r.emit("tool_result", rec)
-	return rec, content
+	return rec, content, false
+}
+
+// invoke runs one call through the registry, the one place that checks
+// scopes, tenancy and writes the audit row, and returns what the model sees.
+func (r *runner) invoke(ctx context.Context, tc openrouter.ToolCall, args json.RawMessage, auditData map[string]any) (ToolCall, string) {
+	name := tc.Function.Name
+	rec := ToolCall{ID: tc.ID, Name: name, Arguments: args}
+	start := time.Now()
+	out, err := r.reg.Invoke(ctx, tools.Call{
+		Principal: r.p, Surface: tools.SurfaceAgent, TraceID: r.traceID, Tool: name, Input: args, AuditData: auditData,
+	})
+	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
+	if err != nil {
+		te := tools.AsError(err)
+		rec.Outcome, rec.Error, rec.AuditEventID = te.Code, te.Message, te.AuditID
+		msg := te.Message
+		if te.Hint != "" {
+			msg += " Hint: " + te.Hint
+		}
+		return rec, toolError(name, te.Code, msg)
+	}
+	rec.Outcome, rec.AuditEventID = OutcomeOK, out.AuditID
+	return rec, toolOutput(name, out.JSON)
 }
 
 // refuse records a call the agent declined to run, through the registry so

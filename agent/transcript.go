@@ -11,8 +11,9 @@ import (
 )
 
 // transcriptVersion tags the stored shape so a later change can migrate
-// old conversations instead of misreading them. Version 1 had no Tools.
-const transcriptVersion = 2
+// old conversations instead of misreading them. Version 1 had no Tools;
+// version 2 no Pending or Decided.
+const transcriptVersion = 3
 
 // maxHistoryMessages bounds what a continued conversation replays to the
 // model; the token budget would otherwise be spent on old turns.
@@ -30,11 +31,19 @@ type transcript struct {
 	// scopes allow all of them: replaying the history must not show a
 	// narrower key what a broader one read.
 	Tools []string `json:"tools,omitempty"`
+	// Pending are calls of the last turn waiting for approval; the
+	// messages hold no result for them yet.
+	Pending []pendingCall `json:"pending,omitempty"`
+	// Decided remembers recent decisions, so a repeat runs nothing.
+	Decided []decidedCall `json:"decided,omitempty"`
 }
 
 func encodeTranscript(t transcript) ([]byte, error) {
 	t.V = transcriptVersion
 	t.Messages = trimHistory(t.Messages)
+	if n := len(t.Decided); n > maxDecided {
+		t.Decided = t.Decided[n-maxDecided:]
+	}
 	b, err := json.Marshal(t)
 	if err != nil {
 		return nil, err
@@ -51,7 +60,7 @@ func decodeTranscript(b []byte) (transcript, error) {
 		return t, fmt.Errorf("agent: stored conversation is not readable: %w", err)
 	}
 	switch t.V {
-	case transcriptVersion:
+	case transcriptVersion, 2:
 	case 1:
 		// Version 1 kept no list of the tools whose output it holds; every
 		// tool the model called counts, so no narrower key reads it.

@@ -73,7 +73,8 @@ func (c *catalogue) candidates() {
 	Add(c.r, Spec{
 		Name: "candidates_update", Title: "Update a candidate",
 		Description: "Changes the given fields of a candidate; fields left out keep their value.",
-		Policy:      auth.AnyOf(auth.CandidatesWrite), Idempotent: true,
+		// Destructive: the old values are overwritten, not kept.
+		Policy: auth.AnyOf(auth.CandidatesWrite), Idempotent: true, Destructive: true,
 		HTTP: Binding{Method: "PATCH", Path: "/candidates/{id}"}, Target: "candidate",
 	}, func(ctx context.Context, p auth.Principal, in CandidatesUpdateInput) (store.Candidate, error) {
 		q := Q(ctx)

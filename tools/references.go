@@ -107,7 +107,7 @@ func (c *catalogue) references() {
 		Name: "references_start", Title: "Start a reference check",
 		Description: "Starts a reference check for an existing candidate (candidateId) or a new one (candidate), with 1 to 10 referees. " +
 			"Set sendInvitations to e-mail each referee a single-use link; otherwise the request stays a draft until references_send_invitations.",
-		Policy: refWrite, OpenWorld: true,
+		Policy: refWrite, OpenWorld: true, OpenWorldWhen: "sendInvitations",
 		HTTP: Binding{Method: "POST", Path: "/references", Status: 201}, Target: "reference_request",
 	}, c.startReference)
 	Add(c.r, Spec{

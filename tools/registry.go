@@ -58,7 +58,11 @@ type Spec struct {
 	// holding them can open. Clients that auto-approve on hints must not
 	// take these for contained actions.
 	OpenWorld bool
-	HTTP      Binding
+	// OpenWorldWhen names a boolean input field: the tool reaches outside
+	// Veref only when a call sets it (references_start with sendInvitations).
+	// Empty means every call is open-world when OpenWorld is set.
+	OpenWorldWhen string
+	HTTP          Binding
 	// Target is the audit target type ("candidate", "reference_request", …).
 	Target string
 }
@@ -152,6 +156,24 @@ func (r *Registry) Permits(p auth.Principal, name string) bool {
 	return ok && p.Can(t.Policy)
 }
 
+// OpenWorldFor reports whether a call with this input reaches outside
+// Veref. Input that cannot be read counts as reaching out: the answer gates
+// approvals, and a wrong "no" would let an e-mail through.
+func (t *Tool) OpenWorldFor(input json.RawMessage) bool {
+	if !t.OpenWorld {
+		return false
+	}
+	if t.OpenWorldWhen == "" {
+		return true
+	}
+	var m map[string]any
+	if err := json.Unmarshal(input, &m); err != nil {
+		return true
+	}
+	v, present := m[t.OpenWorldWhen]
+	return present && v != false
+}
+
 // Lookup finds a tool by name.
 func (r *Registry) Lookup(name string) (*Tool, bool) {
 	t, ok := r.tools[name]
@@ -166,6 +188,9 @@ type Call struct {
 	Tool           string
 	Input          json.RawMessage // a JSON object; empty means {}
 	IdempotencyKey string
+	// AuditData is added to the call's audit event: how a surface decided
+	// to run it (an approval and who gave it).
+	AuditData map[string]any
 }
 
 // Result is a successful invocation.
@@ -262,6 +287,16 @@ func (r *Registry) Refuse(ctx context.Context, c Call, e *Error) *Error {
 	return r.fail(ctx, c, r.toolOrStub(c.Tool), e).(*Error)
 }
 
+// Record writes an audit event about a call without running it (a call
+// paused for approval, the approval or denial of one) and returns its id.
+func (r *Registry) Record(ctx context.Context, c Call, outcome string) (string, error) {
+	ev := r.event(c, r.toolOrStub(c.Tool), outcome, "")
+	if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err != nil {
+		return "", AsError(err)
+	}
+	return ev.ID, nil
+}
+
 // toolOrStub names an unknown tool for the audit row; the name is the
 // caller's, so it is truncated.
 func (r *Registry) toolOrStub(name string) *Tool {
@@ -316,6 +351,11 @@ func (r *Registry) event(c Call, t *Tool, outcome, targetID string) store.AuditE
 	}
 	if c.IdempotencyKey != "" {
 		data["idempotencyKey"] = c.IdempotencyKey
+	}
+	for k, v := range c.AuditData {
+		if _, taken := data[k]; !taken {
+			data[k] = v
+		}
 	}
 	return store.AuditEvent{
 		ID: store.NewID("evt"), TenantID: c.Principal.TenantID, Environment: c.Principal.Environment,
