@@ -162,6 +162,9 @@ func printResult(out io.Writer, raw json.RawMessage, asJSON bool, cols []column)
 	if err := json.Unmarshal(raw, &v); err != nil {
 		return fmt.Errorf("the server's answer is not JSON: %w", err)
 	}
+	if len(cols) == 0 {
+		return fieldTable(out, v)
+	}
 	rows := []any{v}
 	next := ""
 	if m, ok := v.(map[string]any); ok {
@@ -198,6 +201,11 @@ func lookup(v any, path string) string {
 		}
 		v = m[part]
 	}
+	return format(v)
+}
+
+// format shows one JSON value in a table cell.
+func format(v any) string {
 	switch x := v.(type) {
 	case nil:
 		return ""
@@ -211,4 +219,17 @@ func lookup(v any, path string) string {
 		b, _ := json.Marshal(x)
 		return string(b)
 	}
+}
+
+// fieldTable shows an object no table was designed for as FIELD/VALUE rows.
+func fieldTable(out io.Writer, v any) error {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return table(out, []string{"VALUE"}, [][]string{{format(v)}})
+	}
+	rows := make([][]string, 0, len(m))
+	for _, k := range sortedKeys(m) {
+		rows = append(rows, []string{k, lookup(m, k)})
+	}
+	return table(out, []string{"FIELD", "VALUE"}, rows)
 }

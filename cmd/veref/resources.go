@@ -10,49 +10,28 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/verefwork/veref/auth"
 )
-
-// verb is one operation of a noun of the CLI.
-type verb struct {
-	method string
-	path   string // with {id}
-	cols   []column
-	body   bool
-}
 
 var candidateCols = []column{{"ID", "id"}, {"NAME", "name"}, {"EMAIL", "email"}, {"ROLE", "role"}, {"CREATED", "createdAt"}}
 var referenceCols = []column{{"ID", "id"}, {"CANDIDATE", "candidateId"}, {"STATUS", "status"}, {"REFEREES", "referees"}, {"CREATED", "createdAt"}}
 var reportCols = []column{{"ID", "id"}, {"REQUEST", "requestId"}, {"AVERAGE", "content.overallAverage"}, {"AGREEMENT", "content.agreement"}, {"FLAGS", "content.flags"}}
 var valuationCols = []column{{"ID", "id"}, {"REQUEST", "requestId"}, {"STATUS", "status"}, {"SCORE", "score"}, {"ATTEMPTS", "attempts"}}
 var whoamiCols = []column{{"TENANT", "tenantId"}, {"RECRUITER", "recruiterId"}, {"ENV", "environment"}, {"KEY", "keyPrefix"}, {"SCOPES", "scopes"}}
+var shareCols = []column{{"SHARE", "id"}, {"URL", "url"}, {"EXPIRES", "expiresAt"}, {"REVOKED", "revokedAt"}}
 
-var resources = map[string]map[string]verb{
-	"candidates": {
-		"list":   {method: "GET", path: "/v1/api/candidates", cols: candidateCols},
-		"get":    {method: "GET", path: "/v1/api/candidates/{id}", cols: candidateCols},
-		"create": {method: "POST", path: "/v1/api/candidates", cols: candidateCols, body: true},
-		"update": {method: "PATCH", path: "/v1/api/candidates/{id}", cols: candidateCols, body: true},
-	},
-	"references": {
-		"list":   {method: "GET", path: "/v1/api/references", cols: referenceCols},
-		"get":    {method: "GET", path: "/v1/api/references/{id}", cols: referenceCols},
-		"start":  {method: "POST", path: "/v1/api/references", cols: referenceCols, body: true},
-		"invite": {method: "POST", path: "/v1/api/references/{id}/invitations", cols: referenceCols, body: true},
-		"cancel": {method: "POST", path: "/v1/api/references/{id}/cancel", cols: referenceCols, body: true},
-	},
-	"reports": {
-		"list":     {method: "GET", path: "/v1/api/reports", cols: reportCols},
-		"get":      {method: "GET", path: "/v1/api/reports/{id}", cols: reportCols},
-		"generate": {method: "POST", path: "/v1/api/references/{id}/reports", cols: reportCols, body: true},
-		"share":    {method: "POST", path: "/v1/api/reports/{id}/shares", cols: []column{{"SHARE", "id"}, {"URL", "url"}, {"EXPIRES", "expiresAt"}}, body: true},
-	},
-	"valuations": {
-		"list": {method: "GET", path: "/v1/api/valuations", cols: valuationCols},
-		"get":  {method: "GET", path: "/v1/api/valuations/{id}", cols: valuationCols},
-		"run":  {method: "POST", path: "/v1/api/references/{id}/valuations", cols: valuationCols, body: true},
-	},
+// columns a table shows, by tool and then by noun; anything else is shown
+// as FIELD/VALUE rows.
+var toolCols = map[string][]column{"whoami": whoamiCols, "reports_share": shareCols, "reports_revoke_share": shareCols}
+var nounCols = map[string][]column{"candidates": candidateCols, "references": referenceCols, "reports": reportCols, "valuations": valuationCols}
+
+func colsOf(op operation) []column {
+	if c, ok := toolCols[op.tool.Name]; ok {
+		return c
+	}
+	return nounCols[op.noun]
 }
 
 // apiURLFlag adds --api-url to a client command and its subcommands.
@@ -60,109 +39,162 @@ func (c *cli) apiURLFlag(cmd *cobra.Command) {
 	cmd.PersistentFlags().StringVar(&c.apiURL, "api-url", "", "Veref API base URL (default $VEREF_API_URL or "+defaultAPIURL+")")
 }
 
-func (c *cli) whoamiCmd() *cobra.Command {
-	var out output
-	cmd := &cobra.Command{
-		Use:   "whoami",
-		Short: "Show the tenant, recruiter, environment and scopes of your key",
-		Args:  exactArgs(0, ""),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.call(cmd, "GET", "/v1/api/me", "", nil, whoamiCols, &out)
-		},
-	}
-	c.apiURLFlag(cmd)
-	out.flags(cmd.Flags(), true)
-	return cmd
-}
-
-func (c *cli) resourceCmds() []*cobra.Command {
+// operationCmds are the client commands generated from the catalogue:
+// one group per noun, one command per operation.
+func (c *cli) operationCmds() []*cobra.Command {
 	var cmds []*cobra.Command
-	for _, noun := range sortedKeys(resources) {
+	byNoun := operationsByNoun(catalogueOperations())
+	for _, noun := range sortedKeys(byNoun) {
+		if noun == "" {
+			for _, op := range byNoun[noun] {
+				cmd := c.operationCmd(op)
+				c.apiURLFlag(cmd)
+				cmds = append(cmds, cmd)
+			}
+			continue
+		}
 		g := groupCmd(noun, "Work with "+noun)
 		c.apiURLFlag(g)
-		for _, name := range sortedKeys(resources[noun]) {
-			g.AddCommand(c.verbCmd(noun, name, resources[noun][name]))
+		for _, op := range byNoun[noun] {
+			g.AddCommand(c.operationCmd(op))
 		}
 		cmds = append(cmds, g)
 	}
 	return cmds
 }
 
-func (c *cli) verbCmd(noun, name string, v verb) *cobra.Command {
+// operationCmd builds one operation's command: path parameters are
+// arguments, query and scalar body fields are flags, and the whole body can
+// come from a file.
+func (c *cli) operationCmd(op operation) *cobra.Command {
 	var out output
 	var bodyFile, idem string
-	query := map[string]*string{}
-	hasID := strings.Contains(v.path, "{id}")
-	// `references start --json FILE` is the documented form: there --json
-	// names the request, and the output is chosen with -o.
-	isStart := noun == "references" && name == "start"
-	use, n := name, 0
-	if hasID {
-		use, n = name+" ID", 1
+	use := op.verb
+	for _, p := range op.pathParams {
+		use += " " + argName(p)
 	}
 	cmd := &cobra.Command{
-		Use:   use,
-		Short: v.method + " " + v.path,
-		Args:  exactArgs(n, strings.TrimPrefix(use, name+" ")),
+		Use:     use,
+		Aliases: verbAliases[op.tool.Name],
+		Short:   op.tool.Title,
+		Long:    op.tool.Description + "\n\n" + op.method + " " + op.path + " (operation " + op.tool.Name + ")",
+		Args:    exactArgs(len(op.pathParams), strings.TrimSpace(strings.TrimPrefix(use, op.verb))),
 	}
 	fs := cmd.Flags()
-	out.flags(fs, !isStart)
-	if v.body {
-		if isStart {
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName { return pflag.NormalizedName(kebab(name)) })
+	// `references start --json FILE` is the documented form: there --json
+	// names the request, and the output is chosen with -o.
+	jsonIsFile := op.tool.Name == "references_start"
+	out.flags(fs, !jsonIsFile)
+	hasBody := op.method == "POST" || op.method == "PUT" || op.method == "PATCH"
+	if hasBody {
+		if jsonIsFile {
 			fs.StringVar(&bodyFile, "json", "", "file with the request body as JSON ('-' for standard input)")
 		} else {
 			fs.StringVar(&bodyFile, "body", "", "file with the request body as JSON ('-' for standard input)")
 		}
-		fs.StringVar(&bodyFile, "file", "", "file with the request body as JSON ('-' for standard input)")
-		if v.method == "POST" {
-			fs.StringVar(&idem, "idempotency-key", "", "retry-safe key; a random one is used when absent")
+		fs.StringVar(&bodyFile, "file", "", "file with the request body as JSON ('-' for standard input); flags override its fields")
+	}
+	if op.method != "GET" {
+		fs.StringVar(&idem, "idempotency-key", "", "retry-safe key; a random one is used when absent")
+	}
+	values := map[string]func() any{}
+	for _, p := range op.params {
+		if p.flaggable() {
+			values[p.name] = paramFlag(cmd, p)
 		}
 	}
-	if v.method == "GET" && !hasID {
-		for _, q := range []string{"limit", "cursor", "q", "email", "status", "candidateId", "requestId"} {
-			query[q] = fs.String(q, "", "filter or paging: "+q)
-		}
-	}
+	w := c.waitFlags(cmd, op)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		path := v.path
-		if hasID {
-			path = strings.Replace(path, "{id}", url.PathEscape(args[0]), 1)
+		path := op.path
+		for i, name := range op.pathParams {
+			path = strings.Replace(path, "{"+name+"}", url.PathEscape(args[i]), 1)
 		}
-		vals := url.Values{}
-		for k, p := range query {
-			if *p != "" {
-				vals.Set(k, *p)
+		query := url.Values{}
+		body := map[string]any{}
+		if bodyFile != "" {
+			if err := readBody(bodyFile, c.stdin, &body); err != nil {
+				return err
+			}
+		} else if missing := fileOnlyRequired(op); hasBody && missing != "" {
+			flagName := "body"
+			if jsonIsFile {
+				flagName = "json"
+			}
+			return usageError{fmt.Sprintf("%s needs a request body with %s: --%s FILE", cmd.CommandPath(), missing, flagName)}
+		}
+		for _, p := range op.params {
+			get, ok := values[p.name]
+			if !ok || !fs.Changed(p.name) {
+				continue
+			}
+			if p.in == "query" {
+				query.Set(p.name, fmt.Sprint(get()))
+			} else {
+				body[p.name] = get()
 			}
 		}
-		if len(vals) > 0 {
-			path += "?" + vals.Encode()
+		if len(query) > 0 {
+			path += "?" + query.Encode()
 		}
-		var body []byte
-		if v.body {
-			body = []byte("{}")
-			if bodyFile != "" {
-				var err error
-				if body, err = readBody(bodyFile, c.stdin); err != nil {
-					return err
-				}
-			} else if isStart || noun == "candidates" {
-				flagName := "body"
-				if isStart {
-					flagName = "json"
-				}
-				return usageError{fmt.Sprintf("%s needs a request body: --%s FILE", cmd.CommandPath(), flagName)}
-			}
+		var raw []byte
+		if hasBody {
+			raw, _ = json.Marshal(body)
 		}
-		if v.method == "POST" && idem == "" {
+		if op.method != "GET" && idem == "" {
 			idem = "cli-" + auth.RandomString(24)
 		}
-		return c.call(cmd, v.method, path, idem, body, v.cols, &out)
+		return c.call(cmd, op, path, idem, raw, &out, w)
 	}
 	return cmd
 }
 
-// call sends one request and prints the answer.
-func (c *cli) call(cmd *cobra.Command, method, path, idem string, body []byte, cols []column, out *output) error {
+// paramFlag adds the flag of one query or body field and returns its value.
+func paramFlag(cmd *cobra.Command, p param) func() any {
+	fs := cmd.Flags()
+	usage := p.desc
+	if len(p.enum) > 0 {
+		usage = strings.TrimSpace(usage + " (" + strings.Join(p.enum, ", ") + ")")
+		_ = cmd.RegisterFlagCompletionFunc(p.name, cobra.FixedCompletions(p.enum, cobra.ShellCompDirectiveNoFileComp))
+	}
+	if p.required {
+		usage = strings.TrimSpace(usage + " (required)")
+	}
+	if usage == "" {
+		usage = p.in + " parameter " + p.name
+	}
+	switch p.typ {
+	case "integer":
+		v := fs.Int64(p.name, 0, usage)
+		return func() any { return *v }
+	case "number":
+		v := fs.Float64(p.name, 0, usage)
+		return func() any { return *v }
+	case "boolean":
+		v := fs.Bool(p.name, false, usage)
+		return func() any { return *v }
+	case "array":
+		v := fs.StringSlice(p.name, nil, usage+" (comma-separated or repeated)")
+		return func() any { return *v }
+	default:
+		v := fs.String(p.name, "", usage)
+		return func() any { return *v }
+	}
+}
+
+// fileOnlyRequired names the required body fields no flag can give.
+func fileOnlyRequired(op operation) string {
+	var names []string
+	for _, p := range op.params {
+		if p.in == "body" && p.required && !p.flaggable() {
+			names = append(names, p.name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// call sends one request, waits when asked, and prints the answer.
+func (c *cli) call(cmd *cobra.Command, op operation, path, idem string, body []byte, out *output, w *waiter) error {
 	asJSON, err := out.asJSON()
 	if err != nil {
 		return err
@@ -175,17 +207,24 @@ func (c *cli) call(cmd *cobra.Command, method, path, idem string, body []byte, c
 	if idem != "" {
 		headers["Idempotency-Key"] = idem
 	}
-	raw, err := client.do(cmd.Context(), method, path, body, headers)
+	raw, err := client.do(cmd.Context(), op.method, path, body, headers)
 	if err != nil {
 		return err
 	}
-	if err := printResult(c.stdout, raw, asJSON, cols); err != nil {
+	var waitErr error
+	if w != nil && w.on {
+		raw, waitErr = c.wait(cmd.Context(), client, w, raw)
+		if raw == nil {
+			return waitErr
+		}
+	}
+	if err := printResult(c.stdout, raw, asJSON, colsOf(op)); err != nil {
 		return err
 	}
 	if !asJSON {
 		printTestLinks(c.stdout, raw)
 	}
-	return nil
+	return waitErr
 }
 
 // printTestLinks shows the invitation links a test key gets in place of
@@ -206,7 +245,8 @@ func printTestLinks(out io.Writer, raw json.RawMessage) {
 	}
 }
 
-func readBody(name string, stdin io.Reader) ([]byte, error) {
+// readBody reads a JSON object from a file or standard input into body.
+func readBody(name string, stdin io.Reader, body *map[string]any) error {
 	var b []byte
 	var err error
 	if name == "-" {
@@ -215,12 +255,15 @@ func readBody(name string, stdin io.Reader) ([]byte, error) {
 		b, err = os.ReadFile(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the request body: %w", err)
+		return fmt.Errorf("reading the request body: %w", err)
 	}
 	if !json.Valid(b) {
-		return nil, fmt.Errorf("%s is not valid JSON", name)
+		return fmt.Errorf("%s is not valid JSON", name)
 	}
-	return b, nil
+	if err := json.Unmarshal(b, body); err != nil || *body == nil {
+		return fmt.Errorf("%s must hold a JSON object", name)
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
