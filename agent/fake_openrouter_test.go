@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -55,6 +56,14 @@ func newFakeOpenRouter(t *testing.T, script func(n int, req captured) (int, any)
 		status, body := f.script(n, c)
 		if status == 0 { // the script wants the call to hang until the client gives up
 			<-r.Context().Done()
+			return
+		}
+		if sr, ok := body.(streamReply); ok {
+			writeStream(w, r, sr)
+			return
+		}
+		if status == http.StatusOK && c.Req.Stream {
+			writeStream(w, r, asStream(t, body))
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -150,3 +159,86 @@ func (c captured) lastToolContent(t *testing.T) string {
 }
 
 func (c captured) contains(s string) bool { return strings.Contains(string(c.Raw), s) }
+
+// streamReply is a scripted stream: each item is a chunk (written as one
+// SSE data line and flushed), a channel the fake waits on before going on
+// (so a test can hold the stream until the client has seen something), or
+// cut, which drops the connection without finishing the stream.
+type streamReply []any
+
+type cutStream struct{}
+
+var cut = cutStream{}
+
+func writeStream(w http.ResponseWriter, r *http.Request, sr streamReply) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	_, _ = io.WriteString(w, ": OPENROUTER PROCESSING\n\n")
+	_ = rc.Flush()
+	for _, item := range sr {
+		switch x := item.(type) {
+		case chan struct{}:
+			select {
+			case <-x:
+			case <-r.Context().Done():
+				return
+			}
+		case cutStream:
+			panic(http.ErrAbortHandler) // the connection drops mid-stream
+		default:
+			b, _ := json.Marshal(x)
+			_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
+			_ = rc.Flush()
+		}
+	}
+	_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	_ = rc.Flush()
+}
+
+func chunk(model string, delta map[string]any, finish string) map[string]any {
+	choice := map[string]any{"index": 0, "delta": delta}
+	if finish != "" {
+		choice["finish_reason"] = finish
+	}
+	return map[string]any{"id": "gen-stream", "object": "chat.completion.chunk", "model": model, "choices": []any{choice}}
+}
+
+// asStream turns a scripted non-streamed reply into the chunks OpenRouter
+// would stream for it: text line by line, each tool call's arguments in two
+// pieces after its name, reasoning_details, then the finish reason and usage.
+func asStream(t *testing.T, body any) streamReply {
+	raw, err := json.Marshal(body)
+	require.NoError(t, err)
+	var resp openrouter.ChatCompletionResponse
+	require.NoError(t, json.Unmarshal(raw, &resp))
+	require.NotEmpty(t, resp.Choices, "a streamed reply needs a choice")
+	ch := resp.Choices[0]
+	m := ch.Message
+	sr := streamReply{chunk(resp.Model, map[string]any{"role": "assistant"}, "")}
+	if len(m.ReasoningDetails) > 0 {
+		sr = append(sr, chunk(resp.Model, map[string]any{"reasoning_details": m.ReasoningDetails}, ""))
+	}
+	for _, line := range strings.SplitAfter(m.Content.Text, "\n") {
+		if line != "" {
+			sr = append(sr, chunk(resp.Model, map[string]any{"content": line}, ""))
+		}
+	}
+	for i, tc := range m.ToolCalls {
+		args := tc.Function.Arguments
+		half := len(args) / 2
+		sr = append(sr,
+			chunk(resp.Model, map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": tc.ID, "type": "function",
+				"function": map[string]any{"name": tc.Function.Name, "arguments": args[:half]}}}}, ""),
+			chunk(resp.Model, map[string]any{"tool_calls": []any{map[string]any{"index": i,
+				"function": map[string]any{"arguments": args[half:]}}}}, ""))
+	}
+	last := chunk(resp.Model, map[string]any{}, string(ch.FinishReason))
+	if ch.NativeFinishReason != "" {
+		last["choices"].([]any)[0].(map[string]any)["native_finish_reason"] = ch.NativeFinishReason
+	}
+	if resp.Usage != nil {
+		last["usage"] = resp.Usage
+	}
+	return append(sr, last)
+}

@@ -166,7 +166,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, traceID, prob)
 	}
 
-	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit,
+	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit, streaming: ev != nil,
 		auto: autoSet(req.AutoApprove), conversationID: conv.ID}
 	msgs := past.Messages
 	res := Response{ToolCalls: []ToolCall{}}
@@ -231,11 +231,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res.ConversationID = conv.ID
 
 	if ev != nil {
-		for _, chunk := range strings.SplitAfter(res.Answer, "\n") {
-			if chunk != "" {
-				ev.send("answer_delta", map[string]string{"text": chunk})
-			}
-		}
+		// answer_delta events went out as the model wrote; done carries
+		// the answer whole (a summary when the run did not complete).
 		if res.Status == StatusRequiresApproval {
 			ev.send("approval_required", map[string]any{"conversationId": conv.ID, "pendingApprovals": res.PendingApprovals})
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -125,7 +126,7 @@ func fallbackable(err error) bool {
 	var ce *choiceError
 	return errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) || errors.As(err, &ce) ||
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
-		errors.As(err, &se) || errors.Is(err, errNoChoices)
+		errors.As(err, &se) || errors.Is(err, errNoChoices) || errors.Is(err, errStreamCut)
 }
 
 // describeProviderError is one line for operators and API callers; it never
@@ -138,14 +139,21 @@ func describeProviderError(err error) string {
 	case errors.As(err, &apiErr):
 		msg = fmt.Sprintf("HTTP %d: %s", apiErr.HTTPStatusCode, apiErr.Error())
 	case errors.As(err, &reqErr):
+		// Err is the unreadable body or how reading it failed; neither helps a caller.
 		msg = fmt.Sprintf("HTTP %d", reqErr.HTTPStatusCode)
-		if reqErr.Err != nil {
-			msg += ": " + reqErr.Err.Error()
-		}
+	case errors.As(err, new(*streamBroken)):
+		msg = "the stream broke after part of the answer was sent"
 	case errors.Is(err, context.DeadlineExceeded):
 		msg = "timed out"
-	default:
+	case errors.As(err, new(*choiceError)), errors.Is(err, errStreamCut), errors.Is(err, errNoChoices):
 		msg = err.Error()
+	case errors.As(err, new(net.Error)), errors.As(err, new(*url.Error)),
+		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// Dial and transport errors name hosts, ports and paths: ours to
+		// know, not the caller's.
+		msg = "the model provider could not be reached or dropped the connection"
+	default:
+		msg = "the model provider's answer could not be read"
 	}
 	msg = strings.Join(strings.Fields(msg), " ")
 	if len(msg) > 300 {

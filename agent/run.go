@@ -102,6 +102,9 @@ type runner struct {
 	traceID string
 	// emit reports progress (SSE); never nil.
 	emit func(event string, data any)
+	// streaming asks the provider for a stream and emits answer_delta as
+	// the model writes.
+	streaming bool
 	// auto names the tools the caller pre-approved for this request.
 	auto map[string]bool
 	// conversationID is the thread's id, for audit rows.
@@ -163,7 +166,15 @@ loop:
 			MaxTokens: r.cfg.MaxTokens - res.Usage.total(),
 			Usage:     &openrouter.IncludeUsage{Include: true},
 		}
-		resp, err := r.prov.complete(runCtx, req)
+		var resp openrouter.ChatCompletionResponse
+		var err error
+		if r.streaming {
+			resp, err = r.prov.stream(runCtx, req, func(text string) {
+				r.emit("answer_delta", map[string]string{"text": text})
+			})
+		} else {
+			resp, err = r.prov.complete(runCtx, req)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return res, nil, ctx.Err() // the caller went away
