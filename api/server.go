@@ -26,6 +26,9 @@ type Options struct {
 	Log      zerolog.Logger
 	Now      func() time.Time
 	Version  string
+	// KeyCache, when set, spares warm keys the storage lookup. The caller
+	// must feed it from the store (store.KeyWatcher) or it stays bypassed.
+	KeyCache *auth.KeyCache
 
 	// Clerk verifies recruiters' session JWTs for key management; nil
 	// leaves those routes answering 503 with what to configure.
@@ -68,7 +71,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{opts: o, mux: http.NewServeMux(), reg: o.Registry, log: o.Log, now: o.Now}
 	s.guard = &Guard{
-		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now},
+		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now, Cache: o.KeyCache},
 		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Now: o.Now,
 		ResourceMetadata: func(r *http.Request) string { return baseURL(r) + protectedResourcePath },
 	}

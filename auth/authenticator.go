@@ -29,12 +29,23 @@ type KeyLookup interface {
 	KeyByPrefix(ctx context.Context, prefix string) (KeyRecord, error)
 }
 
+// FreshKeyLookup is implemented by stores whose plain lookup may read a
+// snapshot older than a change they have already announced (SQLite's read
+// pool beside its single writer). A record is cached only as read through
+// FreshKeyByPrefix, so an announced change can never be cached over.
+type FreshKeyLookup interface {
+	FreshKeyByPrefix(ctx context.Context, prefix string) (KeyRecord, error)
+}
+
 // Authenticator turns a presented credential into a Principal. Every surface
 // (REST, MCP, agent) goes through the same one.
 type Authenticator struct {
 	Keys   KeyLookup
 	Hasher *Hasher
 	Now    func() time.Time
+	// Cache, when set, remembers successful verifications; it must be fed
+	// by the store's key events (see KeyEvents) or it stays bypassed.
+	Cache *KeyCache
 }
 
 // CredentialFromHeaders picks the token from "Authorization: Bearer" or
@@ -69,47 +80,93 @@ func CredentialFromHeaders(authorization, apiKey string) (string, error) {
 }
 
 // Authenticate verifies token and returns its principal. Shape and checksum
-// are checked before storage is touched.
+// are checked before storage is touched; a warm key is not looked up at all,
+// but its hash, revocation and expiry are still checked on every request.
 func (a *Authenticator) Authenticate(ctx context.Context, token string) (Principal, error) {
 	t, err := ParseToken(token)
 	if err != nil {
 		return Principal{}, err
+	}
+	if a.Cache != nil {
+		if rec, ok := a.Cache.get(t.Prefix); ok {
+			return a.check(token, t, rec)
+		}
+	}
+	var gen uint64
+	var loadedAt time.Time
+	if a.Cache != nil {
+		gen, loadedAt = a.Cache.begin(), a.now()
 	}
 	rec, err := a.Keys.KeyByPrefix(ctx, t.Prefix)
 	if errors.Is(err, ErrKeyNotFound) {
 		return Principal{}, invalidKey()
 	}
 	if err != nil {
-		return Principal{}, &Error{Status: 503, Code: CodeUnavailable,
-			Detail: "the key store is unavailable; try again shortly"}
+		return Principal{}, unavailable()
 	}
+	p, err := a.check(token, t, rec)
+	if err == nil && a.Cache != nil {
+		a.remember(ctx, token, t, gen, loadedAt, rec)
+	}
+	return p, err
+}
+
+// remember caches a record that just verified, re-read first where the
+// store's plain read may be stale (FreshKeyLookup).
+func (a *Authenticator) remember(ctx context.Context, token string, t Token, gen uint64, loadedAt time.Time, rec KeyRecord) {
+	if f, ok := a.Keys.(FreshKeyLookup); ok {
+		var err error
+		if rec, err = f.FreshKeyByPrefix(ctx, t.Prefix); err != nil {
+			return
+		}
+		if _, err := a.check(token, t, rec); err != nil {
+			return
+		}
+	}
+	a.Cache.put(gen, rec, loadedAt)
+}
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+// check is everything verification decides from the stored record.
+func (a *Authenticator) check(token string, t Token, rec KeyRecord) (Principal, error) {
 	// The environment is part of the hashed token, so a prefix collision
 	// across environments still fails the comparison below.
 	if !a.Hasher.Matches(token, rec.Hash) || rec.Environment != t.Env {
 		return Principal{}, invalidKey()
-	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
 	}
 	if rec.RevokedAt != nil {
 		return Principal{}, &Error{Status: 401, Code: CodeRevokedKey,
 			Detail: "this API key was revoked on " + rec.RevokedAt.UTC().Format(time.RFC3339),
 			Hint:   "ask a tenant admin for a new key"}
 	}
-	if rec.ExpiresAt != nil && !now().Before(*rec.ExpiresAt) {
+	if rec.ExpiresAt != nil && !a.now().Before(*rec.ExpiresAt) {
 		return Principal{}, &Error{Status: 401, Code: CodeExpiredKey,
 			Detail: "this API key expired on " + rec.ExpiresAt.UTC().Format(time.RFC3339),
 			Hint:   "create a new key"}
 	}
 	scopes := rec.Scopes
 	if len(scopes) == 0 {
-		scopes = AllScopes()
+		scopes = allScopes
 	}
 	return Principal{
 		TenantID: rec.TenantID, Environment: rec.Environment, RecruiterID: rec.RecruiterID,
 		KeyID: rec.ID, KeyPrefix: rec.Prefix, KeyName: rec.Name, Scopes: scopes, ExpiresAt: rec.ExpiresAt,
 	}, nil
+}
+
+// allScopes is shared by every all-scopes principal; nothing appends to a
+// principal's scopes, and the three-index slice makes an append copy.
+var allScopes = func() []Scope { s := AllScopes(); return s[:len(s):len(s)] }()
+
+func unavailable() *Error {
+	return &Error{Status: 503, Code: CodeUnavailable,
+		Detail: "the key store is unavailable; try again shortly"}
 }
 
 func invalidKey() *Error {

@@ -72,6 +72,13 @@ type Store interface {
 	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n int) ([]OutboxMessage, error)
 }
 
+// KeyWatcher is a store that can tell a key cache when stored keys change
+// (both backends are). WatchKeys blocks until ctx ends, keeping ev live only
+// while changes are certain to be heard.
+type KeyWatcher interface {
+	WatchKeys(ctx context.Context, ev auth.KeyEvents) error
+}
+
 // Queries are the operations available both outside and inside a transaction.
 type Queries interface {
 	// Tenants and recruiters (operator and management surfaces).

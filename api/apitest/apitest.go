@@ -38,6 +38,9 @@ type Options struct {
 	// Now is the server's clock (default time.Now), so tests can move time
 	// instead of waiting for it.
 	Now func() time.Time
+	// NoKeyCache turns the verified-key cache off (it is on by default,
+	// as in production, so every test also exercises eviction).
+	NoKeyCache bool
 }
 
 // Env is a running server and what tests need to drive it.
@@ -51,6 +54,8 @@ type Env struct {
 	HTTP     *httptest.Server
 	URL      string
 	Keys     *api.KeyService
+	// KeyCache is the server's verified-key cache (nil with NoKeyCache).
+	KeyCache *auth.KeyCache
 }
 
 // New starts a server over st, closed when the test ends.
@@ -71,6 +76,15 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
 		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys}
+	stopWatch := func() {}
+	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
+		e.KeyCache = auth.NewKeyCache(0, now)
+		opts.KeyCache = e.KeyCache
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); _ = w.WatchKeys(ctx, e.KeyCache) }()
+		stopWatch = func() { cancel(); <-done }
+	}
 	if o.MCP != nil {
 		opts.MCP = o.MCP(e.Registry)
 		opts.MCPFront = o.MCPFront
@@ -89,6 +103,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	t.Cleanup(func() {
 		e.HTTP.Close()
 		_ = e.Usage.Close(context.Background())
+		stopWatch()
 	})
 	return e
 }

@@ -39,6 +39,8 @@ type config struct {
 	mcpOrigins    []string
 	// clerkParties: origins whose pages may hold a session (Clerk's azp).
 	clerkParties []string
+	// keyCacheTTL is the verified-key cache's maximum age; 0 turns it off.
+	keyCacheTTL time.Duration
 	// publicPepper: --dev without API_KEY_PEPPER, so keys hash with a
 	// pepper anyone can read.
 	publicPepper bool
@@ -121,6 +123,14 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("VEREF_MAX_ACTIVE_KEYS must be a positive integer, not %q", v)
 		}
 		c.maxActiveKeys = n
+	}
+	c.keyCacheTTL = auth.DefaultKeyCacheTTL
+	if v := getenv("VEREF_KEY_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return c, fmt.Errorf("VEREF_KEY_CACHE_TTL must be a duration such as 30s (0 turns the key cache off), not %q", v)
+		}
+		c.keyCacheTTL = d
 	}
 	if _, _, err := splitDatabaseURL(c.databaseURL); err != nil {
 		return c, err

@@ -21,6 +21,7 @@ import (
 	"github.com/verefwork/veref/mail"
 	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/postgres"
 	"github.com/verefwork/veref/tools"
 	"github.com/verefwork/veref/workers"
 )
@@ -156,8 +157,11 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
 		clerk.AuthorizedParties = cfg.clerkParties
 	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
 	srv := api.New(api.Options{
-		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version,
+		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
 		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
 		Agent:    agent.NewHandler(reg, st, agentCfg),
@@ -181,8 +185,6 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		}
 		live = mail.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa, Timeout: 30 * time.Second}
 	}
-	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
-	var wg sync.WaitGroup
 	for _, w := range []interface{ Run(context.Context) }{
 		&workers.ValuationWorker{Store: st, Now: now, Log: logf},
 		&workers.OutboxWorker{Store: st, Live: live, Test: mail.LogMailer{Log: logf}, Now: now, Log: logf},
@@ -204,4 +206,22 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 			log.Error().Err(err).Msg("flushing usage rows")
 		}
 	}}, nil
+}
+
+// watchKeys starts the verified-key cache and the store's change feed that
+// keeps it honest; nil when VEREF_KEY_CACHE_TTL=0.
+func watchKeys(ctx context.Context, wg *sync.WaitGroup, cfg config, st store.Store, log zerolog.Logger) *auth.KeyCache {
+	w, ok := st.(store.KeyWatcher)
+	if !ok || cfg.keyCacheTTL == 0 {
+		return nil
+	}
+	if pg, ok := st.(*postgres.Store); ok {
+		pg.OnWatchError(func(err error) {
+			log.Warn().Err(err).Msg("key change listener dropped; key cache bypassed until it reconnects")
+		})
+	}
+	c := auth.NewKeyCache(cfg.keyCacheTTL, time.Now)
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = w.WatchKeys(ctx, c) }()
+	return c
 }

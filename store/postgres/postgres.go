@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,6 +31,10 @@ type Store struct {
 	*sqlstore.Store
 	pool *pgxpool.Pool
 	db   *sql.DB
+
+	onWatchError atomic.Pointer[func(error)]
+	sinks        sinks
+	listenerPID  atomic.Uint32
 }
 
 var _ store.Store = (*Store)(nil)
@@ -61,6 +66,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	}
 	db := stdlib.OpenDBFromPool(pool)
 	s := &Store{Store: sqlstore.New(dialect, db, db), pool: pool, db: db}
+	s.OnKeysChanged(s.sinks.evictAll)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err

@@ -31,6 +31,8 @@ var migrations embed.FS
 type Store struct {
 	*sqlstore.Store
 	read, write *sql.DB
+	events      *keyEvents
+	writerDSN   string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -64,7 +66,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// IMMEDIATE takes the write lock at BEGIN, so a transaction that reads
 	// first cannot fail to upgrade later when another process (an admin
 	// command) shares the file.
-	write, err := sql.Open("sqlite", dsn(path, "_txlock=immediate", "journal_mode(WAL)"))
+	writerDSN := dsn(path, writerMark, "journal_mode(WAL)")
+	write, err := sql.Open("sqlite", writerDSN)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +75,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	write.SetConnMaxIdleTime(0)
 	write.SetConnMaxLifetime(0)
 	if path == ":memory:" {
-		return newStore(ctx, write, write)
+		return newStore(ctx, writerDSN, write, write)
 	}
 	// Switch the file to WAL before any reader opens it.
 	if err := write.PingContext(ctx); err != nil {
@@ -85,7 +88,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
-	return newStore(ctx, read, write)
+	return newStore(ctx, writerDSN, read, write)
 }
 
 // uriEscape keeps a path with URI syntax characters a path.
@@ -103,8 +106,9 @@ func dsn(path, extra string, pragmas ...string) string {
 	return s
 }
 
-func newStore(ctx context.Context, read, write *sql.DB) (*Store, error) {
+func newStore(ctx context.Context, writerDSN string, read, write *sql.DB) (*Store, error) {
 	s := &Store{Store: sqlstore.New(dialect, read, write), read: read, write: write}
+	s.registerEvents(writerDSN)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -136,6 +140,7 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 func (s *Store) Close() error {
+	s.unregisterEvents()
 	if s.read == s.write {
 		return s.write.Close()
 	}

@@ -15,6 +15,9 @@ import (
 type Q struct {
 	d    *Dialect
 	r, w querier
+	// keys hears of writes to api_keys: outside a transaction at once,
+	// inside one after it commits (see Store.tx).
+	keys *keyWrites
 }
 
 var _ store.Queries = (*Q)(nil)
@@ -22,6 +25,7 @@ var _ store.Queries = (*Q)(nil)
 type scanner interface{ Scan(dest ...any) error }
 
 func (q *Q) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	defer q.wrote(query)
 	res, err := q.w.ExecContext(ctx, q.d.rebind(query), args...)
 	if err != nil {
 		return 0, q.d.err(err)
@@ -31,11 +35,13 @@ func (q *Q) exec(ctx context.Context, query string, args ...any) (int64, error) 
 }
 
 func get[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, error), query string, args ...any) (T, error) {
+	defer q.wrote(query)
 	v, err := scan(db.QueryRowContext(ctx, q.d.rebind(query), args...))
 	return v, q.d.err(err)
 }
 
 func all[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	defer q.wrote(query)
 	rows, err := db.QueryContext(ctx, q.d.rebind(query), args...)
 	if err != nil {
 		return nil, q.d.err(err)

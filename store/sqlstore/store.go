@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/verefwork/veref/auth"
@@ -17,14 +18,17 @@ import (
 // except opening, migrating, pinging and closing.
 type Store struct {
 	*Q
-	d     *Dialect
-	write *sql.DB
+	d        *Dialect
+	write    *sql.DB
+	keysHook atomic.Pointer[func()]
 }
 
 // New wraps a reader and a writer handle (the same *sql.DB on PostgreSQL).
 // Transactions always run on the writer.
 func New(d *Dialect, read, write *sql.DB) *Store {
-	return &Store{Q: &Q{d: d, r: read, w: write}, d: d, write: write}
+	s := &Store{Q: &Q{d: d, r: read, w: write}, d: d, write: write}
+	s.Q.keys = &keyWrites{store: s}
+	return s
 }
 
 // InTx runs fn in one transaction, committing only when fn returns nil.
@@ -42,15 +46,30 @@ func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	if err = fn(&Q{d: s.d, r: tx, w: tx}); err != nil {
+	kw := &keyWrites{inTx: true}
+	if err = fn(&Q{d: s.d, r: tx, w: tx, keys: kw}); err != nil {
 		return err
 	}
-	return s.d.err(tx.Commit())
+	err = s.d.err(tx.Commit())
+	if kw.touched {
+		s.keysChanged()
+	}
+	return err
 }
 
 // KeyByPrefix implements auth.KeyLookup.
 func (s *Store) KeyByPrefix(ctx context.Context, prefix string) (auth.KeyRecord, error) {
 	k, err := s.keyByPrefix(ctx, prefix)
+	if errors.Is(err, store.ErrNotFound) {
+		return k, auth.ErrKeyNotFound
+	}
+	return k, err
+}
+
+// KeyByPrefixOn reads a key through db, for a backend that must choose the
+// connection (SQLite reading on its writer).
+func (s *Store) KeyByPrefixOn(ctx context.Context, db *sql.DB, prefix string) (auth.KeyRecord, error) {
+	k, err := (&Q{d: s.d, r: db, w: db}).keyByPrefix(ctx, prefix)
 	if errors.Is(err, store.ErrNotFound) {
 		return k, auth.ErrKeyNotFound
 	}

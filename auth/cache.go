@@ -1,0 +1,127 @@
+package auth
+
+import (
+	"sync"
+	"time"
+)
+
+// KeyEvents is how storage tells a KeyCache that stored keys changed. The
+// store calls it (a PostgreSQL LISTEN loop, SQLite's update hook); the cache
+// implements it.
+type KeyEvents interface {
+	// Evict forgets one prefix; the next request with it reads storage.
+	Evict(prefix string)
+	// SetLive reports whether changes are being heard. While not live the
+	// cache is empty and bypassed: a change nobody hears must not leave a
+	// revoked key usable.
+	SetLive(live bool)
+}
+
+// DefaultKeyCacheTTL is the backstop maximum age of a cached verification.
+const DefaultKeyCacheTTL = 30 * time.Second
+
+// maxCachedKeys bounds memory. Only verified keys are cached, so reaching it
+// means that many distinct live keys are in use; past it keys are simply
+// looked up every time.
+const maxCachedKeys = 100_000
+
+// KeyCache remembers successful verifications by prefix so that a warm key
+// is checked without a storage round trip. It never holds unknown prefixes or
+// refused keys (nobody can fill it with guesses), and it is only used while
+// its KeyEvents source is live, so revocation stays immediate.
+type KeyCache struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu      sync.RWMutex
+	live    bool
+	gen     uint64 // bumped by every eviction; a lookup older than the bump is not cached
+	entries map[string]cachedKey
+}
+
+type cachedKey struct {
+	rec      KeyRecord
+	loadedAt time.Time
+}
+
+// NewKeyCache returns a cache that holds entries at most ttl (0 means
+// DefaultKeyCacheTTL). It starts not live: nothing is cached until its
+// source calls SetLive(true).
+func NewKeyCache(ttl time.Duration, now func() time.Time) *KeyCache {
+	if ttl <= 0 {
+		ttl = DefaultKeyCacheTTL
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &KeyCache{ttl: ttl, now: now, entries: map[string]cachedKey{}}
+}
+
+// get returns the cached record for prefix, if live and younger than the TTL.
+func (c *KeyCache) get(prefix string) (KeyRecord, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[prefix]
+	live := c.live
+	c.mu.RUnlock()
+	if !ok || !live || c.now().Sub(e.loadedAt) >= c.ttl {
+		return KeyRecord{}, false
+	}
+	return e.rec, true
+}
+
+// begin is taken before a storage lookup whose result may be cached.
+func (c *KeyCache) begin() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches rec unless something was evicted since begin returned gen: the
+// lookup may have read the row before a change that was already announced.
+func (c *KeyCache) put(gen uint64, rec KeyRecord, loadedAt time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.live || c.gen != gen {
+		return
+	}
+	if _, ok := c.entries[rec.Prefix]; !ok && len(c.entries) >= maxCachedKeys {
+		return
+	}
+	c.entries[rec.Prefix] = cachedKey{rec: rec, loadedAt: loadedAt}
+}
+
+// Evict implements KeyEvents.
+func (c *KeyCache) Evict(prefix string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	if prefix == "" {
+		clear(c.entries)
+		return
+	}
+	delete(c.entries, prefix)
+}
+
+// SetLive implements KeyEvents. Both directions clear: going down because
+// changes may be missed from now on, coming up because some may have been.
+func (c *KeyCache) SetLive(live bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.live = live
+	clear(c.entries)
+}
+
+// Live reports whether the cache is in use.
+func (c *KeyCache) Live() bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.live
+}
+
+// Len is the number of cached keys, for tests and metrics.
+func (c *KeyCache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
+}

@@ -1,0 +1,145 @@
+package sqlite
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"sync"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/verefwork/veref/auth"
+)
+
+// Every write of this process goes through one writer connection, so a
+// pre-update hook on it sees every change to api_keys, including those made
+// by queries added later (suspension, rolling, limits): eviction needs no
+// cooperation from them. Another process writing the same file (an admin
+// command) is not seen; the cache's maximum age bounds that case.
+
+// writers maps a writer DSN to the stores listening on it.
+var writers = struct {
+	sync.RWMutex
+	m map[string][]*keyEvents
+}{m: map[string][]*keyEvents{}}
+
+func init() {
+	sqlite.RegisterConnectionHook(func(c sqlite.ExecQuerierContext, dsn string) error {
+		hr, ok := c.(sqlite.HookRegisterer)
+		if !ok || !strings.Contains(dsn, writerMark) {
+			return nil
+		}
+		hr.RegisterPreUpdateHook(func(d sqlite.SQLitePreUpdateData) { keyWritten(dsn, d) })
+		return nil
+	})
+}
+
+// writerMark is in the writer's DSN only; readers never write.
+const writerMark = "_txlock=immediate"
+
+// keyEvents fans a store's api_keys changes out to its watchers.
+type keyEvents struct {
+	mu    sync.Mutex
+	sinks map[*auth.KeyEvents]auth.KeyEvents
+}
+
+func keyWritten(dsn string, d sqlite.SQLitePreUpdateData) {
+	if d.TableName != "api_keys" || d.Op == sqlite3.SQLITE_INSERT {
+		return // a new key is not cached anywhere yet
+	}
+	writers.RLock()
+	evs := writers.m[dsn]
+	writers.RUnlock()
+	if len(evs) == 0 {
+		return
+	}
+	prefix := ""
+	old := make([]any, d.Count())
+	if err := d.Old(old...); err == nil && len(old) > lastUsedColumn {
+		prefix, _ = old[prefixColumn].(string)
+		if d.Op == sqlite3.SQLITE_UPDATE && onlyLastUsed(d, old) {
+			return // every usage flush does this; it changes nothing a cache holds
+		}
+	}
+	for _, e := range evs {
+		e.evict(prefix) // "" (unreadable row) clears everything
+	}
+}
+
+// Positions of api_keys.prefix and last_used_at in 0001_init.sql; columns
+// are only ever added after them.
+const (
+	prefixColumn   = 4
+	lastUsedColumn = 13
+)
+
+// onlyLastUsed reports whether an update changes last_used_at alone.
+func onlyLastUsed(d sqlite.SQLitePreUpdateData, old []any) bool {
+	cur := make([]any, len(old))
+	if err := d.New(cur...); err != nil {
+		return false
+	}
+	for i := range old {
+		if i != lastUsedColumn && !reflect.DeepEqual(old[i], cur[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *keyEvents) evict(prefix string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, s := range e.sinks {
+		s.Evict(prefix)
+	}
+}
+
+// WatchKeys feeds ev with evictions until ctx ends. Eviction happens in the
+// writing statement itself, before it commits, and the cache only keeps
+// records read through the writer (FreshKeyByPrefix), which waits for that
+// commit: nothing stale can be cached after a change.
+func (s *Store) WatchKeys(ctx context.Context, ev auth.KeyEvents) error {
+	s.events.mu.Lock()
+	s.events.sinks[&ev] = ev
+	s.events.mu.Unlock()
+	ev.SetLive(true)
+	<-ctx.Done()
+	ev.SetLive(false)
+	s.events.mu.Lock()
+	delete(s.events.sinks, &ev)
+	s.events.mu.Unlock()
+	return nil
+}
+
+// FreshKeyByPrefix implements auth.FreshKeyLookup: it reads on the writer,
+// which no uncommitted or in-flight change can be ahead of.
+func (s *Store) FreshKeyByPrefix(ctx context.Context, prefix string) (auth.KeyRecord, error) {
+	return s.Store.KeyByPrefixOn(ctx, s.write, prefix)
+}
+
+func (s *Store) registerEvents(writerDSN string) {
+	s.events = &keyEvents{sinks: map[*auth.KeyEvents]auth.KeyEvents{}}
+	s.writerDSN = writerDSN
+	writers.Lock()
+	writers.m[writerDSN] = append(writers.m[writerDSN], s.events)
+	writers.Unlock()
+}
+
+func (s *Store) unregisterEvents() {
+	writers.Lock()
+	defer writers.Unlock()
+	evs := writers.m[s.writerDSN]
+	for i, e := range evs {
+		if e == s.events {
+			evs = append(evs[:i:i], evs[i+1:]...)
+			break
+		}
+	}
+	if len(evs) == 0 {
+		delete(writers.m, s.writerDSN)
+	} else {
+		writers.m[s.writerDSN] = evs
+	}
+}
