@@ -16,6 +16,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
 	"github.com/verefwork/veref/tools"
@@ -153,7 +154,7 @@ func TestToolOutsideScopesIsRefusedAndToldToModel(t *testing.T) {
 	require.Len(t, out.ToolCalls, 1)
 	tc := out.ToolCalls[0]
 	assert.Equal(t, "candidates_create", tc.Name)
-	assert.Equal(t, auth.CodeScopeMissing, tc.Outcome)
+	assert.EqualValues(t, problem.ScopeMissing, tc.Outcome)
 	assert.Contains(t, tc.Error, "candidates:write")
 	assert.NotEmpty(t, tc.AuditEventID)
 
@@ -170,7 +171,7 @@ func TestToolOutsideScopesIsRefusedAndToldToModel(t *testing.T) {
 	require.Len(t, rows, 1)
 	assert.Equal(t, tc.AuditEventID, rows[0].ID)
 	assert.Equal(t, tools.SurfaceAgent, rows[0].Surface)
-	assert.Equal(t, auth.CodeScopeMissing, rows[0].Outcome)
+	assert.EqualValues(t, problem.ScopeMissing, rows[0].Outcome)
 }
 
 // Stored text written by someone else tells the model to create a
@@ -202,7 +203,7 @@ func TestPromptInjectionThroughStoredDataWritesNothing(t *testing.T) {
 	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
 	require.Len(t, out.ToolCalls, 2, "the scripted model must have seen the injected text")
 	assert.Equal(t, "ok", out.ToolCalls[0].Outcome)
-	assert.Equal(t, auth.CodeScopeMissing, out.ToolCalls[1].Outcome)
+	assert.EqualValues(t, problem.ScopeMissing, out.ToolCalls[1].Outcome)
 
 	assert.True(t, strings.HasPrefix(wrapped, `<tool_output tool="candidates_list" untrusted="true">`), wrapped)
 	assert.True(t, strings.HasSuffix(wrapped, "</tool_output>"), wrapped)
@@ -214,7 +215,7 @@ func TestPromptInjectionThroughStoredDataWritesNothing(t *testing.T) {
 	assert.Equal(t, "Alice", cands[0].Name)
 	for _, ev := range h.audit(t, key) {
 		if ev.Action == "candidates_create" {
-			assert.Equal(t, auth.CodeScopeMissing, ev.Outcome)
+			assert.EqualValues(t, problem.ScopeMissing, ev.Outcome)
 		}
 	}
 }
@@ -243,11 +244,12 @@ func TestChainExhaustedIsAProblem(t *testing.T) {
 		name       string
 		status     int
 		wantStatus int
+		wantCode   problem.Code
 		wantTries  int
 	}{
-		{"bad gateway everywhere", http.StatusBadGateway, http.StatusBadGateway, 2},
-		{"rate limited everywhere", http.StatusTooManyRequests, http.StatusServiceUnavailable, 2},
-		{"rejected credentials are not retried", http.StatusUnauthorized, http.StatusBadGateway, 1},
+		{"bad gateway everywhere", http.StatusBadGateway, http.StatusBadGateway, problem.AgentProviderError, 2},
+		{"rate limited everywhere", http.StatusTooManyRequests, http.StatusServiceUnavailable, problem.AgentProviderUnavailable, 2},
+		{"rejected credentials are not retried", http.StatusUnauthorized, http.StatusBadGateway, problem.AgentProviderError, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -258,7 +260,7 @@ func TestChainExhaustedIsAProblem(t *testing.T) {
 			res, _ := h.ask(key, map[string]any{"message": "hello"})
 			require.Equal(t, tc.wantStatus, res.Status, string(res.Body))
 			assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-			assert.Equal(t, agent.CodeProviderError, res.Code())
+			assert.EqualValues(t, tc.wantCode, res.Code())
 			detail, _ := res.JSON()["detail"].(string)
 			last := []string{modelPro, modelFlash}[tc.wantTries-1]
 			assert.Contains(t, detail, "failure from "+last, "names the last provider error")
@@ -406,7 +408,7 @@ func TestWallClockTimeoutNeverHangs(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 	res, _ := h.ask(key, map[string]any{"message": "hi"})
 	require.Equal(t, http.StatusGatewayTimeout, res.Status, string(res.Body))
-	assert.Equal(t, agent.CodeProviderError, res.Code())
+	assert.EqualValues(t, problem.AgentProviderTimeout, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "timed out")
 	assert.Equal(t, []string{modelPro, modelFlash}, h.fake.Models(), "a hung model leaves time to try the next")
 
@@ -469,7 +471,7 @@ func TestConversationContinuesAndIsPrivate(t *testing.T) {
 	} {
 		res := h.Do("POST", "/v1/api/agent", k, map[string]any{"message": "x", "conversationId": first.ConversationID})
 		assert.Equal(t, http.StatusNotFound, res.Status, name)
-		assert.Equal(t, tools.CodeNotFound, res.Code(), name)
+		assert.EqualValues(t, problem.NotFound, res.Code(), name)
 		assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), name)
 		assert.Equal(t, strings.ReplaceAll(string(missing.Body), "conv_doesnotexist", first.ConversationID),
 			strings.Replace(string(res.Body), res.JSON()["traceId"].(string), missing.JSON()["traceId"].(string), 1), name)
@@ -486,7 +488,7 @@ func TestNoAPIKeyIsNotConfigured(t *testing.T) {
 	res, _ := h.ask(key, map[string]any{"message": "hello"})
 	require.Equal(t, http.StatusServiceUnavailable, res.Status, string(res.Body))
 	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
-	assert.Equal(t, agent.CodeNotConfigured, res.Code())
+	assert.EqualValues(t, problem.AgentNotConfigured, res.Code())
 	assert.Contains(t, res.JSON()["hint"], "OPENROUTER_API_KEY")
 	assert.Empty(t, h.fake.Requests())
 
@@ -508,7 +510,7 @@ func TestInvalidRequests(t *testing.T) {
 	} {
 		res := h.Do("POST", "/v1/api/agent", key, body)
 		assert.Equal(t, http.StatusUnprocessableEntity, res.Status, name)
-		assert.Equal(t, tools.CodeInvalidInput, res.Code(), name)
+		assert.EqualValues(t, problem.InvalidInput, res.Code(), name)
 	}
 	res := h.Do("POST", "/v1/api/agent", key, map[string]any{"message": "  "})
 	assert.Contains(t, string(res.Body), `"location":"body.message"`, "the failing field is named")
@@ -601,7 +603,7 @@ func TestStreamingReportsProviderFailureAsErrorEvent(t *testing.T) {
 	require.Equal(t, "error", errEv.Name)
 	var p map[string]any
 	require.NoError(t, json.Unmarshal(errEv.Data, &p))
-	assert.Equal(t, agent.CodeProviderError, p["code"])
+	assert.EqualValues(t, problem.AgentProviderUnavailable, p["code"])
 	assert.EqualValues(t, 503, p["status"])
 	require.Equal(t, "done", last.Name)
 	var done agent.Response
@@ -638,7 +640,7 @@ func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {
 			assert.Equal(t, tc.Outcome, ev.Outcome)
 		}
 	}
-	assert.Equal(t, []string{"ok", "ok", auth.CodeScopeMissing, tools.CodeInvalidInput},
+	assert.Equal(t, []string{"ok", "ok", string(problem.ScopeMissing), string(problem.InvalidInput)},
 		[]string{out.ToolCalls[0].Outcome, out.ToolCalls[1].Outcome, out.ToolCalls[2].Outcome, out.ToolCalls[3].Outcome})
 	assert.Len(t, rows, 4)
 }
@@ -707,7 +709,7 @@ func TestUnknownToolIsRefusedAndToldToModel(t *testing.T) {
 	res, out := h.ask(key, map[string]any{"message": "delete my tenant"})
 	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
 	require.Len(t, out.ToolCalls, 1)
-	assert.Equal(t, tools.CodeNotFound, out.ToolCalls[0].Outcome)
+	assert.EqualValues(t, problem.NotFound, out.ToolCalls[0].Outcome)
 	assert.Contains(t, h.fake.Requests()[1].lastToolContent(t), `<tool_error tool="tenants_delete" code="NOT_FOUND"`)
 	assert.Equal(t, "I cannot do that.", out.Answer)
 }
@@ -729,7 +731,7 @@ func TestContinuingNeverWidensScopes(t *testing.T) {
 	before := len(h.fake.Requests())
 	res, _ = h.ask(narrow, map[string]any{"message": "their emails?", "conversationId": first.ConversationID})
 	require.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
-	assert.Equal(t, auth.CodeScopeMissing, res.Code())
+	assert.EqualValues(t, problem.ScopeMissing, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "candidates_list")
 	assert.Len(t, h.fake.Requests(), before, "the model never saw the history")
 
@@ -794,7 +796,7 @@ func TestProviderFailureAfterToolsKeepsTheRun(t *testing.T) {
 	res, _ := h.ask(key, map[string]any{"message": "add Dana"})
 	require.Equal(t, http.StatusBadGateway, res.Status, string(res.Body))
 	body := res.JSON()
-	assert.Equal(t, agent.CodeProviderError, body["code"])
+	assert.EqualValues(t, problem.AgentProviderError, body["code"])
 	calls, _ := body["toolCalls"].([]any)
 	require.Len(t, calls, 1)
 	assert.Equal(t, "candidates_create", calls[0].(map[string]any)["name"])

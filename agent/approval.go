@@ -11,6 +11,7 @@ import (
 	openrouter "github.com/revrost/go-openrouter"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -45,9 +46,9 @@ const (
 // Outcomes of calls that approval kept from running, and audit outcomes of
 // the decisions.
 const (
-	OutcomeApprovalRequired = "APPROVAL_REQUIRED"
-	OutcomeDenied           = "DENIED"
-	OutcomeExpired          = "APPROVAL_EXPIRED"
+	OutcomeApprovalRequired = string(problem.ApprovalRequired)
+	OutcomeDenied           = string(problem.Denied)
+	OutcomeExpired          = string(problem.ApprovalExpired)
 	auditApproved           = "APPROVED"
 	auditAutoApproved       = "AUTO_APPROVED"
 )
@@ -122,7 +123,7 @@ func (r *runner) pause(ctx context.Context, tc openrouter.ToolCall, args json.Ra
 	te := r.reg.Refuse(context.WithoutCancel(ctx), tools.Call{Principal: r.p, Surface: tools.SurfaceAgent,
 		TraceID: r.traceID, Tool: tc.Function.Name, Input: args,
 		AuditData: map[string]any{"callId": callID, "reason": reason, "conversationId": r.conversationID}},
-		&tools.Error{Code: OutcomeApprovalRequired, Message: "waiting for the caller's approval (" + reason + ")"})
+		&tools.Error{Code: problem.ApprovalRequired, Message: "waiting for the caller's approval (" + reason + ")"})
 	pc := pendingCall{ToolCallID: tc.ID, PendingApproval: PendingApproval{
 		CallID: callID, Tool: tc.Function.Name, Arguments: args, Reason: reason,
 		ExpiresAt: r.cfg.Now().UTC().Add(r.cfg.ApprovalTTL).Truncate(time.Second), AuditEventID: te.AuditID,
@@ -141,7 +142,7 @@ func (r *runner) autoApproved(ctx context.Context, tc openrouter.ToolCall, args 
 	evt, err := r.reg.Record(ctx, c, auditAutoApproved)
 	if err != nil {
 		// No trail, no call: an unaudited pre-approval is exactly what this guards against.
-		rec := ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: args, Outcome: tools.CodeUnavailable,
+		rec := ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: args, Outcome: string(problem.Unavailable),
 			Error: "not run: its pre-approval could not be recorded"}
 		return rec, toolError(tc.Function.Name, rec.Outcome, rec.Error)
 	}
@@ -169,7 +170,7 @@ func (r *runner) decide(ctx context.Context, pc pendingCall, a Approval) (ToolCa
 		Function: openrouter.FunctionCall{Name: pc.Tool, Arguments: string(pc.Arguments)}}
 	evt, err := r.reg.Record(ctx, c, outcome)
 	if err != nil && a.Decision == DecisionApprove {
-		rec := ToolCall{ID: pc.ToolCallID, Name: pc.Tool, Arguments: pc.Arguments, Outcome: tools.CodeUnavailable,
+		rec := ToolCall{ID: pc.ToolCallID, Name: pc.Tool, Arguments: pc.Arguments, Outcome: string(problem.Unavailable),
 			Error: "not run: the approval could not be recorded", ApprovalCallID: pc.CallID}
 		return rec, toolError(pc.Tool, rec.Outcome, rec.Error)
 	}
@@ -233,28 +234,28 @@ func approvalAnswer(partial string, pcs []pendingCall) string {
 // checkDecisions refuses decisions that must not run, before anything is
 // changed: unknown ids (404), expired or already decided ones (409), calls
 // the key's scopes do not cover (403).
-func (h *handler) checkDecisions(p auth.Principal, t transcript, approvals []Approval, now time.Time) *problem {
+func (h *handler) checkDecisions(p auth.Principal, t transcript, approvals []Approval, now time.Time) *failure {
 	for _, a := range approvals {
 		pc, ok := findPending(t.Pending, a.CallID)
 		if !ok {
 			for _, d := range t.Decided {
 				if d.CallID == a.CallID {
-					return newProblem(http.StatusConflict, tools.CodeConflict,
+					return newProblem(problem.Conflict,
 						fmt.Sprintf("call %q was already decided (%s at %s); nothing was run again", a.CallID, d.Decision, d.At.Format(time.RFC3339)),
 						"each pending call is decided once")
 				}
 			}
-			return newProblem(http.StatusNotFound, tools.CodeNotFound,
+			return newProblem(problem.NotFound,
 				fmt.Sprintf("no pending call %q in this conversation", a.CallID),
 				"use a callId from the pendingApprovals of this conversation's last answer")
 		}
 		if !now.Before(pc.ExpiresAt) {
-			return newProblem(http.StatusConflict, tools.CodeConflict,
+			return newProblem(problem.Conflict,
 				fmt.Sprintf("the approval of call %q expired at %s; nothing was run", a.CallID, pc.ExpiresAt.Format(time.RFC3339)),
 				"send a new message to continue; the model will hear that the call was not run")
 		}
 		if !h.reg.Permits(p, pc.Tool) {
-			return newProblem(http.StatusForbidden, auth.CodeScopeMissing,
+			return newProblem(problem.ScopeMissing,
 				fmt.Sprintf("this key may not call %s, so it may not decide on it", pc.Tool),
 				"decide with a key whose scopes cover the call, such as the one that started the conversation")
 		}
@@ -271,7 +272,7 @@ func findPending(pcs []pendingCall, callID string) (pendingCall, bool) {
 	return pendingCall{}, false
 }
 
-func validateApprovals(req Request) *problem {
+func validateApprovals(req Request) *failure {
 	seen := map[string]bool{}
 	for i, a := range req.Approvals {
 		field := fmt.Sprintf("approvals[%d]", i)
@@ -305,7 +306,7 @@ type settlement struct {
 // waiting refuses a new message while calls of the last turn still wait
 // for a decision that has not expired: the model cannot go on without
 // their results, and dropping them silently would hide what it asked for.
-func waiting(t transcript, req Request, now time.Time) *problem {
+func waiting(t transcript, req Request, now time.Time) *failure {
 	if req.Message == "" {
 		return nil
 	}
@@ -322,7 +323,7 @@ func waiting(t transcript, req Request, now time.Time) *problem {
 	if len(open) == 0 {
 		return nil
 	}
-	return newProblem(http.StatusConflict, tools.CodeConflict,
+	return newProblem(problem.Conflict,
 		"this conversation waits for decisions on calls "+strings.Join(open, ", "),
 		`send "approvals": [{"callId": …, "decision": "approve"|"deny"}] for them (with or without a message)`)
 }
@@ -334,7 +335,7 @@ func waiting(t transcript, req Request, now time.Time) *problem {
 // real one when it runs, so the stored transcript always pairs every call
 // with a result even if the server stops in between.
 func (h *handler) claim(ctx context.Context, ten store.Tenancy, p auth.Principal, conv store.Conversation, t transcript,
-	approvals []Approval, now time.Time) (transcript, []settlement, store.Conversation, *problem) {
+	approvals []Approval, now time.Time) (transcript, []settlement, store.Conversation, *failure) {
 	byID := map[string]Approval{}
 	for _, a := range approvals {
 		byID[a.CallID] = a
@@ -393,7 +394,7 @@ func allExpired(pcs []pendingCall, now time.Time) bool {
 
 // checkAutoApprove refuses names that are not tools: a typo would otherwise
 // silently pre-approve nothing, and the caller would wonder why it paused.
-func (h *handler) checkAutoApprove(names []string) *problem {
+func (h *handler) checkAutoApprove(names []string) *failure {
 	for i, n := range names {
 		if _, ok := h.reg.Lookup(n); !ok {
 			return invalid(fmt.Sprintf("autoApprove[%d]", i), fmt.Sprintf("%q is not a tool", n))

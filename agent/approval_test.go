@@ -15,6 +15,7 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 )
 
@@ -279,7 +280,7 @@ func TestResumeNeedsTheSameRecruiterAndCoveringScopes(t *testing.T) {
 	narrow := h.Key("acme", auth.Live, auth.CandidatesRead, auth.ReferencesRead, auth.ReportsRead)
 	res, _ = h.ask(narrow, approve)
 	assert.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
-	assert.Equal(t, auth.CodeScopeMissing, res.Code())
+	assert.EqualValues(t, problem.ScopeMissing, res.Code())
 
 	assert.Equal(t, escaped{}, h.escaped(t, key, v), "no refused resume ran anything")
 	assert.Len(t, h.fake.Requests(), 2)

@@ -20,18 +20,13 @@ import (
 	openrouter "github.com/revrost/go-openrouter"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
 
 // MaxMessageChars bounds the question, in characters.
 const MaxMessageChars = 8000
-
-// Error codes of this surface, beside the shared ones in tools.
-const (
-	CodeNotConfigured = "AGENT_NOT_CONFIGURED"
-	CodeProviderError = "AGENT_PROVIDER_ERROR"
-)
 
 // ConversationStore keeps Ask Veref threads. store.Store satisfies it; the
 // agent needs nothing else from storage, because everything else it touches
@@ -71,33 +66,36 @@ func NewHandler(reg *tools.Registry, convs ConversationStore, cfg Config) http.H
 	return h
 }
 
-// problem mirrors api.Problem; this package cannot import api, which mounts it.
-type problem struct {
-	Type    string `json:"type,omitempty"`
-	Title   string `json:"title"`
-	Status  int    `json:"status"`
-	Code    string `json:"code"`
-	Detail  string `json:"detail,omitempty"`
-	Hint    string `json:"hint,omitempty"`
-	TraceID string `json:"traceId,omitempty"`
-	// A run that failed after running tools says which, so a caller can
-	// tell what changed before retrying, and where the run was kept.
-	ConversationID string     `json:"conversationId,omitempty"`
-	ToolCalls      []ToolCall `json:"toolCalls,omitempty"`
-	// Errors locates invalid input, as api's problems do.
-	Errors []tools.FieldError `json:"errors,omitempty"`
+// failure is a problem answer plus what the run did before it failed, so
+// a caller can tell what changed before retrying, and where the run was kept.
+type failure struct {
+	*problem.Problem
+	ConversationID string
+	ToolCalls      []ToolCall
 }
 
-func newProblem(status int, code, detail, hint string) *problem {
-	return &problem{Title: http.StatusText(status), Status: status, Code: code, Detail: detail, Hint: hint}
+func newProblem(code problem.Code, detail, hint string) *failure {
+	return &failure{Problem: problem.New(code, detail).WithHint(hint)}
 }
 
-func writeProblem(w http.ResponseWriter, traceID string, p *problem) {
+// doc is the problem document, with the run's calls as extension members.
+func (f *failure) doc(traceID string) *problem.Problem {
+	p := f.Problem
 	p.TraceID = traceID
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(p.Status)
-	_ = json.NewEncoder(w).Encode(p)
+	if f.ConversationID != "" || len(f.ToolCalls) > 0 {
+		p.Extensions = map[string]any{}
+		if f.ConversationID != "" {
+			p.Extensions["conversationId"] = f.ConversationID
+		}
+		if len(f.ToolCalls) > 0 {
+			p.Extensions["toolCalls"] = f.ToolCalls
+		}
+	}
+	return problem.Normalize(p)
+}
+
+func writeProblem(w http.ResponseWriter, traceID string, f *failure) {
+	problem.Write(w, traceID, f.doc(traceID))
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -105,12 +103,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	traceID := tools.RequestMetaFrom(ctx).TraceID
 	p, ok := auth.FromContext(ctx)
 	if !ok {
-		writeProblem(w, traceID, newProblem(http.StatusUnauthorized, auth.CodeMissing,
+		writeProblem(w, traceID, newProblem(problem.AuthMissing,
 			"no authenticated API key", "send Authorization: Bearer vrf_…"))
 		return
 	}
 	if h.prov == nil {
-		writeProblem(w, traceID, newProblem(http.StatusServiceUnavailable, CodeNotConfigured,
+		writeProblem(w, traceID, newProblem(problem.AgentNotConfigured,
 			"Ask Veref is not configured on this server: it has no model provider key.",
 			"the operator must set OPENROUTER_API_KEY to an OpenRouter API key and restart the server"))
 		return
@@ -155,10 +153,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer ev.stop()
 		emit = ev.send
 	}
-	fail := func(prob *problem) {
+	fail := func(prob *failure) {
 		if ev != nil {
-			prob.TraceID = traceID
-			ev.send("error", prob)
+			ev.send("error", prob.doc(traceID))
 			ev.send("done", Response{ConversationID: prob.ConversationID, ToolCalls: orEmpty(prob.ToolCalls),
 				Status: StatusFailed, StopReason: StatusFailed, TraceID: traceID})
 			return
@@ -213,7 +210,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case ctx.Err() != nil:
 		return // the caller is gone; nobody to answer
 	default:
-		fail(newProblem(http.StatusInternalServerError, tools.CodeInternal, "the agent failed unexpectedly", ""))
+		fail(newProblem(problem.Internal, "the agent failed unexpectedly", ""))
 		return
 	}
 
@@ -253,7 +250,7 @@ func orEmpty(calls []ToolCall) []ToolCall {
 
 // load reads the conversation a request continues, if any, and checks it
 // belongs to p and that p may read everything it holds.
-func (h *handler) load(ctx context.Context, p auth.Principal, id string) (store.Conversation, transcript, *problem) {
+func (h *handler) load(ctx context.Context, p auth.Principal, id string) (store.Conversation, transcript, *failure) {
 	var past transcript
 	if id == "" {
 		return store.Conversation{}, past, nil
@@ -262,18 +259,18 @@ func (h *handler) load(ctx context.Context, p auth.Principal, id string) (store.
 	// Another recruiter's thread in the same tenancy answers exactly
 	// like a missing one, so ids reveal nothing.
 	if errors.Is(err, store.ErrNotFound) || (err == nil && c.RecruiterID != p.RecruiterID) {
-		return c, past, newProblem(http.StatusNotFound, tools.CodeNotFound,
+		return c, past, newProblem(problem.NotFound,
 			fmt.Sprintf("conversation %q was not found", id), "omit conversationId to start a new conversation")
 	}
 	if err != nil {
-		return c, past, newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable, "storage is unavailable; try again shortly", "")
+		return c, past, newProblem(problem.Unavailable, "storage is unavailable; try again shortly", "")
 	}
 	if past, err = decodeTranscript(c.Messages); err != nil {
-		return c, past, newProblem(http.StatusInternalServerError, tools.CodeInternal,
+		return c, past, newProblem(problem.Internal,
 			"this conversation's stored transcript cannot be read", "omit conversationId to start a new conversation")
 	}
 	if missing := h.unreadable(p, past.Tools); len(missing) > 0 {
-		return c, past, newProblem(http.StatusForbidden, auth.CodeScopeMissing,
+		return c, past, newProblem(problem.ScopeMissing,
 			"this conversation holds results of operations this key may not use: "+strings.Join(missing, ", "),
 			"continue it with the key that started it, or omit conversationId to start a new conversation")
 	}
@@ -282,10 +279,10 @@ func (h *handler) load(ctx context.Context, p auth.Principal, id string) (store.
 
 // save stores the conversation, versioned, so two requests continuing it
 // at once cannot both win. The answer exists even if the caller just left.
-func (h *handler) save(ctx context.Context, ten store.Tenancy, p auth.Principal, conv *store.Conversation, t transcript) *problem {
+func (h *handler) save(ctx context.Context, ten store.Tenancy, p auth.Principal, conv *store.Conversation, t transcript) *failure {
 	blob, err := encodeTranscript(t)
 	if err != nil {
-		return newProblem(http.StatusInternalServerError, tools.CodeInternal, "the conversation could not be encoded", "")
+		return newProblem(problem.Internal, "the conversation could not be encoded", "")
 	}
 	conv.RecruiterID, conv.KeyID, conv.Messages, conv.UpdatedAt = p.RecruiterID, p.KeyID, blob, h.cfg.Now().UTC()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -293,23 +290,23 @@ func (h *handler) save(ctx context.Context, ten store.Tenancy, p auth.Principal,
 	cancel()
 	switch {
 	case errors.Is(err, store.ErrConflict):
-		return newProblem(http.StatusConflict, tools.CodeConflict,
+		return newProblem(problem.Conflict,
 			"the conversation was continued by another request at the same time; this answer was not saved, though the tool calls listed ran",
 			"send one message at a time per conversation")
 	case err != nil:
-		return newProblem(http.StatusServiceUnavailable, tools.CodeUnavailable,
+		return newProblem(problem.Unavailable,
 			"the answer could not be saved: storage is unavailable; the tool calls listed ran", "try again shortly")
 	}
 	*conv = saved
 	return nil
 }
 
-func (h *handler) providerProblem(pe *providerError, conversationID string) *problem {
+func (h *handler) providerProblem(pe *providerError, conversationID string) *failure {
 	detail := "the model provider failed for every model in the chain; last error from " + pe.chain.Error()
 	if n := len(pe.toolCalls); n > 0 {
 		detail += fmt.Sprintf("; %d tool call(s) had already run, listed in toolCalls", n)
 	}
-	prob := newProblem(pe.chain.Status(), CodeProviderError, detail,
+	prob := newProblem(pe.chain.Code(), detail,
 		"try again shortly; if it persists, check OpenRouter's status and the VEREF_AGENT_MODELS chain")
 	if len(pe.toolCalls) > 0 {
 		prob.ToolCalls, prob.ConversationID = pe.toolCalls, conversationID
@@ -341,7 +338,7 @@ func usedTools(before []string, calls []ToolCall) []string {
 	out := before
 	for _, c := range calls {
 		switch c.Outcome {
-		case auth.CodeScopeMissing, OutcomeDuplicate, OutcomeNotExecuted, OutcomeApprovalRequired, OutcomeDenied, OutcomeExpired:
+		case string(problem.ScopeMissing), OutcomeDuplicate, OutcomeNotExecuted, OutcomeApprovalRequired, OutcomeDenied, OutcomeExpired:
 			continue
 		}
 		if !seen[c.Name] {
@@ -352,7 +349,7 @@ func usedTools(before []string, calls []ToolCall) []string {
 	return out
 }
 
-func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *problem) {
+func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *failure) {
 	var req Request
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 128<<10))
 	dec.DisallowUnknownFields()
@@ -363,7 +360,7 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *problem) {
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe):
-		return req, newProblem(http.StatusRequestEntityTooLarge, "TOO_LARGE", "the request body is too large",
+		return req, newProblem("TOO_LARGE", "the request body is too large",
 			fmt.Sprintf("keep message under %d characters", MaxMessageChars))
 	case errors.Is(err, io.EOF):
 		return req, invalid("message", "the body must be a JSON object with a message")
@@ -385,11 +382,11 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *problem) {
 	return req, nil
 }
 
-func invalid(field, msg string) *problem {
-	p := newProblem(http.StatusUnprocessableEntity, tools.CodeInvalidInput, msg, "")
+func invalid(field, msg string) *failure {
+	p := newProblem(problem.InvalidInput, msg, "")
 	if field != "" {
 		p.Hint = "check the " + field + " field"
-		p.Errors = []tools.FieldError{{Location: "body." + field, Message: msg}}
+		p.WithField("body."+field, msg)
 	}
 	return p
 }

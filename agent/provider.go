@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	openrouter "github.com/revrost/go-openrouter"
+	"github.com/verefwork/veref/problem"
 )
 
 // provider calls OpenRouter down the model chain.
@@ -47,20 +48,20 @@ func (e *chainError) Error() string {
 	return fmt.Sprintf("%s: %s", last.Model, describeProviderError(last.Err))
 }
 
-// Status is 503 when the provider said it is unavailable or rate-limited
-// (a retry later may work), 504 when no model answered in time, 502 for any
-// other failure.
-func (e *chainError) Status() int {
+// Code says whether a retry later may work: the provider said it is
+// unavailable or rate-limited (503), no model answered in time (504), or
+// anything else failed (502).
+func (e *chainError) Code() problem.Code {
 	last := e.Attempts[len(e.Attempts)-1].Err
 	if errors.Is(last, context.DeadlineExceeded) {
-		return http.StatusGatewayTimeout
+		return problem.AgentProviderTimeout
 	}
 	code, _ := openrouter.HTTPStatusCode(last)
 	switch code {
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable, openrouter.StatusProviderOverloaded:
-		return http.StatusServiceUnavailable
+		return problem.AgentProviderUnavailable
 	}
-	return http.StatusBadGateway
+	return problem.AgentProviderError
 }
 
 var errNoChoices = errors.New("the provider answered without any choice")

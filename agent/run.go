@@ -12,6 +12,7 @@ import (
 	openrouter "github.com/revrost/go-openrouter"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/prompts"
 	"github.com/verefwork/veref/tools"
 )
@@ -31,8 +32,8 @@ const (
 // tools package's error codes, or "ok".
 const (
 	OutcomeOK          = "ok"
-	OutcomeDuplicate   = "DUPLICATE_CALL"
-	OutcomeNotExecuted = "NOT_EXECUTED"
+	OutcomeDuplicate   = string(problem.DuplicateCall)
+	OutcomeNotExecuted = string(problem.NotExecuted)
 )
 
 // maxToolOutput caps what one tool result feeds back to the model, so a
@@ -392,12 +393,12 @@ func (r *runner) invoke(ctx context.Context, tc openrouter.ToolCall, args json.R
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
 		te := tools.AsError(err)
-		rec.Outcome, rec.Error, rec.AuditEventID = te.Code, te.Message, te.AuditID
+		rec.Outcome, rec.Error, rec.AuditEventID = string(te.Code), te.Message, te.AuditID
 		msg := te.Message
 		if te.Hint != "" {
 			msg += " Hint: " + te.Hint
 		}
-		return rec, toolError(name, te.Code, msg)
+		return rec, toolError(name, string(te.Code), msg)
 	}
 	rec.Outcome, rec.AuditEventID = OutcomeOK, out.AuditID
 	return rec, toolOutput(name, out.JSON)
@@ -408,7 +409,7 @@ func (r *runner) invoke(ctx context.Context, tc openrouter.ToolCall, args json.R
 func (r *runner) refuse(ctx context.Context, tc openrouter.ToolCall, code, why string) ToolCall {
 	args, _ := normalizeArguments(tc.Function.Arguments)
 	te := r.reg.Refuse(context.WithoutCancel(ctx), tools.Call{Principal: r.p, Surface: tools.SurfaceAgent,
-		TraceID: r.traceID, Tool: tc.Function.Name, Input: args}, &tools.Error{Code: code, Message: why})
+		TraceID: r.traceID, Tool: tc.Function.Name, Input: args}, &tools.Error{Code: problem.Code(code), Message: why})
 	return ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: args, Outcome: code, Error: why, AuditEventID: te.AuditID}
 }
 

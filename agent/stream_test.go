@@ -15,6 +15,7 @@ import (
 
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 )
 
 func names(events []sseEvent) []string {
@@ -130,7 +131,7 @@ func TestStreamBrokenMidAnswerIsAnErrorThenDone(t *testing.T) {
 
 	var p map[string]any
 	require.NoError(t, json.Unmarshal(events[5].Data, &p))
-	assert.Equal(t, agent.CodeProviderError, p["code"])
+	assert.EqualValues(t, problem.AgentProviderError, p["code"])
 	assert.Contains(t, p["detail"], "stream broke")
 	calls, _ := p["toolCalls"].([]any)
 	assert.Len(t, calls, 1, "the error says what was done")
@@ -208,7 +209,7 @@ func TestUnreachableProviderNamesNoAddress(t *testing.T) {
 	for _, accept := range []string{"application/json", "text/event-stream"} {
 		res, _ := h.ask(key, map[string]any{"message": "hi"}, "Accept", accept)
 		body := string(res.Body)
-		assert.Contains(t, body, agent.CodeProviderError, accept)
+		assert.Contains(t, body, problem.AgentProviderError, accept)
 		for _, leak := range []string{addr, "127.0.0.1", "dial", "/api/v1", "http://"} {
 			assert.NotContains(t, body, leak, accept)
 		}

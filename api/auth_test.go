@@ -13,6 +13,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
 )
@@ -49,13 +50,13 @@ func TestEveryAuthenticationCode(t *testing.T) {
 			status  int
 			code    string
 		}{
-			{"none", nil, 401, auth.CodeMissing},
-			{"not a vrf token", []string{"Authorization", "Bearer eyJhbGciOi.x.y"}, 401, auth.CodeInvalidFormat},
-			{"basic scheme", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, auth.CodeInvalidFormat},
-			{"checksum typo", []string{"x-api-key", string(typo)}, 401, auth.CodeInvalidFormat},
-			{"headers disagree", []string{"Authorization", "Bearer " + good, "x-api-key", revoked}, 401, auth.CodeInvalidFormat},
-			{"unknown key", []string{"x-api-key", unknown.String()}, 401, auth.CodeInvalidKey},
-			{"revoked", []string{"Authorization", "Bearer " + revoked}, 401, auth.CodeRevokedKey},
+			{"none", nil, 401, string(problem.AuthMissing)},
+			{"not a vrf token", []string{"Authorization", "Bearer eyJhbGciOi.x.y"}, 401, string(problem.AuthInvalidFormat)},
+			{"basic scheme", []string{"Authorization", "Basic dXNlcjpwYXNz"}, 401, string(problem.AuthInvalidFormat)},
+			{"checksum typo", []string{"x-api-key", string(typo)}, 401, string(problem.AuthInvalidFormat)},
+			{"headers disagree", []string{"Authorization", "Bearer " + good, "x-api-key", revoked}, 401, string(problem.AuthInvalidFormat)},
+			{"unknown key", []string{"x-api-key", unknown.String()}, 401, string(problem.AuthInvalidKey)},
+			{"revoked", []string{"Authorization", "Bearer " + revoked}, 401, string(problem.AuthRevokedKey)},
 			{"bearer", []string{"Authorization", "Bearer " + good}, 200, ""},
 			{"x-api-key", []string{"x-api-key", good}, 200, ""},
 			{"both agree", []string{"Authorization", "Bearer " + good, "x-api-key", good}, 200, ""},
@@ -77,12 +78,12 @@ func TestEveryAuthenticationCode(t *testing.T) {
 		clock.Store(int64(time.Hour + time.Second))
 		r = e.Do("GET", "/v1/api/me", expiring.Plaintext, nil)
 		assert.Equal(t, 401, r.Status)
-		assert.Equal(t, auth.CodeExpiredKey, r.Code(), "expiry takes effect on the next request")
+		assert.EqualValues(t, problem.AuthExpiredKey, r.Code(), "expiry takes effect on the next request")
 
 		narrow := e.Key("acme", auth.Test, auth.ReportsRead)
 		r = e.Do("GET", "/v1/api/candidates", narrow, nil)
 		assert.Equal(t, 403, r.Status)
-		assert.Equal(t, auth.CodeScopeMissing, r.Code())
+		assert.EqualValues(t, problem.ScopeMissing, r.Code())
 		assert.Contains(t, r.JSON()["detail"], "candidates:read")
 	})
 }

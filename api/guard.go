@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -83,13 +84,13 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err
 		if g.ResourceMetadata != nil {
 			challenge += `, resource_metadata="` + g.ResourceMetadata(r) + `"`
 		}
-		if p.Code != auth.CodeMissing {
+		if p.Code != problem.AuthMissing {
 			challenge += `, error="invalid_token"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	if p.Status >= 500 {
-		g.Log.Error().Str("trace_id", traceID).Str("code", p.Code).Msg("authentication unavailable")
+		g.Log.Error().Str("trace_id", traceID).Str("code", string(p.Code)).Msg("authentication unavailable")
 	}
 	writeProblem(w, traceID, p)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
 	"github.com/verefwork/veref/store/storetest"
@@ -65,7 +66,7 @@ func TestRevocationOnOneInstanceIsRefusedByTheOther(t *testing.T) {
 	eventually(t, "A evicts the revoked key", func() bool { return a.KeyCache.Len() == 0 })
 	r := a.Do("GET", "/v1/api/me", key, nil)
 	assert.Equal(t, 401, r.Status)
-	assert.Equal(t, auth.CodeRevokedKey, r.Code())
+	assert.EqualValues(t, problem.AuthRevokedKey, r.Code())
 	assert.Equal(t, 0, a.KeyCache.Len())
 }
 
@@ -84,7 +85,7 @@ func TestAnyKeyChangeEvictsButLastUsedDoesNot(t *testing.T) {
 	_, err := sb.Pool().Exec(context.Background(), "UPDATE api_keys SET expires_at = $1 WHERE id = $2", past, p.KeyID)
 	require.NoError(t, err)
 	eventually(t, "A evicts the changed key", func() bool { return a.KeyCache.Len() == 0 })
-	assert.Equal(t, auth.CodeExpiredKey, a.Do("GET", "/v1/api/me", key, nil).Code())
+	assert.EqualValues(t, problem.AuthExpiredKey, a.Do("GET", "/v1/api/me", key, nil).Code())
 	_ = b
 }
 
@@ -108,7 +109,7 @@ func TestDroppedListenerBypassesTheCacheUntilItListensAgain(t *testing.T) {
 	assert.Equal(t, 0, a.KeyCache.Len(), "the cache was cleared when the listener dropped")
 	// A revocation nobody on A can hear is still refused by A.
 	revoke(t, b, key1)
-	assert.Equal(t, auth.CodeRevokedKey, a.Do("GET", "/v1/api/me", key1, nil).Code())
+	assert.EqualValues(t, problem.AuthRevokedKey, a.Do("GET", "/v1/api/me", key1, nil).Code())
 	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key2, nil).Status)
 	assert.Equal(t, 0, a.KeyCache.Len(), "nothing is cached while not listening")
 
@@ -118,7 +119,7 @@ func TestDroppedListenerBypassesTheCacheUntilItListensAgain(t *testing.T) {
 	assert.Equal(t, 1, a.KeyCache.Len())
 	revoke(t, b, key2)
 	eventually(t, "A evicts after reconnecting", func() bool { return a.KeyCache.Len() == 0 })
-	assert.Equal(t, auth.CodeRevokedKey, a.Do("GET", "/v1/api/me", key2, nil).Code())
+	assert.EqualValues(t, problem.AuthRevokedKey, a.Do("GET", "/v1/api/me", key2, nil).Code())
 }
 
 func terminate(t *testing.T, e *apitest.Env, pid uint32) {
@@ -141,5 +142,5 @@ func TestSQLiteRevocationEvictsDirectly(t *testing.T) {
 	revoke(t, e, key)
 	// No waiting: the writer's hook evicted before the revocation committed.
 	assert.Equal(t, 0, e.KeyCache.Len())
-	assert.Equal(t, auth.CodeRevokedKey, e.Do("GET", "/v1/api/me", key, nil).Code())
+	assert.EqualValues(t, problem.AuthRevokedKey, e.Do("GET", "/v1/api/me", key, nil).Code())
 }

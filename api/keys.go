@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -112,13 +113,13 @@ func (ks *KeyService) Create(ctx context.Context, req NewKey, by Actor) (Created
 			return err
 		}
 		if n >= ks.MaxActive {
-			return &tools.Error{Code: tools.CodeConflict,
+			return &tools.Error{Code: problem.Conflict,
 				Message: fmt.Sprintf("the tenant already has %d active keys, the most allowed", n),
 				Hint:    "revoke keys that are no longer used, then try again"}
 		}
 		if err := q.InsertAPIKey(ctx, k); err != nil {
 			if errors.Is(err, store.ErrConflict) {
-				return &tools.Error{Code: tools.CodeConflict, Field: "name",
+				return &tools.Error{Code: problem.Conflict, Field: "name",
 					Message: fmt.Sprintf("a key named %q already exists in this tenant", name)}
 			}
 			return err
@@ -152,7 +153,7 @@ func (ks *KeyService) Revoke(ctx context.Context, tenantID, id, note string, by 
 			return err
 		}
 		if k.RevokedAt != nil {
-			return &tools.Error{Code: tools.CodeConflict, Message: "this key was already revoked on " + k.RevokedAt.UTC().Format(time.RFC3339)}
+			return &tools.Error{Code: problem.Conflict, Message: "this key was already revoked on " + k.RevokedAt.UTC().Format(time.RFC3339)}
 		}
 		if out, err = q.RevokeAPIKey(ctx, tenantID, id, by.ID, note, now); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -201,7 +202,7 @@ func (s *Server) mountKeyManagement() {
 // own, so on a request that changes something it is only believed when the
 // browser says the request came from one of our own pages (CSRF).
 func sessionToken(a SessionAuth) (string, error) {
-	missing := &Problem{Status: 401, Title: "Unauthorized", Code: auth.CodeMissing,
+	missing := &Problem{Code: problem.AuthMissing,
 		Detail: "key management needs a signed-in Veref session", Hint: "send Authorization: Bearer <session token>"}
 	if h := strings.TrimSpace(a.Authorization); h != "" {
 		scheme, token, ok := strings.Cut(h, " ")
@@ -215,7 +216,7 @@ func sessionToken(a SessionAuth) (string, error) {
 		return "", missing
 	}
 	if a.unsafe && a.fetchSite != "same-origin" {
-		return "", &Problem{Status: 401, Title: "Unauthorized", Code: "AUTH_INVALID_SESSION",
+		return "", &Problem{Code: problem.AuthInvalidSession,
 			Detail: "a session cookie is only accepted on changes made from this site's own pages",
 			Hint:   "send the session as Authorization: Bearer <session token>"}
 	}
@@ -246,7 +247,7 @@ func (s *Server) ownedKey(ctx context.Context, in keyPath) (caller, store.APIKey
 // the path. The organization in the token must be the tenant's.
 func (s *Server) session(ctx context.Context, a SessionAuth, tenantID string) (caller, error) {
 	if s.opts.Clerk == nil {
-		return caller{}, &Problem{Status: 503, Title: "Service Unavailable", Code: tools.CodeUnavailable,
+		return caller{}, &Problem{Code: problem.Unavailable,
 			Detail: "key management is not configured on this server", Hint: "set CLERK_JWKS_URL and CLERK_ISSUER"}
 	}
 	token, err := sessionToken(a)
@@ -257,13 +258,13 @@ func (s *Server) session(ctx context.Context, a SessionAuth, tenantID string) (c
 	if err != nil {
 		var ce *ClerkError
 		if errors.As(err, &ce) && ce.Unavailable {
-			return caller{}, &Problem{Status: 503, Title: "Service Unavailable", Code: tools.CodeUnavailable,
+			return caller{}, &Problem{Code: problem.Unavailable,
 				Detail: "the session could not be verified right now; try again shortly"}
 		}
-		return caller{}, &Problem{Status: 401, Title: "Unauthorized", Code: "AUTH_INVALID_SESSION",
+		return caller{}, &Problem{Code: problem.AuthInvalidSession,
 			Detail: "the session token was refused: " + err.Error(), Hint: "sign in again"}
 	}
-	notFound := &Problem{Status: 404, Title: "Not Found", Code: tools.CodeNotFound, Detail: "tenant " + tenantID + " was not found"}
+	notFound := &Problem{Code: problem.NotFound, Detail: "tenant " + tenantID + " was not found"}
 	t, err := s.opts.Store.GetTenant(ctx, tenantID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (t.ClerkOrgID == "" || t.ClerkOrgID != sess.OrgID)) {
 		return caller{}, notFound
@@ -273,7 +274,7 @@ func (s *Server) session(ctx context.Context, a SessionAuth, tenantID string) (c
 	}
 	r, err := s.opts.Store.RecruiterByClerkUser(ctx, t.ID, sess.UserID)
 	if errors.Is(err, store.ErrNotFound) {
-		return caller{}, &Problem{Status: 403, Title: "Forbidden", Code: "RECRUITER_UNKNOWN",
+		return caller{}, &Problem{Code: problem.RecruiterUnknown,
 			Detail: "your user is not a recruiter of this tenant",
 			Hint:   "ask an operator: veref admin recruiters create --tenant " + t.ID + " --clerk-user-id <your user id>"}
 	}

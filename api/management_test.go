@@ -13,6 +13,7 @@ import (
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/api/clerktest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 )
 
@@ -93,7 +94,7 @@ func TestKeyManagementLifecycle(t *testing.T) {
 		assert.Equal(t, "rotating", r.JSON()["revokeNote"])
 		me = m.Do("GET", "/v1/api/me", created.Plaintext, nil)
 		assert.Equal(t, 401, me.Status)
-		assert.Equal(t, auth.CodeRevokedKey, me.Code())
+		assert.EqualValues(t, problem.AuthRevokedKey, me.Code())
 		r = m.call("DELETE", base+"/"+created.APIKey.ID, admin, nil)
 		assert.Equal(t, 409, r.Status, "revocation is permanent and happens once")
 
@@ -150,7 +151,7 @@ func TestKeyManagementSessions(t *testing.T) {
 	base := "/v1/tenants/acme/api-keys"
 	r := m.Do("GET", base, "", nil)
 	assert.Equal(t, 401, r.Status)
-	assert.Equal(t, auth.CodeMissing, r.Code())
+	assert.EqualValues(t, problem.AuthMissing, r.Code())
 
 	expired := m.iss.Session("user_acme", "org_acme", "admin", -time.Hour)
 	r = m.call("GET", base, expired, nil)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
 	"github.com/verefwork/veref/store/storetest"
@@ -241,8 +242,8 @@ func TestFullReferenceCheck(t *testing.T) {
 		assert.Equal(t, "responded", jstr(rec, "status"))
 
 		// The link is single-use.
-		expectProblem(t, e.Do("POST", link[mia]+"/response", "", refereeAnswers([4]int{1, 1, 1, 1}, "", "")), 409, tools.CodeLinkUsed)
-		expectProblem(t, e.Do("GET", link[mia], "", nil), 409, tools.CodeLinkUsed)
+		expectProblem(t, e.Do("POST", link[mia]+"/response", "", refereeAnswers([4]int{1, 1, 1, 1}, "", "")), 409, string(problem.LinkUsed))
+		expectProblem(t, e.Do("GET", link[mia], "", nil), 409, string(problem.LinkUsed))
 
 		// Referee 2 declines.
 		rec = expect(t, e.Do("POST", link[pat]+"/response", "", map[string]any{"decline": true, "reason": "Did not work closely"}), 200)
@@ -306,7 +307,7 @@ func TestFullReferenceCheck(t *testing.T) {
 		revoked := expect(t, e.Do("DELETE", "/v1/api/reports/"+repID+"/shares/"+shareID, key, nil), 200)
 		assert.Equal(t, shareID, jstr(revoked, "id"))
 		assert.NotEmpty(t, jstr(revoked, "revokedAt"))
-		expectProblem(t, e.Do("GET", sharePath, "", nil), 410, tools.CodeLinkRevoked)
+		expectProblem(t, e.Do("GET", sharePath, "", nil), 410, string(problem.LinkRevoked))
 
 		// Valuation: queued, run by a worker, polled.
 		//   weighted average: only Mia (weight 1.5) rated: 4.5 -> base (4.5-1)/4*100 = 87.5
@@ -327,7 +328,7 @@ func TestFullReferenceCheck(t *testing.T) {
 		assert.Contains(t, jstr(val, "rationale"), "Score: 77.5/100.")
 
 		// A completed request takes no more invitations.
-		expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/invitations", key, map[string]any{}), 409, tools.CodeConflict)
+		expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/invitations", key, map[string]any{}), 409, string(problem.Conflict))
 
 		// Cancelling a request kills its links.
 		ref2 := expect(t, e.Do("POST", "/v1/api/references", key, map[string]any{
@@ -339,8 +340,8 @@ func TestFullReferenceCheck(t *testing.T) {
 		cancelled := expect(t, e.Do("POST", "/v1/api/references/"+jstr(ref2, "id")+"/cancel", key, map[string]any{"reason": "role filled"}), 200)
 		assert.Equal(t, "cancelled", jstr(cancelled, "status"))
 		for _, p := range l2 {
-			expectProblem(t, e.Do("GET", p, "", nil), 410, tools.CodeLinkRevoked)
-			expectProblem(t, e.Do("POST", p+"/response", "", refereeAnswers([4]int{3, 3, 3, 3}, "", "")), 410, tools.CodeLinkRevoked)
+			expectProblem(t, e.Do("GET", p, "", nil), 410, string(problem.LinkRevoked))
+			expectProblem(t, e.Do("POST", p+"/response", "", refereeAnswers([4]int{3, 3, 3, 3}, "", "")), 410, string(problem.LinkRevoked))
 		}
 	})
 }
@@ -374,7 +375,7 @@ func TestScopeMatrix(t *testing.T) {
 						assert.NotEqual(t, 401, res.Status, "%s: %s", tool.Name, res.Body)
 						continue
 					}
-					p := expectProblem(t, res, 403, auth.CodeScopeMissing)
+					p := expectProblem(t, res, 403, string(problem.ScopeMissing))
 					for _, need := range tool.Policy {
 						assert.Contains(t, jstr(p, "detail"), string(need), "%s refused for %s must name %s", tool.Name, s, need)
 					}
@@ -401,7 +402,7 @@ func TestScopeMatrix(t *testing.T) {
 		list := expect(t, e.Do("GET", "/v1/api/reports", keys[auth.ReferencesRead], nil), 200)
 		assert.Equal(t, []string{jstr(rep, "id")}, idsOf(list))
 		// …but references:read cannot generate one.
-		expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/reports", keys[auth.ReferencesRead], nil), 403, auth.CodeScopeMissing)
+		expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/reports", keys[auth.ReferencesRead], nil), 403, string(problem.ScopeMissing))
 	})
 }
 
@@ -479,8 +480,8 @@ func TestTenantAndEnvironmentIsolation(t *testing.T) {
 					missing := id[:strings.Index(id, "_")+1] + "0000000000doesnotexist0000"
 					real := e.Do(tool.HTTP.Method, restPath(tool, id, f.share), key, body)
 					fake := e.Do(tool.HTTP.Method, restPath(tool, missing, f.share), key, body)
-					expectProblem(t, real, 404, tools.CodeNotFound)
-					expectProblem(t, fake, 404, tools.CodeNotFound)
+					expectProblem(t, real, 404, string(problem.NotFound))
+					expectProblem(t, fake, 404, string(problem.NotFound))
 					assert.Equal(t, normalisedProblem(t, fake, missing), normalisedProblem(t, real, id), "%s: another tenancy's id must look missing", tool.Name)
 				}
 
@@ -520,14 +521,14 @@ func TestTenantAndEnvironmentIsolation(t *testing.T) {
 		liveCand := jstr(expect(t, e.Do("POST", "/v1/api/candidates", live, map[string]any{"name": "Lou Live"}), 201), "id")
 		assert.Equal(t, []string{liveCand}, idsOf(expect(t, e.Do("GET", "/v1/api/candidates", live, nil), 200)))
 		assert.Equal(t, []string{f.candidate}, idsOf(expect(t, e.Do("GET", "/v1/api/candidates", acme, nil), 200)))
-		expectProblem(t, e.Do("GET", "/v1/api/candidates/"+liveCand, acme, nil), 404, tools.CodeNotFound)
+		expectProblem(t, e.Do("GET", "/v1/api/candidates/"+liveCand, acme, nil), 404, string(problem.NotFound))
 		// A live request cannot name a test candidate, nor the reverse.
 		expectProblem(t, e.Do("POST", "/v1/api/references", live, map[string]any{
 			"candidateId": f.candidate, "referees": []any{refereeIn("A", "a@example.com", "peer")},
-		}), 404, tools.CodeNotFound)
+		}), 404, string(problem.NotFound))
 		expectProblem(t, e.Do("POST", "/v1/api/references", acme, map[string]any{
 			"candidateId": liveCand, "referees": []any{refereeIn("A", "a@example.com", "peer")},
-		}), 404, tools.CodeNotFound)
+		}), 404, string(problem.NotFound))
 	})
 }
 
@@ -634,7 +635,7 @@ func TestMutationsAreAudited(t *testing.T) {
 					refereeIn("Bad Referee", "not-an-email", "peer"),
 				},
 				"sendInvitations": true,
-			}), 422, tools.CodeInvalidInput)
+			}), 422, string(problem.InvalidInput))
 			assert.Contains(t, errorLocations(p), "body.referees[1].email")
 			assert.Empty(t, newEvents(before, auditOf(t, e.Store, ten, store.AuditFilter{})))
 			// The inline candidate was rolled back with the request.
@@ -643,8 +644,8 @@ func TestMutationsAreAudited(t *testing.T) {
 			assert.Len(t, idsOf(expect(t, e.Do("GET", "/v1/api/references", key, nil), 200)), 2)
 
 			// A 409 and a 404 write nothing either.
-			expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/invitations", key, map[string]any{}), 409, tools.CodeConflict)
-			expectProblem(t, e.Do("PATCH", "/v1/api/candidates/cand_missing", key, map[string]any{"name": "X"}), 404, tools.CodeNotFound)
+			expectProblem(t, e.Do("POST", "/v1/api/references/"+refID+"/invitations", key, map[string]any{}), 409, string(problem.Conflict))
+			expectProblem(t, e.Do("PATCH", "/v1/api/candidates/cand_missing", key, map[string]any{"name": "X"}), 404, string(problem.NotFound))
 			assert.Empty(t, newEvents(before, auditOf(t, e.Store, ten, store.AuditFilter{})))
 		})
 	})
@@ -691,12 +692,12 @@ func TestIdempotency(t *testing.T) {
 		assert.Len(t, auditOf(t, e.Store, ten, store.AuditFilter{Action: "candidates_create"}), 1)
 
 		p := expectProblem(t, e.Do("POST", "/v1/api/candidates", key, map[string]any{"name": "Someone Else"},
-			"Idempotency-Key", "create-ida-1"), 409, tools.CodeConflict)
+			"Idempotency-Key", "create-ida-1"), 409, string(problem.Conflict))
 		assert.Contains(t, jstr(p, "detail"), "Idempotency-Key")
 		// The same key on another operation is a different request too.
 		expectProblem(t, e.Do("POST", "/v1/api/references", key, map[string]any{
 			"candidateId": id, "referees": []any{refereeIn("R", "r@example.com", "peer")},
-		}, "Idempotency-Key", "create-ida-1"), 409, tools.CodeConflict)
+		}, "Idempotency-Key", "create-ida-1"), 409, string(problem.Conflict))
 		assert.Equal(t, []string{id}, idsOf(expect(t, e.Do("GET", "/v1/api/candidates", key, nil), 200)))
 
 		t.Run("concurrent retries", func(t *testing.T) {
@@ -784,7 +785,7 @@ func TestValidationErrors(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				p := expectProblem(t, e.Do(c.method, c.path, key, c.body), 422, tools.CodeInvalidInput)
+				p := expectProblem(t, e.Do(c.method, c.path, key, c.body), 422, string(problem.InvalidInput))
 				locs := errorLocations(p)
 				require.NotEmpty(t, locs, "errors[] must locate the field: %v", p)
 				assert.Contains(t, locs, c.location)
@@ -815,7 +816,7 @@ func TestValidationErrors(t *testing.T) {
 				{"answers and decline", map[string]any{"decline": true, "answers": []any{map[string]any{"questionId": "q1", "rating": 4}}}, "body.answers"},
 			}
 			for _, b := range bad {
-				p := expectProblem(t, e.Do("POST", link, "", b.body), 422, tools.CodeInvalidInput)
+				p := expectProblem(t, e.Do("POST", link, "", b.body), 422, string(problem.InvalidInput))
 				assert.Contains(t, errorLocations(p), b.location, b.name)
 			}
 			// A refused answer does not spend the link.

@@ -9,15 +9,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/tools"
 )
-
-func init() {
-	statusOf[tools.CodeLinkInvalid] = http.StatusNotFound
-	statusOf[tools.CodeLinkUsed] = http.StatusConflict
-	statusOf[tools.CodeLinkExpired] = http.StatusGone
-	statusOf[tools.CodeLinkRevoked] = http.StatusGone
-}
 
 // PublicRoutes serves referee invitations and share links: outside /v1/api
 // and its spec, authenticated by the single-use token in the path.
@@ -32,14 +26,13 @@ func PublicRoutes(p *tools.Public, log zerolog.Logger) map[string]http.Handler {
 			body, err := io.ReadAll(r.Body)
 			var tooLarge *http.MaxBytesError
 			if errors.As(err, &tooLarge) {
-				return nil, &Problem{Status: 413, Title: "Request Entity Too Large", Code: "TOO_LARGE",
-					Detail: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)}
+				return nil, problem.New(problem.TooLarge, fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
 			}
 			if err == nil {
 				err = json.Unmarshal(body, &in)
 			}
 			if err != nil {
-				return nil, &tools.Error{Code: tools.CodeInvalidInput, Message: "the body must be a JSON object with answers, or decline: true"}
+				return nil, &tools.Error{Code: problem.InvalidInput, Message: "the body must be a JSON object with answers, or decline: true"}
 			}
 			return p.SubmitResponse(r.Context(), r.PathValue("token"), in)
 		}),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -68,13 +69,12 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		if hasBody {
 			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
 			if err != nil {
-				writeProblem(w, meta.TraceID, &Problem{Status: 413, Title: "Request Entity Too Large", Code: "TOO_LARGE",
-					Detail: fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes)})
+				writeProblem(w, meta.TraceID, problem.Newf(problem.TooLarge, "the request body is larger than %d bytes", maxBodyBytes))
 				return
 			}
 			if len(strings.TrimSpace(string(body))) > 0 {
 				if err := json.Unmarshal(body, &input); err != nil {
-					writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: tools.CodeInvalidInput,
+					writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: problem.InvalidInput,
 						Message: "the request body must be a JSON object: " + err.Error()}))
 					return
 				}
@@ -96,7 +96,7 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 			}
 			v, err := coerce(raw, pr.kind)
 			if err != nil {
-				writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: tools.CodeInvalidInput, Field: pr.name,
+				writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: problem.InvalidInput, Field: pr.name,
 					Message: fmt.Sprintf("%s parameter %q: %v", pr.in, pr.name, err),
 					Errors:  []tools.FieldError{{Location: pr.in + "." + pr.name, Message: err.Error()}}}))
 				return
@@ -105,7 +105,7 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		}
 		idem := r.Header.Get("Idempotency-Key")
 		if !validIdempotencyKey(idem) {
-			writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: tools.CodeInvalidInput, Field: "Idempotency-Key",
+			writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: problem.InvalidInput, Field: "Idempotency-Key",
 				Message: "the Idempotency-Key header must be 1 to 255 printable ASCII characters",
 				Errors:  []tools.FieldError{{Location: "header.Idempotency-Key", Message: "1 to 255 printable ASCII characters"}}}))
 			return
@@ -239,7 +239,7 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 			"application/json": {Schema: reg.Schema(t.OutType, true, t.Name+"Output")},
 		},
 	}
-	problem := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
+	problem := problemSchema(reg)
 	codes := []string{"401", "403", "404", "409", "422", "500", "503"}
 	if hasBody {
 		codes = append(codes, "413")
@@ -276,7 +276,7 @@ type (
 // package rather than the registry.
 func (s *Server) agentOperation() *huma.Operation {
 	reg := s.api.OpenAPI().Components.Schemas
-	problem := reg.Schema(reflect.TypeFor[Problem](), true, "Problem")
+	problem := problemSchema(reg)
 	resp := reg.Schema(reflect.TypeFor[AgentResponse](), true, "")
 	op := &huma.Operation{
 		OperationID: "ask_veref",

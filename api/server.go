@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -120,7 +121,7 @@ func New(o Options) *Server {
 	// Anything else under /v1/api is a 404 in our problem shape, after
 	// authentication, so unknown paths do not reveal which exist.
 	s.mux.Handle("/v1/api/", s.guard.Wrap(tools.SurfaceREST, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, tools.RequestMetaFrom(r.Context()).TraceID, &Problem{Status: 404, Title: "Not Found", Code: tools.CodeNotFound,
+		writeProblem(w, tools.RequestMetaFrom(r.Context()).TraceID, &Problem{Code: problem.NotFound,
 			Detail: "no operation at " + r.Method + " " + r.URL.Path, Hint: "see /openapi.json for the operations"})
 	})))
 	return s

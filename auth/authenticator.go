@@ -5,6 +5,8 @@ import (
 	"errors"
 	"strings"
 	"time"
+
+	"github.com/verefwork/veref/problem"
 )
 
 // KeyRecord is what the authenticator needs to know of a stored key.
@@ -57,7 +59,7 @@ func CredentialFromHeaders(authorization, apiKey string) (string, error) {
 	if authorization != "" {
 		scheme, rest, ok := strings.Cut(authorization, " ")
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(rest) == "" {
-			return "", &Error{Status: 401, Code: CodeInvalidFormat,
+			return "", &Error{Code: problem.AuthInvalidFormat,
 				Detail: "the Authorization header must be 'Bearer <API key>'",
 				Hint:   "send Authorization: Bearer vrf_… or x-api-key: vrf_…"}
 		}
@@ -65,11 +67,11 @@ func CredentialFromHeaders(authorization, apiKey string) (string, error) {
 	}
 	switch {
 	case bearer == "" && apiKey == "":
-		return "", &Error{Status: 401, Code: CodeMissing,
+		return "", &Error{Code: problem.AuthMissing,
 			Detail: "no API key was sent",
 			Hint:   "send Authorization: Bearer vrf_… or x-api-key: vrf_…"}
 	case bearer != "" && apiKey != "" && bearer != apiKey:
-		return "", &Error{Status: 401, Code: CodeInvalidFormat,
+		return "", &Error{Code: problem.AuthInvalidFormat,
 			Detail: "the Authorization and x-api-key headers carry different credentials",
 			Hint:   "send the key in one header only"}
 	case bearer != "":
@@ -141,12 +143,12 @@ func (a *Authenticator) check(token string, t Token, rec KeyRecord) (Principal, 
 		return Principal{}, invalidKey()
 	}
 	if rec.RevokedAt != nil {
-		return Principal{}, &Error{Status: 401, Code: CodeRevokedKey,
+		return Principal{}, &Error{Code: problem.AuthRevokedKey,
 			Detail: "this API key was revoked on " + rec.RevokedAt.UTC().Format(time.RFC3339),
 			Hint:   "ask a tenant admin for a new key"}
 	}
 	if rec.ExpiresAt != nil && !a.now().Before(*rec.ExpiresAt) {
-		return Principal{}, &Error{Status: 401, Code: CodeExpiredKey,
+		return Principal{}, &Error{Code: problem.AuthExpiredKey,
 			Detail: "this API key expired on " + rec.ExpiresAt.UTC().Format(time.RFC3339),
 			Hint:   "create a new key"}
 	}
@@ -165,12 +167,12 @@ func (a *Authenticator) check(token string, t Token, rec KeyRecord) (Principal, 
 var allScopes = func() []Scope { s := AllScopes(); return s[:len(s):len(s)] }()
 
 func unavailable() *Error {
-	return &Error{Status: 503, Code: CodeUnavailable,
+	return &Error{Code: problem.Unavailable,
 		Detail: "the key store is unavailable; try again shortly"}
 }
 
 func invalidKey() *Error {
-	return &Error{Status: 401, Code: CodeInvalidKey,
+	return &Error{Code: problem.AuthInvalidKey,
 		Detail: "this API key is not recognised",
 		Hint:   "check that the key was copied whole and belongs to this Veref server"}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/verefwork/veref/problem"
 )
 
 // countingKeys is a key table that counts lookups, so tests see whether the
@@ -94,7 +95,7 @@ func (f *cacheFixture) code(token string) string {
 	if err == nil {
 		return "ok"
 	}
-	return err.(*Error).Code
+	return string(err.(*Error).Code)
 }
 
 func TestKeyCacheAnswersWarmKeysWithoutStorage(t *testing.T) {
@@ -117,8 +118,8 @@ func TestKeyCacheNeverHoldsRefusals(t *testing.T) {
 	// real key's prefix either.
 	wrong := good[:len(good)-SecretLen] + unknown.String()[len(good)-SecretLen:]
 	for range 3 {
-		assert.Equal(t, CodeRevokedKey, f.code(revoked))
-		assert.Equal(t, CodeInvalidKey, f.code(unknown.String()))
+		assert.EqualValues(t, problem.AuthRevokedKey, f.code(revoked))
+		assert.EqualValues(t, problem.AuthInvalidKey, f.code(unknown.String()))
 		assert.NotEqual(t, "ok", f.code(wrong))
 	}
 	assert.Equal(t, 0, f.cache.Len())
@@ -134,7 +135,7 @@ func TestKeyCacheEvictionSendsTheNextRequestToStorage(t *testing.T) {
 	f.keys.set(rec)
 	assert.Equal(t, "ok", f.code(tok), "the change has not been announced, so the cache still answers")
 	f.cache.Evict(rec.Prefix)
-	assert.Equal(t, CodeRevokedKey, f.code(tok))
+	assert.EqualValues(t, problem.AuthRevokedKey, f.code(tok))
 	assert.Equal(t, 0, f.cache.Len())
 }
 
@@ -174,7 +175,7 @@ func TestKeyCacheChecksExpiryOnEveryRequest(t *testing.T) {
 	tok, _ := f.key(t, func(r *KeyRecord) { r.ExpiresAt = &exp })
 	require.Equal(t, "ok", f.code(tok))
 	f.now = exp
-	assert.Equal(t, CodeExpiredKey, f.code(tok))
+	assert.EqualValues(t, problem.AuthExpiredKey, f.code(tok))
 	assert.Equal(t, 1, f.keys.count(), "expiry came from the cached record")
 }
 

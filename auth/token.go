@@ -10,6 +10,8 @@ import (
 	"hash/crc32"
 	"math/big"
 	"strings"
+
+	"github.com/verefwork/veref/problem"
 )
 
 // Environment separates live data from test data. A key belongs to exactly one.
@@ -71,7 +73,7 @@ func NewToken(env Environment) (Token, error) {
 // echoing the secret.
 func ParseToken(s string) (Token, error) {
 	bad := func(detail string) (Token, error) {
-		return Token{}, &Error{Status: 401, Code: CodeInvalidFormat, Detail: detail,
+		return Token{}, &Error{Code: problem.AuthInvalidFormat, Detail: detail,
 			Hint: "API keys look like vrf_live_<12 characters>_<40 characters> or vrf_test_…; copy the whole key as it was shown at creation"}
 	}
 	const want = len(tokenMagic) + 1 + 4 + 1 + PrefixLen + 1 + SecretLen

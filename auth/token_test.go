@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/verefwork/veref/problem"
 )
 
 func TestNewTokenRoundTrips(t *testing.T) {
@@ -58,7 +59,7 @@ func TestParseTokenRefusesEverySingleCharacterTypo(t *testing.T) {
 		_, err := ParseToken(string(b))
 		var ae *Error
 		require.ErrorAs(t, err, &ae, "typo at %d accepted", i)
-		assert.Equal(t, CodeInvalidFormat, ae.Code)
+		assert.EqualValues(t, problem.AuthInvalidFormat, ae.Code)
 	}
 }
 
@@ -79,8 +80,7 @@ func TestParseTokenErrors(t *testing.T) {
 			_, err := ParseToken(in)
 			var ae *Error
 			require.ErrorAs(t, err, &ae)
-			assert.Equal(t, CodeInvalidFormat, ae.Code)
-			assert.Equal(t, 401, ae.Status)
+			assert.EqualValues(t, problem.AuthInvalidFormat, ae.Code)
 			if len(in) > 20 {
 				assert.NotContains(t, ae.Detail, in[20:], "error echoes the secret")
 			}
@@ -98,7 +98,7 @@ func FuzzParseToken(f *testing.F) {
 		tok, err := ParseToken(s)
 		if err != nil {
 			var ae *Error
-			if !errors.As(err, &ae) || ae.Code != CodeInvalidFormat {
+			if !errors.As(err, &ae) || ae.Code != problem.AuthInvalidFormat {
 				t.Fatalf("unexpected error type %v", err)
 			}
 			return
@@ -178,20 +178,20 @@ func TestAuthenticator(t *testing.T) {
 
 	past := now.Add(-time.Minute)
 	future := now.Add(time.Minute)
-	code := func(tok string) string {
+	code := func(tok string) problem.Code {
 		_, err := a.Authenticate(context.Background(), tok)
 		var ae *Error
 		require.ErrorAs(t, err, &ae)
 		return ae.Code
 	}
-	assert.Equal(t, CodeRevokedKey, code(mk(Test, func(r *KeyRecord) { r.RevokedAt = &past })))
-	assert.Equal(t, CodeExpiredKey, code(mk(Test, func(r *KeyRecord) { r.ExpiresAt = &now })))
+	assert.EqualValues(t, problem.AuthRevokedKey, code(mk(Test, func(r *KeyRecord) { r.RevokedAt = &past })))
+	assert.EqualValues(t, problem.AuthExpiredKey, code(mk(Test, func(r *KeyRecord) { r.ExpiresAt = &now })))
 	_, err = a.Authenticate(context.Background(), mk(Test, func(r *KeyRecord) { r.ExpiresAt = &future }))
 	assert.NoError(t, err)
-	assert.Equal(t, CodeInvalidKey, code(mk(Test, func(r *KeyRecord) { r.Hash = h.Hash("other") })))
+	assert.EqualValues(t, problem.AuthInvalidKey, code(mk(Test, func(r *KeyRecord) { r.Hash = h.Hash("other") })))
 	unknown, _ := NewToken(Test)
-	assert.Equal(t, CodeInvalidKey, code(unknown.String()))
-	assert.Equal(t, CodeInvalidFormat, code("vrf_nope"))
+	assert.EqualValues(t, problem.AuthInvalidKey, code(unknown.String()))
+	assert.EqualValues(t, problem.AuthInvalidFormat, code("vrf_nope"))
 }
 
 var keys fakeKeys
@@ -207,11 +207,14 @@ func TestCredentialFromHeaders(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "same", tok)
 
-	for _, c := range []struct{ authz, key, code string }{
-		{"", "", CodeMissing},
-		{"Basic dXNlcjpwYXNz", "", CodeInvalidFormat},
-		{"Bearer ", "", CodeInvalidFormat},
-		{"Bearer one", "two", CodeInvalidFormat},
+	for _, c := range []struct {
+		authz, key string
+		code       problem.Code
+	}{
+		{"", "", problem.AuthMissing},
+		{"Basic dXNlcjpwYXNz", "", problem.AuthInvalidFormat},
+		{"Bearer ", "", problem.AuthInvalidFormat},
+		{"Bearer one", "two", problem.AuthInvalidFormat},
 	} {
 		_, err := CredentialFromHeaders(c.authz, c.key)
 		var ae *Error

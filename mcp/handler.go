@@ -31,6 +31,7 @@ import (
 	"github.com/rs/cors"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/prompts"
 	"github.com/verefwork/veref/tools"
 )
@@ -123,16 +124,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	meta := tools.RequestMetaFrom(r.Context())
 	if origin := r.Header.Get("Origin"); origin != "" && !h.origins.allowed(origin) {
 		meta.Endpoint = "mcp:origin-refused"
-		writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
-			"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list")
+		writeRPCError(w, mcp.INVALID_REQUEST, "origin not allowed",
+			problem.OriginNotAllowed, "this origin is not on the server's MCP allow-list")
 		return
 	}
 	// The guard has authenticated already; this only catches a mounting
 	// mistake that would otherwise run tools for nobody.
 	if _, ok := auth.FromContext(r.Context()); !ok {
 		meta.Endpoint = "mcp:unauthenticated"
-		writeRPCError(w, http.StatusUnauthorized, mcp.INVALID_REQUEST, "authentication required",
-			auth.CodeMissing, "send an API key as Authorization: Bearer vrf_…")
+		writeRPCError(w, mcp.INVALID_REQUEST, "authentication required",
+			problem.AuthMissing, "send an API key as Authorization: Bearer vrf_…")
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -155,7 +156,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		meta.Endpoint = "mcp:unreadable"
-		writeRPCError(w, http.StatusBadRequest, mcp.PARSE_ERROR, "could not read the request body", "INVALID_INPUT", "")
+		writeRPCError(w, mcp.PARSE_ERROR, "could not read the request body", problem.InvalidInput, "")
 		return
 	}
 	meta.Endpoint = h.endpoint(body)
@@ -287,8 +288,8 @@ func Front(opts Options) func(http.Handler) http.Handler {
 			// request itself must not run, or a rebinding page could still
 			// cause effects it cannot read.
 			if origin := r.Header.Get("Origin"); origin != "" && !origins.allowed(origin) {
-				writeRPCError(w, http.StatusForbidden, mcp.INVALID_REQUEST, "origin not allowed",
-					"ORIGIN_NOT_ALLOWED", "this origin is not on the server's MCP allow-list (VEREF_MCP_ALLOWED_ORIGINS)")
+				writeRPCError(w, mcp.INVALID_REQUEST, "origin not allowed",
+					problem.OriginNotAllowed, "this origin is not on the server's MCP allow-list (VEREF_MCP_ALLOWED_ORIGINS)")
 				return
 			}
 			withCORS.ServeHTTP(w, r)
@@ -297,20 +298,23 @@ func Front(opts Options) func(http.Handler) http.Handler {
 }
 
 func writeTooLarge(w http.ResponseWriter, limit int64) {
-	writeRPCError(w, http.StatusRequestEntityTooLarge, mcp.INVALID_REQUEST, "request body too large",
-		"TOO_LARGE", fmt.Sprintf("a request body may be at most %d bytes", limit))
+	writeRPCError(w, mcp.INVALID_REQUEST, "request body too large",
+		problem.TooLarge, fmt.Sprintf("a request body may be at most %d bytes", limit))
 }
 
 // writeRPCError answers a request refused before it reached the MCP server.
 // The body is a JSON-RPC error without an id, as the transport spec allows,
 // carrying Veref's stable code in data.
-func writeRPCError(w http.ResponseWriter, status, rpcCode int, msg, code, hint string) {
-	data := map[string]string{"code": code}
+func writeRPCError(w http.ResponseWriter, rpcCode int, msg string, code problem.Code, hint string) {
+	data := map[string]string{"code": string(code), "type": code.Type()}
 	if hint != "" {
 		data["hint"] = hint
 	}
+	if trace := w.Header().Get("X-Trace-Id"); trace != "" {
+		data["traceId"] = trace
+	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
+	w.WriteHeader(code.Status())
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"jsonrpc": mcp.JSONRPC_VERSION,
 		"id":      nil,
@@ -405,7 +409,7 @@ func callHandler(reg *tools.Registry, t *tools.Tool) server.ToolHandlerFunc {
 
 func errorResult(e *tools.Error) *mcp.CallToolResult {
 	var b strings.Builder
-	b.WriteString(e.Code + ": " + e.Message)
+	b.WriteString(string(e.Code) + ": " + e.Message)
 	if e.Field != "" {
 		b.WriteString("\nfield: " + e.Field)
 	}

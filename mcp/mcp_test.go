@@ -18,6 +18,7 @@ import (
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
 	vmcp "github.com/verefwork/veref/mcp"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/prompts"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
@@ -208,7 +209,7 @@ func TestHiddenToolFailsLikeUnknownTool(t *testing.T) {
 		assert.Equal(t, store.ActorAPIKey, ev.ActorKind)
 		assert.Equal(t, p.KeyID, ev.ActorID)
 	}
-	assert.Equal(t, map[string]string{secretTool: auth.CodeScopeMissing, "mcptest_no_such_tool": "NOT_FOUND"}, outcomes)
+	assert.Equal(t, map[string]string{secretTool: string(problem.ScopeMissing), "mcptest_no_such_tool": "NOT_FOUND"}, outcomes)
 
 	// The same through mcp-go's client.
 	c := connect(t, env, key)
@@ -259,12 +260,12 @@ func TestToolErrorsAreToolResults(t *testing.T) {
 	require.True(t, res.IsError)
 	assert.Nil(t, res.StructuredContent)
 	msg := text(t, res)
-	assert.True(t, strings.HasPrefix(msg, tools.CodeInvalidInput+": "), msg)
+	assert.True(t, strings.HasPrefix(msg, string(problem.InvalidInput)+": "), msg)
 	assert.Contains(t, msg, "text")
 
 	res = call(t, c, echoTool, map[string]any{"nope": 1, "text": "x"})
 	if res.IsError { // unknown fields are refused when the schema closes the object
-		assert.Contains(t, text(t, res), tools.CodeInvalidInput)
+		assert.Contains(t, text(t, res), problem.InvalidInput)
 	}
 
 	// A non-object output is wrapped so structuredContent stays an object.
@@ -295,7 +296,7 @@ func TestRevokedKeyStopsOnNextRequest(t *testing.T) {
 		res, body := rpc(t, env, key, map[string]any{"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
 		assert.Equal(t, http.StatusUnauthorized, res.StatusCode, string(body))
 		assert.Contains(t, res.Header.Get("WWW-Authenticate"), "resource_metadata=")
-		assert.Contains(t, string(body), auth.CodeRevokedKey)
+		assert.Contains(t, string(body), problem.AuthRevokedKey)
 	})
 }
 
@@ -365,7 +366,7 @@ func TestEveryCallIsAuditedAndNamedInUsage(t *testing.T) {
 			byAction[ev.Action+"/"+ev.Outcome]++
 		}
 		assert.Equal(t, map[string]int{
-			"whoami/ok": whoamis, echoTool + "/ok": 1, echoTool + "/" + tools.CodeInvalidInput: 1,
+			"whoami/ok": whoamis, echoTool + "/ok": 1, echoTool + "/" + string(problem.InvalidInput): 1,
 		}, byAction)
 
 		// The background flush runs every 50ms in tests; wait for it.

@@ -21,6 +21,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
 	vmcp "github.com/verefwork/veref/mcp"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/prompts"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
@@ -92,7 +93,7 @@ func TestServeStdioForwardsToTheRemote(t *testing.T) {
 
 	res = call(t, c, echoTool, map[string]any{})
 	require.True(t, res.IsError)
-	assert.Contains(t, text(t, res), tools.CodeInvalidInput, "the remote's tool errors come back unchanged")
+	assert.Contains(t, text(t, res), problem.InvalidInput, "the remote's tool errors come back unchanged")
 
 	req := mcp.CallToolRequest{}
 	req.Params.Name = secretTool

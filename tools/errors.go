@@ -6,23 +6,13 @@ import (
 	"fmt"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
-)
-
-// Stable error codes (DESIGN.md "Errors"). Surfaces map them to HTTP
-// statuses, MCP tool errors, or messages for the model.
-const (
-	CodeNotFound     = "NOT_FOUND"
-	CodeConflict     = "CONFLICT"
-	CodeInvalidInput = "INVALID_INPUT"
-	CodeScopeMissing = auth.CodeScopeMissing
-	CodeUnavailable  = "UNAVAILABLE"
-	CodeInternal     = "INTERNAL"
 )
 
 // Error is an operation failure a caller can act on.
 type Error struct {
-	Code    string       `json:"code"`
+	Code    problem.Code `json:"code"`
 	Message string       `json:"message"`
 	Field   string       `json:"field,omitempty"`
 	Hint    string       `json:"hint,omitempty"`
@@ -38,31 +28,28 @@ type Error struct {
 func (e *Error) Unwrap() error { return e.cause }
 
 // FieldError locates one invalid value.
-type FieldError struct {
-	Location string `json:"location"`
-	Message  string `json:"message"`
-}
+type FieldError = problem.FieldError
 
 func (e *Error) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
 	}
-	return e.Code + ": " + e.Message
+	return string(e.Code) + ": " + e.Message
 }
 
 // NotFound is also the answer for another tenant's or environment's ids.
 func NotFound(what, id string) *Error {
-	return &Error{Code: CodeNotFound, Message: fmt.Sprintf("%s %q was not found", what, id)}
+	return &Error{Code: problem.NotFound, Message: fmt.Sprintf("%s %q was not found", what, id)}
 }
 
 // Invalid names the failing field.
 func Invalid(field, msg string) *Error {
-	return &Error{Code: CodeInvalidInput, Message: msg, Field: field,
+	return &Error{Code: problem.InvalidInput, Message: msg, Field: field,
 		Errors: []FieldError{{Location: "body." + field, Message: msg}}}
 }
 
 // Conflict explains why the state does not allow the call.
-func Conflict(msg string) *Error { return &Error{Code: CodeConflict, Message: msg} }
+func Conflict(msg string) *Error { return &Error{Code: problem.Conflict, Message: msg} }
 
 // AsError turns any error into an *Error, mapping store errors and hiding
 // internals: a storage failure says "try again", never a stack trace.
@@ -77,16 +64,16 @@ func AsError(err error) *Error {
 	case errors.As(err, &ae):
 		return &Error{Code: ae.Code, Message: ae.Detail, Hint: ae.Hint}
 	case errors.Is(err, store.ErrNotFound):
-		return &Error{Code: CodeNotFound, Message: "not found"}
+		return &Error{Code: problem.NotFound, Message: "not found"}
 	case errors.Is(err, store.ErrConflict):
-		return &Error{Code: CodeConflict, Message: "the record was changed by another request; fetch it and try again"}
+		return &Error{Code: problem.Conflict, Message: "the record was changed by another request; fetch it and try again"}
 	case errors.Is(err, store.ErrBadCursor):
 		return Invalid("cursor", "the cursor is not one this API issued; start again without it")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &Error{Code: CodeUnavailable, Message: "the request timed out or was cancelled", cause: err}
+		return &Error{Code: problem.Unavailable, Message: "the request timed out or was cancelled", cause: err}
 	case errors.Is(err, store.ErrUnavailable):
-		return &Error{Code: CodeUnavailable, Message: "storage is unavailable; try again shortly", cause: err}
+		return &Error{Code: problem.Unavailable, Message: "storage is unavailable; try again shortly", cause: err}
 	default:
-		return &Error{Code: CodeInternal, Message: "an internal error occurred; quote the trace id when reporting it", cause: err}
+		return &Error{Code: problem.Internal, Message: "an internal error occurred; quote the trace id when reporting it", cause: err}
 	}
 }

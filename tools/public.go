@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 )
 
@@ -34,14 +35,6 @@ var linkToken = regexp.MustCompile(`(?i)((?:/|%2F)v1(?:/|%2F)+(?:referee|shares)
 // shown (idempotent replays, agent transcripts): a link is shown once, and
 // only its keyed hash is stored.
 func RedactLinks(b []byte) []byte { return linkToken.ReplaceAll(b, []byte("${1}[redacted]")) }
-
-// Codes of the public routes.
-const (
-	CodeLinkInvalid = "LINK_INVALID"
-	CodeLinkUsed    = "LINK_USED"
-	CodeLinkExpired = "LINK_EXPIRED"
-	CodeLinkRevoked = "LINK_REVOKED"
-)
 
 // Invitation is what a referee sees when they open their link.
 type Invitation struct {
@@ -75,34 +68,34 @@ type SharedReport struct {
 func (pub *Public) token(ctx context.Context, q store.Queries, kind store.TokenKind, token string) (store.PublicToken, error) {
 	now := pub.cat.now()
 	if len(token) != 32 {
-		return store.PublicToken{}, linkErr(CodeLinkInvalid, kind)
+		return store.PublicToken{}, linkErr(problem.LinkInvalid, kind)
 	}
 	t, err := q.PublicTokenByHash(ctx, pub.cat.tokenHash(kind, token))
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && t.Kind != kind):
-		return t, linkErr(CodeLinkInvalid, kind)
+		return t, linkErr(problem.LinkInvalid, kind)
 	case err != nil:
 		return t, err
 	case t.RevokedAt != nil:
-		return t, linkErr(CodeLinkRevoked, kind)
+		return t, linkErr(problem.LinkRevoked, kind)
 	case t.UsedAt != nil:
-		return t, linkErr(CodeLinkUsed, kind)
+		return t, linkErr(problem.LinkUsed, kind)
 	case !now.Before(t.ExpiresAt):
-		return t, linkErr(CodeLinkExpired, kind)
+		return t, linkErr(problem.LinkExpired, kind)
 	}
 	return t, nil
 }
 
-func linkErr(code string, kind store.TokenKind) *Error {
+func linkErr(code problem.Code, kind store.TokenKind) *Error {
 	what := "invitation link"
 	if kind == store.TokenShare {
 		what = "share link"
 	}
-	msg := map[string]string{
-		CodeLinkInvalid: "this " + what + " is not valid; check that it was copied whole",
-		CodeLinkUsed:    "this " + what + " was already used; each invitation can be answered once",
-		CodeLinkExpired: "this " + what + " has expired",
-		CodeLinkRevoked: "this " + what + " no longer works: it was replaced by a newer one, or withdrawn",
+	msg := map[problem.Code]string{
+		problem.LinkInvalid: "this " + what + " is not valid; check that it was copied whole",
+		problem.LinkUsed:    "this " + what + " was already used; each invitation can be answered once",
+		problem.LinkExpired: "this " + what + " has expired",
+		problem.LinkRevoked: "this " + what + " no longer works: it was replaced by a newer one, or withdrawn",
 	}[code]
 	return &Error{Code: code, Message: msg, Hint: "ask the recruiter who sent it for a new link"}
 }
@@ -212,14 +205,14 @@ func (pub *Public) loadReferee(ctx context.Context, q store.Queries, ten store.T
 		return r, 0, err
 	}
 	if r.Status == store.RequestCancelled {
-		return r, 0, &Error{Code: CodeLinkRevoked, Message: "this reference request was cancelled; no answer is needed"}
+		return r, 0, &Error{Code: problem.LinkRevoked, Message: "this reference request was cancelled; no answer is needed"}
 	}
 	for i := range r.Referees {
 		if r.Referees[i].ID == t.SubID {
 			return r, i, nil
 		}
 	}
-	return r, 0, linkErr(CodeLinkInvalid, store.TokenInvitation)
+	return r, 0, linkErr(problem.LinkInvalid, store.TokenInvitation)
 }
 
 func (pub *Public) event(ten store.Tenancy, refereeID, action, requestID string, now time.Time) store.AuditEvent {

@@ -19,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 )
 
@@ -217,7 +218,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		// A model or MCP client asking for a tool that does not exist is
 		// worth a trail too.
 		t = r.toolOrStub(c.Tool)
-		return Result{}, r.fail(ctx, c, t, &Error{Code: CodeNotFound, Message: fmt.Sprintf("unknown tool %q", t.Name)})
+		return Result{}, r.fail(ctx, c, t, &Error{Code: problem.NotFound, Message: fmt.Sprintf("unknown tool %q", t.Name)})
 	}
 	// Reads from MCP and the agent are audited too: a model's reads are
 	// worth a trail. REST reads are covered by usage rows.
@@ -319,7 +320,7 @@ func (r *Registry) replay(ctx context.Context, c Call, t *Tool, reqHash string) 
 		return Result{}, true, AsError(err)
 	}
 	if rec.Operation != t.Name || rec.RequestHash != reqHash {
-		return Result{}, true, &Error{Code: CodeConflict,
+		return Result{}, true, &Error{Code: problem.Conflict,
 			Message: "this Idempotency-Key was already used with a different request",
 			Hint:    "use a new Idempotency-Key for a new request"}
 	}
@@ -336,7 +337,7 @@ func (r *Registry) replay(ctx context.Context, c Call, t *Tool, reqHash string) 
 func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 	f := *e // the caller's error value may be shared
 	if c.Surface != SurfaceREST {
-		ev := r.event(c, t, e.Code, "")
+		ev := r.event(c, t, string(e.Code), "")
 		if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err == nil {
 			f.AuditID = ev.ID
 		}
@@ -372,21 +373,21 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 	}
 	var generic any
 	if err := json.Unmarshal(raw, &generic); err != nil {
-		return nil, &Error{Code: CodeInvalidInput, Message: "the input is not valid JSON: " + err.Error()}
+		return nil, &Error{Code: problem.InvalidInput, Message: "the input is not valid JSON: " + err.Error()}
 	}
 	if _, isObj := generic.(map[string]any); !isObj {
-		return nil, &Error{Code: CodeInvalidInput, Message: "the input must be a JSON object"}
+		return nil, &Error{Code: problem.InvalidInput, Message: "the input must be a JSON object"}
 	}
 	if loc := findNUL(generic, "body"); loc != "" {
 		// PostgreSQL cannot store NUL in text; refuse it everywhere so both
 		// backends answer the same.
-		return nil, &Error{Code: CodeInvalidInput, Field: strings.TrimPrefix(loc, "body."), Message: loc + ": text may not contain NUL characters",
+		return nil, &Error{Code: problem.InvalidInput, Field: strings.TrimPrefix(loc, "body."), Message: loc + ": text may not contain NUL characters",
 			Errors: []FieldError{{Location: loc, Message: "text may not contain NUL characters"}}}
 	}
 	res := &huma.ValidateResult{}
 	huma.Validate(r.schemas, t.inSchema, huma.NewPathBuffer([]byte("body"), len("body")), huma.ModeWriteToServer, generic, res)
 	if len(res.Errors) > 0 {
-		e := &Error{Code: CodeInvalidInput, Message: "the input is invalid"}
+		e := &Error{Code: problem.InvalidInput, Message: "the input is invalid"}
 		for _, ve := range res.Errors {
 			if d, ok := ve.(*huma.ErrorDetail); ok {
 				loc := d.Location
@@ -406,7 +407,7 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 	}
 	in := reflect.New(t.InType)
 	if err := json.Unmarshal(raw, in.Interface()); err != nil {
-		return nil, &Error{Code: CodeInvalidInput, Message: "the input does not match the schema: " + err.Error()}
+		return nil, &Error{Code: problem.InvalidInput, Message: "the input does not match the schema: " + err.Error()}
 	}
 	return in.Interface(), nil
 }

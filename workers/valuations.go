@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -98,7 +99,7 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 		v.Error = te.Message
 		// Only a storage hiccup is worth another attempt; anything else
 		// would fail the same way every time.
-		if v.Attempts >= w.MaxAttempts || te.Code != tools.CodeUnavailable {
+		if v.Attempts >= w.MaxAttempts || te.Code != problem.Unavailable {
 			v.Status, v.FinishedAt = store.ValuationFailed, &done
 		} else {
 			// Exponential backoff: 2s, 4s, 8s … capped at 5 minutes.

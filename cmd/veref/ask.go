@@ -16,6 +16,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
+	"github.com/verefwork/veref/problem"
 )
 
 // askResponse is the part of agent.Response the CLI prints; --json prints
@@ -349,11 +350,11 @@ func readAskStream(body io.Reader, on func(event string, data []byte)) (json.Raw
 				case "done":
 					return payload, nil
 				case "error":
-					p := &problem{}
-					if json.Unmarshal(payload, p) != nil || p.Code == "" {
+					p, err := problem.Decode(payload, 0)
+					if err != nil {
 						return nil, fmt.Errorf("ask: the server reported an error: %s", payload)
 					}
-					return nil, p
+					return nil, cliProblem{p}
 				}
 				on(event, payload)
 			}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/verefwork/veref/auth"
 	vmcp "github.com/verefwork/veref/mcp"
+	"github.com/verefwork/veref/problem"
 )
 
 // apiClient calls the REST API with the user's key. The key is read from
@@ -55,54 +56,18 @@ func apiTarget(flagURL string, getenv func(string) string) (base, key string, er
 	return strings.TrimRight(base, "/"), key, nil
 }
 
-// problem is the server's problem+json error, printed as one line with
-// its code and the trace id to quote.
-type problem struct {
-	Status  int    `json:"status"`
-	Code    string `json:"code"`
-	Title   string `json:"title"`
-	Detail  string `json:"detail"`
-	Hint    string `json:"hint"`
-	TraceID string `json:"traceId"`
-	Errors  []struct {
-		Location string `json:"location"`
-		Message  string `json:"message"`
-	} `json:"errors"`
-}
+// cliProblem is the server's problem document as an error, printed as one
+// line with its code and the trace id to quote.
+type cliProblem struct{ *problem.Problem }
 
-func (p *problem) Error() string {
-	msg := p.Detail
-	if msg == "" {
-		msg = p.Title
-	}
-	s := p.Code
-	if p.Status != 0 {
-		s += fmt.Sprintf(" (%d)", p.Status)
-	}
-	s += ": " + msg
-	if len(p.Errors) > 1 {
-		var locs []string
-		for _, e := range p.Errors[1:] {
-			locs = append(locs, e.Location+": "+e.Message)
-		}
-		s += "; also " + strings.Join(locs, "; ")
-	}
-	if p.Hint != "" {
-		s += " — " + p.Hint
-	}
-	if p.TraceID != "" {
-		s += " [trace " + p.TraceID + "]"
-	}
-	return s
-}
+func (p cliProblem) Error() string { return p.Line() }
 
 // problemFrom reads an error response: problem+json when the server sent
 // it, else the status and the start of the body.
 func problemFrom(status int, base string, b []byte) error {
-	p := &problem{Status: status}
-	if json.Unmarshal(b, p) == nil && p.Code != "" {
+	if p, err := problem.Decode(b, status); err == nil {
 		p.Status = status
-		return p
+		return cliProblem{p}
 	}
 	msg := strings.Join(strings.Fields(string(b)), " ")
 	if len(msg) > 200 {

@@ -59,7 +59,7 @@ func exitCode(err error) int {
 	var ue usageError
 	var ae authError
 	var pe approvalError
-	var p *problem
+	var p cliProblem
 	switch {
 	case errors.As(err, &ue):
 		return exitUsage
@@ -69,9 +69,9 @@ func exitCode(err error) int {
 		return exitApproval
 	case errors.As(err, &p):
 		switch {
-		case p.Status == 401 || strings.HasPrefix(p.Code, "AUTH_"):
+		case p.Status == 401 || strings.HasPrefix(string(p.Code), "AUTH_"):
 			return exitAuth
-		case strings.Contains(p.Code, "APPROVAL"):
+		case strings.Contains(string(p.Code), "APPROVAL"):
 			return exitApproval
 		}
 	}
@@ -113,7 +113,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	var ue usageError
 	var ae authError
 	var pe approvalError
-	var p *problem
+	var p cliProblem
 	if !c.ran && !errors.As(err, &ue) && !errors.As(err, &ae) && !errors.As(err, &pe) && !errors.As(err, &p) {
 		return usageError{err.Error() + "; see veref --help"}
 	}
