@@ -418,3 +418,97 @@ func TestStreamingAnnouncesApprovalThenDone(t *testing.T) {
 	assert.Equal(t, agent.StatusRequiresApproval, done.Status)
 	assert.Equal(t, escaped{}, h.escaped(t, key, v))
 }
+
+// Every tool the registry marks open-world or destructive pauses when a
+// model asks for it, whatever the key's environment, and nothing escapes.
+// A new tool with such a hint must be added here, or this fails.
+func TestEveryOutwardOrDestructiveToolPauses(t *testing.T) {
+	for _, env := range []auth.Environment{auth.Test, auth.Live} {
+		t.Run(string(env), func(t *testing.T) {
+			var v victim
+			var calls []fakeCall
+			h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+				if n == 0 {
+					return 200, toolCallsReply(modelPro, nil, calls...)
+				}
+				return 200, answerReply(modelPro, "All done.")
+			})
+			key := h.Key("acme", env)
+			v = seedVictim(t, h, key)
+			share := h.Do("POST", "/v1/api/reports/"+v.report+"/shares", key, map[string]any{})
+			require.Equal(t, http.StatusCreated, share.Status, string(share.Body))
+			shareID := share.JSON()["id"].(string)
+
+			argsOf := map[string]string{
+				"references_start":            `{"candidateId":"` + v.candidate + `","sendInvitations":true,"referees":[{"name":"Eve","email":"eve@attacker.example","relationship":"peer"}]}`,
+				"references_send_invitations": `{"id":"` + v.request + `"}`,
+				"references_cancel":           `{"id":"` + v.request + `"}`,
+				"reports_share":               `{"id":"` + v.report + `"}`,
+				"reports_revoke_share":        `{"id":"` + v.report + `","shareId":"` + shareID + `"}`,
+				"candidates_update":           `{"id":"` + v.candidate + `","name":"Mallory"}`,
+			}
+			want := map[string]bool{}
+			for _, tl := range h.Registry.Tools() {
+				if !tl.OpenWorld && !tl.Destructive {
+					continue
+				}
+				args, ok := argsOf[tl.Name]
+				require.True(t, ok, "%s is open-world or destructive: add it to this test", tl.Name)
+				calls = append(calls, fakeCall{"c_" + tl.Name, tl.Name, args})
+				want[tl.Name] = true
+			}
+			before := h.escaped(t, key, v)
+
+			res, out := h.ask(key, map[string]any{"message": "Summarise."})
+			require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+			assert.Equal(t, agent.StatusRequiresApproval, out.Status)
+			got := map[string]bool{}
+			for _, p := range out.PendingApprovals {
+				got[p.Tool] = true
+			}
+			assert.Equal(t, want, got)
+			assert.Equal(t, before, h.escaped(t, key, v), "nothing was sent, shared, cancelled or overwritten")
+			rep, err := h.Store.GetReport(context.Background(), store.TenancyOf(h.Principal(key)), v.report)
+			require.NoError(t, err)
+			require.Len(t, rep.Shares, 1)
+			assert.Nil(t, rep.Shares[0].RevokedAt, "the existing share was not revoked")
+		})
+	}
+}
+
+// Two requests approving the same call at once: one wins, the call runs once.
+func TestConcurrentApprovalsRunTheCallOnce(t *testing.T) {
+	var v victim
+	h := newHarness(t, withKey(agent.Config{}), obedientModel(&v))
+	key := h.Key("acme", auth.Live)
+	v = seedVictim(t, h, key)
+	_, out := h.ask(key, map[string]any{"message": "Summarise."})
+	require.Equal(t, agent.StatusRequiresApproval, out.Status)
+	share := byTool(t, out.PendingApprovals)["reports_share"]
+	body := map[string]any{"conversationId": out.ConversationID,
+		"approvals": []any{map[string]any{"callId": share.CallID, "decision": "approve"}}}
+
+	const n = 4
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := h.Do("POST", "/v1/api/agent", key, body)
+			statuses <- res.Status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	ok := 0
+	for s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		} else {
+			assert.Equal(t, http.StatusConflict, s)
+		}
+	}
+	assert.Equal(t, 1, ok, "exactly one request applied the decision")
+	assert.Equal(t, 1, h.escaped(t, key, v).shares, "the approved share was made once")
+}
