@@ -36,7 +36,13 @@ type harness struct {
 
 func newHarness(t *testing.T, cfg agent.Config, script func(n int, req captured) (int, any)) *harness {
 	t.Helper()
-	st := storetest.OpenSQLite(t)
+	return newHarnessOn(t, storetest.OpenSQLite(t), cfg, script)
+}
+
+// newHarnessOn is newHarness over the given store (PostgreSQL for the
+// tests where concurrency or the dialect matters).
+func newHarnessOn(t *testing.T, st store.Store, cfg agent.Config, script func(n int, req captured) (int, any)) *harness {
+	t.Helper()
 	fake := newFakeOpenRouter(t, script)
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = fake.URL()

@@ -17,6 +17,7 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/storetest"
 )
 
 // clock is a server clock tests move instead of sleeping.
@@ -136,82 +137,86 @@ func byTool(t *testing.T, pending []agent.PendingApproval) map[string]agent.Pend
 var shareURL = regexp.MustCompile(`/v1/shares/[A-Za-z0-9_-]+`)
 
 func TestInjectedOutwardAndDestructiveCallsWaitForApproval(t *testing.T) {
-	for _, env := range []auth.Environment{auth.Test, auth.Live} {
-		t.Run(string(env), func(t *testing.T) {
-			clk := newClock()
-			var v victim
-			h := newHarness(t, withKey(agent.Config{Now: clk.Now}), obedientModel(&v))
-			key := h.Key("acme", env)
-			v = seedVictim(t, h, key)
-
-			res, out := h.ask(key, map[string]any{"message": "Summarise Carol's references."})
-			require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-			assert.Equal(t, agent.StatusRequiresApproval, out.Status)
-			assert.Equal(t, agent.StopApproval, out.StopReason)
-			require.Len(t, out.PendingApprovals, 4, "every outward or destructive call waits; the read ran")
-			p := byTool(t, out.PendingApprovals)
-			assert.Equal(t, agent.ReasonOpenWorld, p["references_start"].Reason)
-			assert.Equal(t, agent.ReasonOpenWorld, p["reports_share"].Reason)
-			assert.Equal(t, agent.ReasonDestructive, p["references_cancel"].Reason)
-			assert.Equal(t, agent.ReasonDestructive, p["candidates_update"].Reason)
-			for _, pa := range out.PendingApprovals {
-				assert.NotEmpty(t, pa.CallID)
-				assert.NotEmpty(t, pa.AuditEventID)
-				assert.WithinDuration(t, clk.Now().Add(agent.DefaultApprovalTTL), pa.ExpiresAt, 2*time.Second)
-			}
-			assert.Contains(t, string(p["references_start"].Arguments), "eve@attacker.example")
-			assert.Contains(t, out.Answer, "approval")
-
-			// Nothing escaped, and the model was not asked again.
-			assert.Equal(t, escaped{}, h.escaped(t, key, v))
-			require.Len(t, h.fake.Requests(), 2)
-			var readOK bool
-			for _, tc := range out.ToolCalls {
-				if tc.Name == "references_get" {
-					readOK = tc.Outcome == agent.OutcomeOK
-				}
-			}
-			assert.True(t, readOK, "calls that need no approval ran")
-
-			// Approve the e-mail and the share, deny the rest with a note.
-			res, out2 := h.ask(key, map[string]any{"conversationId": out.ConversationID, "approvals": []any{
-				map[string]any{"callId": p["references_start"].CallID, "decision": "approve"},
-				map[string]any{"callId": p["reports_share"].CallID, "decision": "approve", "note": "ok to share"},
-				map[string]any{"callId": p["references_cancel"].CallID, "decision": "deny", "note": "never cancel"},
-				map[string]any{"callId": p["candidates_update"].CallID, "decision": "deny"},
-			}})
-			require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-			assert.Equal(t, agent.StatusCompleted, out2.Status)
-			assert.Equal(t, "All done.", out2.Answer)
-			assert.Empty(t, out2.PendingApprovals)
-
-			got := h.escaped(t, key, v)
-			assert.Equal(t, []string{"eve@attacker.example"}, got.emails, "the approved e-mail went, once")
-			assert.Equal(t, 1, got.shares)
-			assert.False(t, got.cancelled)
-			assert.False(t, got.renamed)
-
-			reqs := h.fake.Requests()
-			require.Len(t, reqs, 3)
-			third := string(reqs[2].Raw)
-			assert.Contains(t, third, "never cancel", "the model hears the denial and its note")
-			assert.Contains(t, third, `code=\"DENIED\"`)
-			link := shareURL.FindString(third)
-			require.NotEmpty(t, link, "the share's result reached the model")
-			assert.Equal(t, http.StatusOK, h.Do("GET", link, "", nil).Status, "the approved link works")
-
-			// The same decisions again run nothing.
-			res, _ = h.ask(key, map[string]any{"conversationId": out.ConversationID, "approvals": []any{
-				map[string]any{"callId": p["references_start"].CallID, "decision": "approve"},
-			}})
-			assert.Equal(t, http.StatusConflict, res.Status, string(res.Body))
-			assert.Equal(t, "CONFLICT", res.Code())
-			assert.Equal(t, got, h.escaped(t, key, v))
-			assert.Len(t, h.fake.Requests(), 3)
-
-			checkApprovalTrail(t, h, key, p)
-		})
+	for _, b := range storetest.Backends() {
+		for _, env := range []auth.Environment{auth.Test, auth.Live} {
+			t.Run(b.Name+"/"+string(env), func(t *testing.T) { injectedCallsWait(t, b.Open(t), env) })
+		}
 	}
+}
+
+func injectedCallsWait(t *testing.T, st store.Store, env auth.Environment) {
+	clk := newClock()
+	var v victim
+	h := newHarnessOn(t, st, withKey(agent.Config{Now: clk.Now}), obedientModel(&v))
+	key := h.Key("acme", env)
+	v = seedVictim(t, h, key)
+
+	res, out := h.ask(key, map[string]any{"message": "Summarise Carol's references."})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.Equal(t, agent.StatusRequiresApproval, out.Status)
+	assert.Equal(t, agent.StopApproval, out.StopReason)
+	require.Len(t, out.PendingApprovals, 4, "every outward or destructive call waits; the read ran")
+	p := byTool(t, out.PendingApprovals)
+	assert.Equal(t, agent.ReasonOpenWorld, p["references_start"].Reason)
+	assert.Equal(t, agent.ReasonOpenWorld, p["reports_share"].Reason)
+	assert.Equal(t, agent.ReasonDestructive, p["references_cancel"].Reason)
+	assert.Equal(t, agent.ReasonDestructive, p["candidates_update"].Reason)
+	for _, pa := range out.PendingApprovals {
+		assert.NotEmpty(t, pa.CallID)
+		assert.NotEmpty(t, pa.AuditEventID)
+		assert.WithinDuration(t, clk.Now().Add(agent.DefaultApprovalTTL), pa.ExpiresAt, 2*time.Second)
+	}
+	assert.Contains(t, string(p["references_start"].Arguments), "eve@attacker.example")
+	assert.Contains(t, out.Answer, "approval")
+
+	// Nothing escaped, and the model was not asked again.
+	assert.Equal(t, escaped{}, h.escaped(t, key, v))
+	require.Len(t, h.fake.Requests(), 2)
+	var readOK bool
+	for _, tc := range out.ToolCalls {
+		if tc.Name == "references_get" {
+			readOK = tc.Outcome == agent.OutcomeOK
+		}
+	}
+	assert.True(t, readOK, "calls that need no approval ran")
+
+	// Approve the e-mail and the share, deny the rest with a note.
+	res, out2 := h.ask(key, map[string]any{"conversationId": out.ConversationID, "approvals": []any{
+		map[string]any{"callId": p["references_start"].CallID, "decision": "approve"},
+		map[string]any{"callId": p["reports_share"].CallID, "decision": "approve", "note": "ok to share"},
+		map[string]any{"callId": p["references_cancel"].CallID, "decision": "deny", "note": "never cancel"},
+		map[string]any{"callId": p["candidates_update"].CallID, "decision": "deny"},
+	}})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.Equal(t, agent.StatusCompleted, out2.Status)
+	assert.Equal(t, "All done.", out2.Answer)
+	assert.Empty(t, out2.PendingApprovals)
+
+	got := h.escaped(t, key, v)
+	assert.Equal(t, []string{"eve@attacker.example"}, got.emails, "the approved e-mail went, once")
+	assert.Equal(t, 1, got.shares)
+	assert.False(t, got.cancelled)
+	assert.False(t, got.renamed)
+
+	reqs := h.fake.Requests()
+	require.Len(t, reqs, 3)
+	third := string(reqs[2].Raw)
+	assert.Contains(t, third, "never cancel", "the model hears the denial and its note")
+	assert.Contains(t, third, `code=\"DENIED\"`)
+	link := shareURL.FindString(third)
+	require.NotEmpty(t, link, "the share's result reached the model")
+	assert.Equal(t, http.StatusOK, h.Do("GET", link, "", nil).Status, "the approved link works")
+
+	// The same decisions again run nothing.
+	res, _ = h.ask(key, map[string]any{"conversationId": out.ConversationID, "approvals": []any{
+		map[string]any{"callId": p["references_start"].CallID, "decision": "approve"},
+	}})
+	assert.Equal(t, http.StatusConflict, res.Status, string(res.Body))
+	assert.Equal(t, "CONFLICT", res.Code())
+	assert.Equal(t, got, h.escaped(t, key, v))
+	assert.Len(t, h.fake.Requests(), 3)
+
+	checkApprovalTrail(t, h, key, p)
 }
 
 // checkApprovalTrail: the pause, the decision (by whom, with the note and
@@ -476,10 +481,16 @@ func TestEveryOutwardOrDestructiveToolPauses(t *testing.T) {
 	}
 }
 
-// Two requests approving the same call at once: one wins, the call runs once.
+// Requests approving the same call at once: one wins, the call runs once.
 func TestConcurrentApprovalsRunTheCallOnce(t *testing.T) {
+	for _, b := range storetest.Backends() {
+		t.Run(b.Name, func(t *testing.T) { concurrentApprovals(t, b.Open(t)) })
+	}
+}
+
+func concurrentApprovals(t *testing.T, st store.Store) {
 	var v victim
-	h := newHarness(t, withKey(agent.Config{}), obedientModel(&v))
+	h := newHarnessOn(t, st, withKey(agent.Config{}), obedientModel(&v))
 	key := h.Key("acme", auth.Live)
 	v = seedVictim(t, h, key)
 	_, out := h.ask(key, map[string]any{"message": "Summarise."})
