@@ -90,7 +90,8 @@ func TestOpenAPIDocumentCoversTheCatalogue(t *testing.T) {
 		assert.Equal(t, scopes, op["x-veref-scopes"], tool.Name)
 	}
 	require.NotNil(t, doc.Paths["/v1/api/agent"]["post"], "Ask Veref is documented")
-	assert.Equal(t, len(e.Registry.Tools())+1, ops, "every operation is a tool, or the agent")
+	require.NotNil(t, doc.Paths["/v1/api/me/revoke"]["post"], "a key revoking itself is documented")
+	assert.Equal(t, len(e.Registry.Tools())+2, ops, "every operation is a tool, the agent, or a key revoking itself")
 }
 
 // TestOpenAPIValidates runs an independent validator, @redocly/cli (pinned

@@ -77,6 +77,21 @@ func View(k store.APIKey, now time.Time) KeyView {
 // Create validates req, mints the token and stores its hash with an audit
 // event in one transaction.
 func (ks *KeyService) Create(ctx context.Context, req NewKey, by Actor) (CreatedKey, error) {
+	var created CreatedKey
+	err := ks.Store.InTx(ctx, func(q store.Queries) error {
+		var err error
+		created, err = ks.CreateIn(ctx, q, req, by)
+		return err
+	})
+	if err != nil {
+		return CreatedKey{}, err
+	}
+	return created, nil
+}
+
+// CreateIn is Create inside the caller's transaction, for a key minted
+// together with another change (a CLI login being redeemed).
+func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey, by Actor) (CreatedKey, error) {
 	now := ks.Now().UTC()
 	name := strings.TrimSpace(req.Name)
 	if n := utf8.RuneCountInString(name); n < 3 || n > 50 {
@@ -101,35 +116,33 @@ func (ks *KeyService) Create(ctx context.Context, req NewKey, by Actor) (Created
 		Prefix: tok.Prefix, Environment: req.Environment, Hash: ks.Hasher.Hash(tok.String()),
 		Scopes: scopes, CreatedAt: now, ExpiresAt: req.ExpiresAt,
 	}
-	err = ks.Store.InTx(ctx, func(q store.Queries) error {
-		if _, err := q.GetRecruiter(ctx, req.TenantID, req.RecruiterID); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return tools.NotFound("recruiter", req.RecruiterID)
-			}
-			return err
+	if _, err := q.GetRecruiter(ctx, req.TenantID, req.RecruiterID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return CreatedKey{}, tools.NotFound("recruiter", req.RecruiterID)
 		}
-		n, err := q.CountActiveAPIKeys(ctx, req.TenantID, now)
-		if err != nil {
-			return err
+		return CreatedKey{}, err
+	}
+	n, err := q.CountActiveAPIKeys(ctx, req.TenantID, now)
+	if err != nil {
+		return CreatedKey{}, err
+	}
+	if n >= ks.MaxActive {
+		return CreatedKey{}, &tools.Error{Code: problem.Conflict,
+			Message: fmt.Sprintf("the tenant already has %d active keys, the most allowed", n),
+			Hint:    "revoke keys that are no longer used, then try again"}
+	}
+	if err := q.InsertAPIKey(ctx, k); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return CreatedKey{}, &tools.Error{Code: problem.Conflict, Field: "name",
+				Message: fmt.Sprintf("a key named %q already exists in this tenant", name)}
 		}
-		if n >= ks.MaxActive {
-			return &tools.Error{Code: problem.Conflict,
-				Message: fmt.Sprintf("the tenant already has %d active keys, the most allowed", n),
-				Hint:    "revoke keys that are no longer used, then try again"}
-		}
-		if err := q.InsertAPIKey(ctx, k); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return &tools.Error{Code: problem.Conflict, Field: "name",
-					Message: fmt.Sprintf("a key named %q already exists in this tenant", name)}
-			}
-			return err
-		}
-		return q.InsertAudit(ctx, store.AuditEvent{
-			ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
-			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.create",
-			TargetType: "api_key", TargetID: k.ID, Outcome: "ok",
-			Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes}, At: now,
-		})
+		return CreatedKey{}, err
+	}
+	err = q.InsertAudit(ctx, store.AuditEvent{
+		ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
+		ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.create",
+		TargetType: "api_key", TargetID: k.ID, Outcome: "ok",
+		Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes}, At: now,
 	})
 	if err != nil {
 		return CreatedKey{}, err

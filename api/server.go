@@ -36,6 +36,9 @@ type Options struct {
 	Clerk *ClerkVerifier
 	// MaxActiveKeys caps a tenant's active keys (default 100).
 	MaxActiveKeys int
+	// AppURL is the recruiter console (VEREF_APP_URL, default the public
+	// URL + /app); `veref login` sends the user to AppURL/cli.
+	AppURL string
 
 	// MCP and Agent are mounted behind the same guard as REST when set.
 	MCP   http.Handler
@@ -103,6 +106,9 @@ func New(o Options) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mountKeyManagement()
+	s.mountCLISessions()
+	s.mux.Handle("POST /v1/api/me/revoke", s.guard.Wrap(tools.SurfaceREST, http.HandlerFunc(s.revokeSelf)))
+	s.api.OpenAPI().AddOperation(s.revokeSelfOperation())
 	if o.MCP != nil {
 		h := s.guard.Wrap(tools.SurfaceMCP, o.MCP)
 		if o.MCPFront != nil {

@@ -151,6 +151,14 @@ type Queries interface {
 	// InsertIdempotency is ErrConflict if the key was already recorded.
 	InsertIdempotency(ctx context.Context, ten Tenancy, r IdempotencyRecord) error
 
+	// CLI logins: found by the keyed hash of the device code (the CLI) or
+	// by the user code (the recruiter approving). UpdateCLISession is
+	// versioned like UpdateCandidate, so a session is decided and redeemed once.
+	InsertCLISession(ctx context.Context, s CLISession) error
+	CLISessionByDeviceHash(ctx context.Context, hash []byte) (CLISession, error)
+	CLISessionByUserCode(ctx context.Context, userCode string) (CLISession, error)
+	UpdateCLISession(ctx context.Context, s CLISession) (CLISession, error)
+
 	// Agent conversations, owned by a tenancy and a recruiter.
 	GetConversation(ctx context.Context, ten Tenancy, id string) (Conversation, error)
 	// SaveConversation inserts or replaces (versioned when Version > 0).

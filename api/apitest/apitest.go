@@ -75,7 +75,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Registry = tools.New(tools.NewRegistry(st, now), deps)
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
-		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys}
+		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app"}
 	stopWatch := func() {}
 	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
 		e.KeyCache = auth.NewKeyCache(0, now)

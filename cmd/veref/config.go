@@ -32,6 +32,7 @@ type config struct {
 	clerkIssuer   string
 	maxActiveKeys int
 	publicURL     string
+	appURL        string // the recruiter console; default publicURL + /app
 	smtpAddr      string
 	smtpFrom      string
 	smtpUser      string
@@ -61,7 +62,7 @@ func (c config) devWarning() string {
 func loadConfig(dev bool, getenv func(string) string) (config, error) {
 	c := config{dev: dev, databaseURL: getenv("VEREF_DATABASE_URL"), addr: getenv("VEREF_ADDR"),
 		logFormat: getenv("VEREF_LOG_FORMAT"), clerkJWKSURL: getenv("CLERK_JWKS_URL"),
-		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL"),
+		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL"), appURL: getenv("VEREF_APP_URL"),
 		smtpAddr: getenv("VEREF_SMTP_ADDR"), smtpFrom: getenv("VEREF_SMTP_FROM"),
 		smtpUser: getenv("VEREF_SMTP_USERNAME"), smtpPassword: getenv("VEREF_SMTP_PASSWORD")}
 	if c.smtpAddr != "" && c.smtpFrom == "" {

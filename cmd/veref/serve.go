@@ -92,6 +92,9 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 	if cfg.publicURL == "" {
 		cfg.publicURL = base
 	}
+	if cfg.appURL == "" {
+		cfg.appURL = strings.TrimRight(cfg.publicURL, "/") + "/app"
+	}
 	a, err := assemble(ctx, cfg, getenv, st, hasher, log)
 	if err != nil {
 		ln.Close()
@@ -162,7 +165,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache,
-		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys,
+		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL,
 		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
 		Agent:    agent.NewHandler(reg, st, agentCfg),
 		MCP:      vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),

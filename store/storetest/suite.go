@@ -98,6 +98,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PublicTokens", testPublicTokens},
 		{"Idempotency", testIdempotency},
 		{"Conversations", testConversations},
+		{"CLISessions", testCLISessions},
 		{"Pagination", testPagination},
 		{"InTx", testInTx},
 		{"ConcurrentWrites", testConcurrentWrites},
