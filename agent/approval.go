@@ -250,7 +250,7 @@ func (h *handler) checkDecisions(p auth.Principal, t transcript, approvals []App
 				"use a callId from the pendingApprovals of this conversation's last answer")
 		}
 		if !now.Before(pc.ExpiresAt) {
-			return newProblem(problem.Conflict,
+			return newProblem(problem.ApprovalExpired,
 				fmt.Sprintf("the approval of call %q expired at %s; nothing was run", a.CallID, pc.ExpiresAt.Format(time.RFC3339)),
 				"send a new message to continue; the model will hear that the call was not run")
 		}

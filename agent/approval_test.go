@@ -320,6 +320,7 @@ func TestPendingApprovalExpires(t *testing.T) {
 	res, _ := h.ask(key, map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": share.CallID, "decision": "approve"}}})
 	assert.Equal(t, http.StatusConflict, res.Status, string(res.Body))
+	assert.Equal(t, agent.OutcomeExpired, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "expired")
 	assert.Equal(t, escaped{}, h.escaped(t, key, v))
 

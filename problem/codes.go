@@ -100,7 +100,7 @@ var table = []Info{
 	{NotExecuted, 409, "The agent did not run this tool call (a budget ran out, or an earlier call failed).", "Ask again; the run lists what did run."},
 	{ApprovalRequired, 409, "The agent's tool call waits for the caller's approval.", "Approve or deny it with the conversationId and callId."},
 	{Denied, 403, "The caller denied the agent's tool call.", "Nothing was run; ask again if that was a mistake."},
-	{ApprovalExpired, 410, "The agent's tool call waited too long for approval.", "Ask again to start a new run."},
+	{ApprovalExpired, 409, "The agent's tool call waited too long for approval; nothing was run.", "Send a new message in the conversation; the model hears the call did not run."},
 	{TooLarge, 413, "The request body is over the limit.", "Send a smaller body."},
 	{UnsupportedMediaType, 415, "The body is not JSON.", "Send Content-Type: application/json."},
 	{InvalidInput, 422, "The input is not valid; errors[] names each failing field.", "Fix the fields named in errors[]."},
