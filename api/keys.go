@@ -27,6 +27,10 @@ type KeyService struct {
 type Actor struct {
 	Kind string // store.ActorRecruiter or store.ActorOperator
 	ID   string
+	// Surface and TraceID go on the audit event ("management" when empty):
+	// the console and the CLI are told apart in the trail.
+	Surface string
+	TraceID string
 }
 
 // NewKey is a request to mint a key.
@@ -47,13 +51,17 @@ type KeyView struct {
 	Environment string     `json:"environment" enum:"live,test"`
 	RecruiterID string     `json:"recruiterId"`
 	Scopes      []string   `json:"scopes" doc:"Empty means all scopes"`
-	Status      string     `json:"status" enum:"active,expired,revoked"`
+	Status      string     `json:"status" enum:"active,suspended,expired,revoked"`
 	CreatedAt   time.Time  `json:"createdAt"`
 	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
 	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
 	RevokedBy   string     `json:"revokedBy,omitempty"`
 	RevokeNote  string     `json:"revokeNote,omitempty"`
 	LastUsedAt  *time.Time `json:"lastUsedAt,omitempty"`
+	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
+	SuspendNote string     `json:"suspendNote,omitempty"`
+	RolledFrom  string     `json:"rolledFrom,omitempty" doc:"The key this one replaced in a roll"`
+	RolledTo    string     `json:"rolledTo,omitempty" doc:"The key that replaced this one in a roll"`
 }
 
 // CreatedKey is the one response that carries the plaintext token.
@@ -71,7 +79,8 @@ func View(k store.APIKey, now time.Time) KeyView {
 	return KeyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Environment: string(k.Environment),
 		RecruiterID: k.RecruiterID, Scopes: scopes, Status: k.Status(now), CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, RevokedBy: k.RevokedBy, RevokeNote: k.RevokeNote,
-		LastUsedAt: k.LastUsedAt}
+		LastUsedAt: k.LastUsedAt, SuspendedAt: k.SuspendedAt, SuspendNote: k.SuspendNote,
+		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo}
 }
 
 // Create validates req, mints the token and stores its hash with an audit

@@ -106,11 +106,23 @@ type caller struct {
 }
 
 func (s *Server) mountKeyManagement() {
-	cfg := huma.DefaultConfig("Veref key management", s.opts.Version)
+	cfg := huma.DefaultConfig("Veref recruiter workspace", s.opts.Version)
 	cfg.CreateHooks = nil
-	cfg.OpenAPIPath, cfg.DocsPath, cfg.SchemasPath = "", "", ""
+	// Its own document, apart from the integration spec at /openapi.json:
+	// these routes take a recruiter's session, never an API key.
+	cfg.OpenAPIPath, cfg.DocsPath, cfg.SchemasPath = "/v1/tenants/openapi", "", ""
+	cfg.Info.Description = "The recruiter workspace: API keys, their usage, suspension and roll, and the audit trail. " +
+		"Authenticate with a signed-in session: `Authorization: Bearer <session token>` or Clerk's `__session` cookie. " +
+		"Members see and act on their own keys and events; tenant admins on the whole tenant."
+	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
+		"session":       {Type: "http", Scheme: "bearer", BearerFormat: "JWT", Description: "A Clerk (or `serve --dev`) session token."},
+		"sessionCookie": {Type: "apiKey", In: "cookie", Name: "__session", Description: "Clerk's session cookie, for same-origin pages."},
+	}
+	cfg.Security = []map[string][]string{{"session": {}}, {"sessionCookie": {}}}
 	m := humago.New(s.mux, cfg)
 	ks := &KeyService{Store: s.opts.Store, Hasher: s.opts.Hasher, Now: s.now, MaxActive: s.opts.MaxActiveKeys}
+	s.keys = ks
+	s.mountWorkspace(m, ks)
 	base := "/v1/tenants/{tenant}/api-keys"
 
 	huma.Register(m, huma.Operation{OperationID: "createApiKey", Method: http.MethodPost, Path: base, DefaultStatus: 201},

@@ -60,6 +60,7 @@ type Server struct {
 	guard *Guard
 	log   zerolog.Logger
 	now   func() time.Time
+	keys  *KeyService
 }
 
 // New builds the server and mounts every tool of the registry.

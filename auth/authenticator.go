@@ -21,6 +21,10 @@ type KeyRecord struct {
 	Scopes      []Scope
 	ExpiresAt   *time.Time
 	RevokedAt   *time.Time
+	SuspendedAt *time.Time
+	// RolledTo is the id of the key that replaced this one, if any: its
+	// expiry is then the end of the roll's grace.
+	RolledTo string
 }
 
 // ErrKeyNotFound is what a KeyLookup returns for an unknown prefix.
@@ -147,10 +151,20 @@ func (a *Authenticator) check(token string, t Token, rec KeyRecord) (Principal, 
 			Detail: "this API key was revoked on " + rec.RevokedAt.UTC().Format(time.RFC3339),
 			Hint:   "ask a tenant admin for a new key"}
 	}
+	if rec.SuspendedAt != nil {
+		return Principal{}, &Error{Code: problem.AuthSuspendedKey,
+			Detail: "this API key was suspended on " + rec.SuspendedAt.UTC().Format(time.RFC3339),
+			Hint:   "ask the key's owner or a tenant admin to resume it"}
+	}
 	if rec.ExpiresAt != nil && !a.now().Before(*rec.ExpiresAt) {
-		return Principal{}, &Error{Code: problem.AuthExpiredKey,
+		e := &Error{Code: problem.AuthExpiredKey,
 			Detail: "this API key expired on " + rec.ExpiresAt.UTC().Format(time.RFC3339),
 			Hint:   "create a new key"}
+		if rec.RolledTo != "" {
+			e.Detail = "this API key was rolled and its grace period ended on " + rec.ExpiresAt.UTC().Format(time.RFC3339)
+			e.Hint = "use the key that replaced it (" + rec.RolledTo + "), shown once when the key was rolled"
+		}
+		return Principal{}, e
 	}
 	scopes := rec.Scopes
 	if len(scopes) == 0 {

@@ -48,6 +48,14 @@ func base32(v uint64, n int) string {
 	return string(b)
 }
 
+// IDAt is the smallest id of kind NewID could have made at t: ids compare
+// like their creation times, so a time range becomes an id range an index
+// on id can seek to.
+func IDAt(kind string, t time.Time) string {
+	ms := max(t.UnixMilli(), 0)
+	return kind + "_" + base32(uint64(ms), 10)
+}
+
 // EncodeCursor and DecodeCursor keep cursors opaque to clients so their
 // format can change without breaking anyone.
 func EncodeCursor(lastID string) string {

@@ -97,11 +97,30 @@ type Queries interface {
 	CountActiveAPIKeys(ctx context.Context, tenantID string, now time.Time) (int, error)
 	// RevokeAPIKey sets revoked_at/by/note once; revoking a revoked key is ErrConflict.
 	RevokeAPIKey(ctx context.Context, tenantID, id, by, note string, at time.Time) (APIKey, error)
+	// SetAPIKeySuspension suspends a key (at != nil, recording by and note)
+	// or resumes it (at == nil, clearing them). ErrNotFound for no such key.
+	SetAPIKeySuspension(ctx context.Context, tenantID, id, by, note string, at *time.Time) (APIKey, error)
+	// MarkAPIKeyRolled renames the replaced key, links it to its successor
+	// and sets the end of its grace as its expiry.
+	MarkAPIKeyRolled(ctx context.Context, tenantID, id, newName, rolledTo string, expiresAt time.Time) error
+	// APIKeyNameTaken reports whether a key of the tenant has this name.
+	APIKeyNameTaken(ctx context.Context, tenantID, name string) (bool, error)
 	ListUsage(ctx context.Context, tenantID, keyID string, p Page) ([]Usage, string, error)
+	// UsageBetween returns up to max rows of a key with from <= at < to, oldest first.
+	UsageBetween(ctx context.Context, tenantID, keyID string, from, to time.Time, max int) ([]Usage, error)
 
 	// Audit.
 	InsertAudit(ctx context.Context, e AuditEvent) error
 	ListAudit(ctx context.Context, ten Tenancy, f AuditFilter, p Page) ([]AuditEvent, string, error)
+	// ListAuditEvents is the workspace trail: a whole tenant, both
+	// environments unless the query names one.
+	ListAuditEvents(ctx context.Context, tenantID string, f AuditQuery, p Page) ([]AuditEvent, string, error)
+
+	// DevSigningKey is the --dev identity provider's RSA key (PEM), or
+	// ErrNotFound before the first dev start made one.
+	DevSigningKey(ctx context.Context) (kid, privatePEM string, err error)
+	// InsertDevSigningKey is ErrConflict when one already exists.
+	InsertDevSigningKey(ctx context.Context, kid, privatePEM string, at time.Time) error
 
 	// Candidates.
 	InsertCandidate(ctx context.Context, ten Tenancy, c Candidate) error
@@ -199,13 +218,22 @@ type APIKey struct {
 	RevokedBy   string           `json:"revokedBy,omitempty"`
 	RevokeNote  string           `json:"revokeNote,omitempty"`
 	LastUsedAt  *time.Time       `json:"lastUsedAt,omitempty"`
+	SuspendedAt *time.Time       `json:"suspendedAt,omitempty"`
+	SuspendedBy string           `json:"suspendedBy,omitempty"`
+	SuspendNote string           `json:"suspendNote,omitempty"`
+	RolledFrom  string           `json:"rolledFrom,omitempty"` // the key this one replaced
+	RolledTo    string           `json:"rolledTo,omitempty"`   // the key that replaced this one
 }
 
-// Status is active, expired or revoked at now.
+// Status is active, suspended, expired or revoked at now. Revocation wins
+// because it is permanent; a suspended key that has also expired shows as
+// suspended, which is what resuming it would have to undo first.
 func (k APIKey) Status(now time.Time) string {
 	switch {
 	case k.RevokedAt != nil:
 		return "revoked"
+	case k.SuspendedAt != nil:
+		return "suspended"
 	case k.ExpiresAt != nil && !now.Before(*k.ExpiresAt):
 		return "expired"
 	default:
@@ -266,6 +294,25 @@ type AuditFilter struct {
 	Action   string
 	TargetID string
 	Surface  string
+}
+
+// AuditQuery narrows ListAuditEvents; empty fields match everything.
+type AuditQuery struct {
+	Environment string
+	ActorKind   string
+	ActorID     string
+	// KeyID matches events by the key as actor or as target.
+	KeyID      string
+	Surface    string
+	Action     string
+	TargetType string
+	TargetID   string
+	Outcome    string
+	Since      *time.Time // at >= Since
+	Until      *time.Time // at < Until
+	// OwnerRecruiterID limits the trail to what one recruiter may see:
+	// their own actions and the calls and changes of their keys.
+	OwnerRecruiterID string
 }
 
 // Candidate is a person references are checked for.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -168,19 +169,55 @@ func (q *Q) RecruiterByClerkUser(ctx context.Context, tenantID, clerkUserID stri
 
 // API keys and usage.
 
-const keyCols = "id, tenant_id, recruiter_id, name, prefix, environment, hash, scopes, created_at, expires_at, revoked_at, revoked_by, revoke_note, last_used_at"
+const keyCols = "id, tenant_id, recruiter_id, name, prefix, environment, hash, scopes, created_at, expires_at, revoked_at, revoked_by, revoke_note, last_used_at, " +
+	"suspended_at, suspended_by, suspend_note, rolled_from, rolled_to"
 
 func scanKey(s scanner) (k store.APIKey, err error) {
 	err = s.Scan(&k.ID, &k.TenantID, &k.RecruiterID, &k.Name, &k.Prefix, &k.Environment, &k.Hash, jcol(&k.Scopes),
-		tcol(&k.CreatedAt), tnull(&k.ExpiresAt), tnull(&k.RevokedAt), &k.RevokedBy, &k.RevokeNote, tnull(&k.LastUsedAt))
+		tcol(&k.CreatedAt), tnull(&k.ExpiresAt), tnull(&k.RevokedAt), &k.RevokedBy, &k.RevokeNote, tnull(&k.LastUsedAt),
+		tnull(&k.SuspendedAt), &k.SuspendedBy, &k.SuspendNote, &k.RolledFrom, &k.RolledTo)
 	return k, err
 }
 
 func (q *Q) InsertAPIKey(ctx context.Context, k store.APIKey) error {
-	_, err := q.exec(ctx, "INSERT INTO api_keys ("+keyCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := q.exec(ctx, "INSERT INTO api_keys ("+keyCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		k.ID, k.TenantID, k.RecruiterID, k.Name, k.Prefix, string(k.Environment), k.Hash, js(k.Scopes),
-		q.d.t(k.CreatedAt), q.d.tp(k.ExpiresAt), q.d.tp(k.RevokedAt), k.RevokedBy, k.RevokeNote, q.d.tp(k.LastUsedAt))
+		q.d.t(k.CreatedAt), q.d.tp(k.ExpiresAt), q.d.tp(k.RevokedAt), k.RevokedBy, k.RevokeNote, q.d.tp(k.LastUsedAt),
+		q.d.tp(k.SuspendedAt), k.SuspendedBy, k.SuspendNote, k.RolledFrom, k.RolledTo)
 	return err
+}
+
+func (q *Q) SetAPIKeySuspension(ctx context.Context, tenantID, id, by, note string, at *time.Time) (store.APIKey, error) {
+	if at == nil {
+		by, note = "", ""
+	}
+	n, err := q.exec(ctx, "UPDATE api_keys SET suspended_at = ?, suspended_by = ?, suspend_note = ? WHERE tenant_id = ? AND id = ?",
+		q.d.tp(at), by, note, tenantID, id)
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.APIKey{}, err
+	}
+	return get(ctx, q, q.w, scanKey, "SELECT "+keyCols+" FROM api_keys WHERE tenant_id = ? AND id = ?", tenantID, id)
+}
+
+func (q *Q) MarkAPIKeyRolled(ctx context.Context, tenantID, id, newName, rolledTo string, expiresAt time.Time) error {
+	n, err := q.exec(ctx, "UPDATE api_keys SET name = ?, rolled_to = ?, expires_at = ? WHERE tenant_id = ? AND id = ?",
+		newName, rolledTo, q.d.t(expiresAt), tenantID, id)
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	return err
+}
+
+func (q *Q) APIKeyNameTaken(ctx context.Context, tenantID, name string) (bool, error) {
+	var one int
+	err := q.w.QueryRowContext(ctx, q.d.rebind("SELECT 1 FROM api_keys WHERE tenant_id = ? AND name = ?"), tenantID, name).Scan(&one)
+	if err = q.d.err(err); errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 func (q *Q) GetAPIKey(ctx context.Context, tenantID, id string) (store.APIKey, error) {
@@ -233,6 +270,11 @@ func (q *Q) ListUsage(ctx context.Context, tenantID, keyID string, p store.Page)
 	return list(ctx, q, scanUsage, func(u store.Usage) string { return u.ID }, usageCols, "api_key_usage", w, p)
 }
 
+func (q *Q) UsageBetween(ctx context.Context, tenantID, keyID string, from, to time.Time, max int) ([]store.Usage, error) {
+	return all(ctx, q, q.r, scanUsage, "SELECT "+usageCols+" FROM api_key_usage WHERE key_id = ? AND tenant_id = ? AND at >= ? AND at < ? ORDER BY at LIMIT ?",
+		keyID, tenantID, q.d.t(from), q.d.t(to), max)
+}
+
 // Audit.
 
 const auditCols = "id, tenant_id, environment, actor_kind, actor_id, surface, action, target_type, target_id, trace_id, outcome, data, at"
@@ -254,6 +296,84 @@ func (q *Q) ListAudit(ctx context.Context, ten store.Tenancy, f store.AuditFilte
 	w := where("tenant_id = ? AND environment = ?", ten.TenantID, env(ten)).
 		eq("actor_id", f.ActorID).eq("action", f.Action).eq("target_id", f.TargetID).eq("surface", f.Surface)
 	return list(ctx, q, scanAudit, func(e store.AuditEvent) string { return e.ID }, auditCols, "audit_events", w, p)
+}
+
+// auditIDSlack widens the id range derived from since/until: an event's id
+// and its at are taken a moment apart, so the exact bound is on at and the
+// id range only lets the index seek. Clocks moved further than this (tests
+// that mock time) would lose rows, so it is generous.
+const auditIDSlack = 24 * time.Hour
+
+func (q *Q) ListAuditEvents(ctx context.Context, tenantID string, f store.AuditQuery, p store.Page) ([]store.AuditEvent, string, error) {
+	w := where("tenant_id = ?", tenantID).
+		eq("environment", f.Environment).eq("actor_kind", f.ActorKind).eq("actor_id", f.ActorID).
+		eq("surface", f.Surface).eq("action", f.Action).eq("target_type", f.TargetType).
+		eq("target_id", f.TargetID).eq("outcome", f.Outcome).
+		and("(actor_id = ? OR target_id = ?)", f.KeyID, f.KeyID, f.KeyID)
+	if f.Since != nil {
+		w.and("at >= ? AND id >= ?", "x", q.d.t(*f.Since), store.IDAt("evt", f.Since.Add(-auditIDSlack)))
+	}
+	if f.Until != nil {
+		w.and("at < ? AND id < ?", "x", q.d.t(*f.Until), store.IDAt("evt", f.Until.Add(auditIDSlack)))
+	}
+	if f.OwnerRecruiterID != "" {
+		if err := q.ownerFilter(ctx, w, tenantID, f.OwnerRecruiterID); err != nil {
+			return nil, "", err
+		}
+	}
+	return list(ctx, q, scanAudit, func(e store.AuditEvent) string { return e.ID }, auditCols, "audit_events", w, p)
+}
+
+// ownerFilter limits a trail to one recruiter's: what they did, and what
+// their keys did or had done to them. The keys are listed first so the
+// condition is plain IN lists that the actor and target indexes answer
+// (a subquery there made PostgreSQL scan the whole table).
+func (q *Q) ownerFilter(ctx context.Context, w *filter, tenantID, recruiterID string) error {
+	rows, err := q.r.QueryContext(ctx, q.d.rebind("SELECT id FROM api_keys WHERE tenant_id = ? AND recruiter_id = ?"), tenantID, recruiterID)
+	if err != nil {
+		return q.d.err(err)
+	}
+	defer rows.Close()
+	var keys []any
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return q.d.err(err)
+		}
+		keys = append(keys, id)
+	}
+	if err := rows.Err(); err != nil {
+		return q.d.err(err)
+	}
+	cond := "(actor_kind = 'recruiter' AND actor_id = ?)"
+	args := []any{recruiterID}
+	if len(keys) > 0 {
+		in := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
+		cond = "(" + cond + " OR actor_id IN (" + in + ") OR (target_type = 'api_key' AND target_id IN (" + in + ")))"
+		args = append(append(args, keys...), keys...)
+	}
+	w.and(cond, "x", args...)
+	return nil
+}
+
+func (q *Q) DevSigningKey(ctx context.Context) (string, string, error) {
+	var kid, pem string
+	err := q.r.QueryRowContext(ctx, "SELECT kid, private_pem FROM dev_signing_keys ORDER BY created_at LIMIT 1").Scan(&kid, &pem)
+	return kid, pem, q.d.err(err)
+}
+
+func (q *Q) InsertDevSigningKey(ctx context.Context, kid, privatePEM string, at time.Time) error {
+	// One key per database: a second insert conflicts even with another kid.
+	var one int
+	err := q.w.QueryRowContext(ctx, "SELECT 1 FROM dev_signing_keys LIMIT 1").Scan(&one)
+	if err == nil {
+		return store.ErrConflict
+	}
+	if err = q.d.err(err); !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	_, err = q.exec(ctx, "INSERT INTO dev_signing_keys (kid, private_pem, created_at) VALUES (?, ?, ?)", kid, privatePEM, q.d.t(at))
+	return err
 }
 
 // Candidates.
@@ -536,5 +656,6 @@ func (q *Q) keyByPrefix(ctx context.Context, prefix string) (auth.KeyRecord, err
 		return auth.KeyRecord{}, err
 	}
 	return auth.KeyRecord{ID: k.ID, TenantID: k.TenantID, RecruiterID: k.RecruiterID, Name: k.Name, Prefix: k.Prefix,
-		Environment: k.Environment, Hash: k.Hash, Scopes: k.Scopes, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt}, nil
+		Environment: k.Environment, Hash: k.Hash, Scopes: k.Scopes, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
+		SuspendedAt: k.SuspendedAt, RolledTo: k.RolledTo}, nil
 }
