@@ -336,3 +336,30 @@ func actions(t *testing.T, w workspace, session, query string) []string {
 	}
 	return out
 }
+
+// Two replicas with their own pools, key caches and listeners: suspension,
+// resumption and a roll's end made on one are refused or allowed by the
+// other once it hears of them, without waiting out the cache's TTL.
+func TestWorkspaceLifecycleSeenByAnotherPool(t *testing.T) {
+	a, b, _, _ := twoInstances(t)
+	ctx := context.Background()
+	by := api.Actor{Kind: store.ActorRecruiter, ID: "acme_recruiter"}
+	key := a.Key("acme", auth.Test)
+	id := a.Principal(key).KeyID
+	require.Equal(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status)
+	require.Equal(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status, "warm in b's cache")
+
+	_, err := a.Keys.Suspend(ctx, "acme", id, "incident", by)
+	require.NoError(t, err)
+	assert.Equal(t, auth.CodeSuspendedKey, a.Do("GET", "/v1/api/me", key, nil).Code(), "the changing instance at once")
+	eventually(t, "b refuses the suspended key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == auth.CodeSuspendedKey })
+
+	_, err = a.Keys.Resume(ctx, "acme", id, by)
+	require.NoError(t, err)
+	eventually(t, "b accepts the resumed key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Status == 200 })
+
+	rolled, err := a.Keys.Roll(ctx, "acme", id, 0, by)
+	require.NoError(t, err)
+	eventually(t, "b refuses the rolled key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == auth.CodeExpiredKey })
+	assert.Equal(t, 200, b.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
+}
