@@ -14,6 +14,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/api/clerktest"
+	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 )
@@ -351,8 +352,8 @@ func TestWorkspaceLifecycleSeenByAnotherPool(t *testing.T) {
 
 	_, err := a.Keys.Suspend(ctx, "acme", id, "incident", by)
 	require.NoError(t, err)
-	assert.Equal(t, auth.CodeSuspendedKey, a.Do("GET", "/v1/api/me", key, nil).Code(), "the changing instance at once")
-	eventually(t, "b refuses the suspended key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == auth.CodeSuspendedKey })
+	assert.EqualValues(t, problem.AuthSuspendedKey, a.Do("GET", "/v1/api/me", key, nil).Code(), "the changing instance at once")
+	eventually(t, "b refuses the suspended key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == string(problem.AuthSuspendedKey) })
 
 	_, err = a.Keys.Resume(ctx, "acme", id, by)
 	require.NoError(t, err)
@@ -360,6 +361,6 @@ func TestWorkspaceLifecycleSeenByAnotherPool(t *testing.T) {
 
 	rolled, err := a.Keys.Roll(ctx, "acme", id, 0, by)
 	require.NoError(t, err)
-	eventually(t, "b refuses the rolled key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == auth.CodeExpiredKey })
+	eventually(t, "b refuses the rolled key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == string(problem.AuthExpiredKey) })
 	assert.Equal(t, 200, b.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
 }
