@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -52,12 +54,11 @@ func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		// Deferred so a handler that panics still leaves its usage row.
 		defer func() {
-			v := recover()
+			if v := recover(); v != nil {
+				g.recovered(sw, r, traceID, v)
+			}
 			if sw.status == 0 {
 				sw.status = http.StatusOK
-			}
-			if v != nil {
-				sw.status = http.StatusInternalServerError
 			}
 			endpoint := meta.Endpoint
 			if endpoint == "" {
@@ -69,12 +70,27 @@ func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
 				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: g.ipHash(r),
 				TraceID: traceID, At: start,
 			})
-			if v != nil {
-				panic(v)
-			}
 		}()
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
+}
+
+// recovered answers for a handler that panicked: a 500 problem with the
+// trace id when nothing was sent yet, and a log line with the stack but
+// not the client's address. It never panics again: net/http would log the
+// raw IP and cut the connection without an answer.
+func (g *Guard) recovered(sw *statusWriter, r *http.Request, traceID string, v any) {
+	if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
+		sw.status = http.StatusInternalServerError
+		return
+	}
+	g.Log.Error().Str("trace_id", traceID).Str("route", r.Pattern).Str("panic", fmt.Sprint(v)).
+		Str("stack", string(debug.Stack())).Msg("handler panicked")
+	if sw.status == 0 {
+		writeProblem(sw, traceID, problem.New(problem.Internal, "an internal error occurred").
+			WithHint("quote the trace id when reporting it"))
+	}
+	sw.status = http.StatusInternalServerError
 }
 
 func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err error) {

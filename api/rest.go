@@ -1,14 +1,19 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 
@@ -65,43 +70,10 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		ctx := r.Context()
 		meta := tools.RequestMetaFrom(ctx)
 		p, _ := auth.FromContext(ctx)
-		input := map[string]any{}
-		if hasBody {
-			body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-			if err != nil {
-				writeProblem(w, meta.TraceID, problem.Newf(problem.TooLarge, "the request body is larger than %d bytes", maxBodyBytes))
-				return
-			}
-			if len(strings.TrimSpace(string(body))) > 0 {
-				if err := json.Unmarshal(body, &input); err != nil {
-					writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: problem.InvalidInput,
-						Message: "the request body must be a JSON object: " + err.Error()}))
-					return
-				}
-			}
-		}
-		q := r.URL.Query()
-		for _, pr := range params {
-			if _, clash := input[pr.name]; clash {
-				writeProblem(w, meta.TraceID, problemFrom(tools.Invalid(pr.name, fmt.Sprintf("%q belongs in the %s, not the body", pr.name, pr.in))))
-				return
-			}
-			var raw string
-			if pr.in == "path" {
-				raw = r.PathValue(pr.name)
-			} else if q.Has(pr.name) {
-				raw = q.Get(pr.name)
-			} else {
-				continue
-			}
-			v, err := coerce(raw, pr.kind)
-			if err != nil {
-				writeProblem(w, meta.TraceID, problemFrom(&tools.Error{Code: problem.InvalidInput, Field: pr.name,
-					Message: fmt.Sprintf("%s parameter %q: %v", pr.in, pr.name, err),
-					Errors:  []tools.FieldError{{Location: pr.in + "." + pr.name, Message: err.Error()}}}))
-				return
-			}
-			input[pr.name] = v
+		input, pb := restInput(w, r, params, hasBody)
+		if pb != nil {
+			writeProblem(w, meta.TraceID, pb)
+			return
 		}
 		idem := r.Header.Get("Idempotency-Key")
 		if !validIdempotencyKey(idem) {
@@ -131,6 +103,138 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		w.WriteHeader(t.HTTP.Status)
 		_, _ = w.Write(res.JSON)
 	}
+}
+
+// restInput folds the body, path and query of r into the tool's flat input.
+// Everything the registry cannot see once the input is re-encoded is
+// checked here: the body's media type and shape, text that decoding would
+// mangle, and query parameters the operation does not have.
+func restInput(w http.ResponseWriter, r *http.Request, params []param, hasBody bool) (map[string]any, *Problem) {
+	input := map[string]any{}
+	if hasBody {
+		body, pb := readJSONBody(w, r)
+		if pb != nil {
+			return nil, pb
+		}
+		if len(body) > 0 {
+			if err := tools.CheckText(body, "body"); err != nil {
+				return nil, problemFrom(err)
+			}
+			var v any
+			if err := json.Unmarshal(body, &v); err != nil {
+				return nil, problem.New(problem.InvalidInput, "the request body is not valid JSON: "+err.Error()).
+					WithField("body", "not valid JSON")
+			}
+			obj, ok := v.(map[string]any)
+			if !ok {
+				return nil, problem.New(problem.InvalidInput, "the request body must be a JSON object, not "+tools.JSONKind(v)).
+					WithField("body", "must be a JSON object").WithHint("send {} when there is nothing to set")
+			}
+			input = obj
+		}
+	}
+	q := r.URL.Query()
+	if pb := unknownQuery(q, params); pb != nil {
+		return nil, pb
+	}
+	for _, pr := range params {
+		if _, clash := input[pr.name]; clash {
+			return nil, problemFrom(tools.Invalid(pr.name, fmt.Sprintf("%q belongs in the %s, not the body", pr.name, pr.in)))
+		}
+		var raw string
+		if pr.in == "path" {
+			raw = r.PathValue(pr.name)
+		} else if q.Has(pr.name) {
+			raw = q.Get(pr.name)
+		} else {
+			continue
+		}
+		v, err := coerce(raw, pr.kind)
+		if err == nil && !utf8.ValidString(raw) {
+			err = errors.New("text must be valid UTF-8")
+		}
+		if err != nil {
+			return nil, problem.Newf(problem.InvalidInput, "%s parameter %q: %v", pr.in, pr.name, err).
+				WithField(pr.in+"."+pr.name, err.Error())
+		}
+		input[pr.name] = v
+	}
+	return input, nil
+}
+
+// readJSONBody reads a body that must be JSON when present. An empty body
+// is allowed: operations whose body is optional take it as {}.
+func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		return nil, problem.Newf(problem.TooLarge, "the request body is larger than %d bytes", maxBodyBytes)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
+	}
+	if !isJSONMediaType(r.Header.Get("Content-Type")) {
+		return nil, problem.Newf(problem.UnsupportedMediaType, "the request body is %s; this operation takes JSON",
+			describeMediaType(r.Header.Get("Content-Type"))).WithHint("send Content-Type: application/json")
+	}
+	return body, nil
+}
+
+// isJSONMediaType accepts application/json and any +json type, with
+// parameters (charset) or without.
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+func describeMediaType(ct string) string {
+	if strings.TrimSpace(ct) == "" {
+		return "sent without a Content-Type"
+	}
+	if mt, _, err := mime.ParseMediaType(ct); err == nil {
+		return mt
+	}
+	return "of an unreadable Content-Type"
+}
+
+// unknownQuery refuses query parameters the operation does not take, and
+// ones given twice: silently ignoring them answers a different question
+// than the one asked (?candidate_id=x listing everything).
+func unknownQuery(q url.Values, params []param) *Problem {
+	known := map[string]bool{}
+	var names []string
+	for _, pr := range params {
+		if pr.in == "query" {
+			known[pr.name] = true
+			names = append(names, pr.name)
+		}
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch {
+		case !known[k]:
+			hint := "this operation takes no query parameters"
+			if len(names) > 0 {
+				hint = "this operation's query parameters are " + strings.Join(names, ", ")
+			}
+			name := k
+			if !utf8.ValidString(name) {
+				name = strconv.QuoteToASCII(name)
+			}
+			return problem.Newf(problem.InvalidInput, "query parameter %q is not one this operation takes", name).
+				WithField("query."+name, "unknown parameter").WithHint(hint)
+		case len(q[k]) > 1:
+			return problem.Newf(problem.InvalidInput, "query parameter %q is given %d times; give it once", k, len(q[k])).
+				WithField("query."+k, "given more than once")
+		}
+	}
+	return nil
 }
 
 func validIdempotencyKey(k string) bool {

@@ -6,6 +6,8 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -125,13 +127,51 @@ func New(o Options) *Server {
 	for pattern, h := range o.Public {
 		s.mux.Handle(pattern, h)
 	}
-	// Anything else under /v1/api is a 404 in our problem shape, after
-	// authentication, so unknown paths do not reveal which exist.
-	s.mux.Handle("/v1/api/", s.guard.Wrap(tools.SurfaceREST, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, tools.RequestMetaFrom(r.Context()).TraceID, &Problem{Code: problem.NotFound,
-			Detail: "no operation at " + r.Method + " " + r.URL.Path, Hint: "see /openapi.json for the operations"})
+	// Anything else under /v1/api is answered in our problem shape after
+	// authentication, so unknown paths do not reveal which exist; anything
+	// else at all, without it.
+	s.mux.Handle(apiCatchAll, s.guard.Wrap(tools.SurfaceREST, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, tools.RequestMetaFrom(r.Context()).TraceID, s.noRoute(w, r))
 	})))
+	s.mux.HandleFunc(rootCatchAll, func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, traceIDFrom(r.Header.Get("traceparent")), s.noRoute(w, r))
+	})
 	return s
+}
+
+const (
+	apiCatchAll  = "/v1/api/"
+	rootCatchAll = "/"
+)
+
+// noRoute explains a request no route took: 405 with Allow when the path
+// exists for other methods, a 404 naming the canonical path when only a
+// trailing slash is wrong, else a plain 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) *Problem {
+	path := r.URL.Path
+	if allow := s.methodsAt(path); len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return problem.Newf(problem.MethodNotAllowed, "%s is not allowed on %s", r.Method, path).
+			WithHint("use " + strings.Join(allow, " or "))
+	}
+	if trimmed := strings.TrimRight(path, "/"); trimmed != path && trimmed != "" && len(s.methodsAt(trimmed)) > 0 {
+		return problem.Newf(problem.NotFound, "no operation at %s %s", r.Method, path).
+			WithHint("drop the trailing slash: the path is " + trimmed)
+	}
+	return problem.Newf(problem.NotFound, "no operation at %s %s", r.Method, path).
+		WithHint("see /openapi.json for the operations")
+}
+
+// methodsAt lists the methods some route serves at path.
+func (s *Server) methodsAt(path string) []string {
+	var out []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := &http.Request{Method: m, URL: &url.URL{Path: path}, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && pattern != apiCatchAll && pattern != rootCatchAll {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // ServeHTTP makes the server an http.Handler.

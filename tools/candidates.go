@@ -95,7 +95,7 @@ func (c *catalogue) candidates() {
 			}
 		}
 		if !changed {
-			return cand, Invalid("body", "give at least one field to change")
+			return cand, Invalid("", "give at least one field to change")
 		}
 		if err := f.validate(""); err != nil {
 			return cand, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
@@ -42,10 +43,34 @@ func NotFound(what, id string) *Error {
 	return &Error{Code: problem.NotFound, Message: fmt.Sprintf("%s %q was not found", what, id)}
 }
 
-// Invalid names the failing field.
+// Invalid names the failing field; "" means the input as a whole.
 func Invalid(field, msg string) *Error {
+	loc := "body"
+	if field != "" {
+		loc += "." + field
+	}
 	return &Error{Code: problem.InvalidInput, Message: msg, Field: field,
-		Errors: []FieldError{{Location: "body." + field, Message: msg}}}
+		Errors: []FieldError{{Location: loc, Message: msg}}}
+}
+
+// relocate moves locations under from (the REST body, where operations
+// say their fields are) to under to: MCP and the agent send "arguments".
+func (e *Error) relocate(from, to string) {
+	move := func(s string) string {
+		if s == from || strings.HasPrefix(s, from+".") || strings.HasPrefix(s, from+"[") {
+			return to + strings.TrimPrefix(s, from)
+		}
+		return s
+	}
+	if len(e.Errors) > 0 {
+		errs := make([]FieldError, len(e.Errors))
+		for i, fe := range e.Errors {
+			fe.Location = move(fe.Location)
+			errs[i] = fe
+		}
+		e.Errors = errs
+	}
+	e.Message = move(e.Message)
 }
 
 // Conflict explains why the state does not allow the call.

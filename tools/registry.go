@@ -337,6 +337,7 @@ func (r *Registry) replay(ctx context.Context, c Call, t *Tool, reqHash string) 
 func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 	f := *e // the caller's error value may be shared
 	if c.Surface != SurfaceREST {
+		f.relocate("body", "arguments")
 		ev := r.event(c, t, string(e.Code), "")
 		if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err == nil {
 			f.AuditID = ev.ID
@@ -371,12 +372,17 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 	if len(strings.TrimSpace(string(raw))) == 0 {
 		raw = json.RawMessage("{}")
 	}
+	if e := CheckText(raw, "body"); e != nil {
+		return nil, e
+	}
 	var generic any
 	if err := json.Unmarshal(raw, &generic); err != nil {
-		return nil, &Error{Code: problem.InvalidInput, Message: "the input is not valid JSON: " + err.Error()}
+		return nil, &Error{Code: problem.InvalidInput, Message: "the input is not valid JSON: " + err.Error(),
+			Errors: []FieldError{{Location: "body", Message: "not valid JSON"}}}
 	}
 	if _, isObj := generic.(map[string]any); !isObj {
-		return nil, &Error{Code: problem.InvalidInput, Message: "the input must be a JSON object"}
+		return nil, &Error{Code: problem.InvalidInput, Message: "the input must be a JSON object, not " + JSONKind(generic),
+			Errors: []FieldError{{Location: "body", Message: "must be a JSON object"}}}
 	}
 	if loc := findNUL(generic, "body"); loc != "" {
 		// PostgreSQL cannot store NUL in text; refuse it everywhere so both
@@ -410,6 +416,24 @@ func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
 		return nil, &Error{Code: problem.InvalidInput, Message: "the input does not match the schema: " + err.Error()}
 	}
 	return in.Interface(), nil
+}
+
+// JSONKind names a decoded JSON value's type for an error message.
+func JSONKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case float64:
+		return "a number"
+	case bool:
+		return "a boolean"
+	default:
+		return "an object"
+	}
 }
 
 func findNUL(v any, path string) string {

@@ -1,0 +1,239 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/api"
+	"github.com/verefwork/veref/api/apitest"
+	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/store"
+)
+
+// assertProblem checks the parts of a problem every error must carry.
+func assertProblem(t *testing.T, r apitest.Response, status int, code string) map[string]any {
+	t.Helper()
+	require.Equal(t, status, r.Status, string(r.Body))
+	assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
+	p := r.JSON()
+	assert.Equal(t, code, p["code"], string(r.Body))
+	assert.Equal(t, "https://docs.veref.work/errors/"+code, p["type"])
+	assert.NotEmpty(t, p["traceId"], "traceId in the body")
+	assert.Equal(t, p["traceId"], r.Header.Get("X-Trace-Id"), "the same trace id in the header")
+	return p
+}
+
+func locations(p map[string]any) []string {
+	var out []string
+	errs, _ := p["errors"].([]any)
+	for _, e := range errs {
+		loc, _ := e.(map[string]any)["location"].(string)
+		out = append(out, loc)
+	}
+	return out
+}
+
+// startedRequest makes a candidate with a reference request, and returns
+// the request id and the candidate id.
+func startedRequest(t *testing.T, e *apitest.Env, key string) (string, string) {
+	r := e.Do("POST", "/v1/api/references", key, map[string]any{"candidate": map[string]any{"name": "Dana"},
+		"referees": []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}}})
+	require.Equal(t, 201, r.Status, string(r.Body))
+	return r.JSON()["id"].(string), r.JSON()["candidateId"].(string)
+}
+
+func TestNullBodyIsInvalidInput(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		key := e.Key("acme", auth.Test)
+		ref, cand := startedRequest(t, e, key)
+		for _, path := range []string{
+			"PATCH /v1/api/candidates/" + cand,
+			"POST /v1/api/references/" + ref + "/cancel",
+			"POST /v1/api/references/" + ref + "/invitations",
+			"POST /v1/api/references/" + ref + "/reports",
+			"POST /v1/api/reports/rpt_x/shares",
+			"POST /v1/api/references/" + ref + "/valuations",
+			"POST /v1/api/candidates",
+		} {
+			method, p, _ := strings.Cut(path, " ")
+			for _, body := range []string{"null", "[]", "42", `"x"`, "true"} {
+				r := e.Do(method, p, key, body)
+				pb := assertProblem(t, r, 422, "INVALID_INPUT")
+				assert.Equal(t, []string{"body"}, locations(pb), "%s %s", path, body)
+			}
+		}
+		r := e.Do("GET", "/v1/api/references/"+ref, key, nil)
+		assert.Equal(t, "draft", r.JSON()["status"], "nothing changed")
+	})
+}
+
+func TestManglingTextIsRefusedNamingTheField(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		key := e.Key("acme", auth.Test)
+		for body, loc := range map[string]string{
+			"{\"name\":\"Bob\xff\"}":        "body.name",
+			`{"name":"Bob\ud800"}`:          "body.name",
+			`{"name":"ok","role":"\udc00"}`: "body.role",
+		} {
+			r := e.Do("POST", "/v1/api/candidates", key, body)
+			pb := assertProblem(t, r, 422, "INVALID_INPUT")
+			assert.Equal(t, []string{loc}, locations(pb), body)
+		}
+		r := e.Do("GET", "/v1/api/candidates?q=%FF", key, nil)
+		pb := assertProblem(t, r, 422, "INVALID_INPUT")
+		assert.Equal(t, []string{"query.q"}, locations(pb))
+
+		ok := e.Do("POST", "/v1/api/candidates", key, `{"name":"Zoë \ud83d\ude00"}`)
+		require.Equal(t, 201, ok.Status, string(ok.Body))
+		assert.Equal(t, "Zoë 😀", ok.JSON()["name"], "valid pairs and accents pass unchanged")
+		rows, _, err := st.ListCandidates(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.CandidateFilter{}, store.Page{})
+		require.NoError(t, err)
+		assert.Len(t, rows, 1, "only the valid one was stored")
+	})
+}
+
+func TestUnknownQueryParametersAreRefused(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		key := e.Key("acme", auth.Test)
+		r := e.Do("GET", "/v1/api/references?candidate_id=x", key, nil)
+		pb := assertProblem(t, r, 422, "INVALID_INPUT")
+		assert.Equal(t, []string{"query.candidate_id"}, locations(pb))
+		assert.Contains(t, pb["hint"], "candidateId", "names the parameters it does take")
+
+		r = e.Do("GET", "/v1/api/me?verbose=1", key, nil)
+		assertProblem(t, r, 422, "INVALID_INPUT")
+		r = e.Do("GET", "/v1/api/candidates?limit=1&limit=2", key, nil)
+		assertProblem(t, r, 422, "INVALID_INPUT")
+		r = e.Do("GET", "/v1/api/candidates?limit=1", key, nil)
+		assert.Equal(t, 200, r.Status, string(r.Body))
+	})
+}
+
+func TestWrongMethodAndTrailingSlash(t *testing.T) {
+	e := apitest.New(t, openSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+
+	r := e.Do("DELETE", "/v1/api/candidates", key, nil)
+	assertProblem(t, r, 405, "METHOD_NOT_ALLOWED")
+	assert.Equal(t, "GET, POST", r.Header.Get("Allow"))
+	r = e.Do("PUT", "/v1/api/candidates/cand_x", key, `{}`)
+	assertProblem(t, r, 405, "METHOD_NOT_ALLOWED")
+	assert.Equal(t, "GET, PATCH", r.Header.Get("Allow"))
+
+	r = e.Do("GET", "/v1/api/candidates/", key, nil)
+	pb := assertProblem(t, r, 404, "NOT_FOUND")
+	assert.Contains(t, pb["hint"], "/v1/api/candidates")
+
+	r = e.Do("GET", "/v1/api/nothing-here", key, nil)
+	assertProblem(t, r, 404, "NOT_FOUND")
+	r = e.Do("DELETE", "/v1/api/candidates", "", nil)
+	assertProblem(t, r, 401, "AUTH_MISSING")
+
+	// Outside /v1/api too: the public routes and key management.
+	r = e.Do("DELETE", "/v1/referee/tok", "", nil)
+	assertProblem(t, r, 405, "METHOD_NOT_ALLOWED")
+	assert.Equal(t, "GET", r.Header.Get("Allow"))
+	r = e.Do("GET", "/no/such/page", "", nil)
+	assertProblem(t, r, 404, "NOT_FOUND")
+}
+
+func TestNonJSONBodiesAreUnsupported(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		key := e.Key("acme", auth.Test)
+		ref, _ := startedRequest(t, e, key)
+		for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "application/xml", "nonsense/;;"} {
+			r := e.Do("POST", "/v1/api/candidates", key, `{"name":"A"}`, "Content-Type", ct)
+			assertProblem(t, r, 415, "UNSUPPORTED_MEDIA_TYPE")
+		}
+		for _, ct := range []string{"application/json; charset=utf-8", "application/merge-patch+json", "APPLICATION/JSON"} {
+			r := e.Do("POST", "/v1/api/candidates", key, `{"name":"A"}`, "Content-Type", ct)
+			assert.Equal(t, 201, r.Status, "%s: %s", ct, r.Body)
+		}
+		// An optional body may be left out, whatever the Content-Type says.
+		r := e.Do("POST", "/v1/api/references/"+ref+"/cancel", key, "", "Content-Type", "text/plain")
+		assert.Equal(t, 200, r.Status, string(r.Body))
+	})
+}
+
+func TestPatchWithNothingToChangeNamesTheBody(t *testing.T) {
+	e := apitest.New(t, openSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	_, cand := startedRequest(t, e, key)
+	r := e.Do("PATCH", "/v1/api/candidates/"+cand, key, `{}`)
+	pb := assertProblem(t, r, 422, "INVALID_INPUT")
+	assert.Equal(t, []string{"body"}, locations(pb), "not body.body")
+}
+
+// syncBuffer collects log output written from the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestGuardTurnsAPanicIntoAProblem(t *testing.T) {
+	st := openSQLite(t)
+	e := apitest.New(t, st, apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+
+	var appLog, serverLog syncBuffer
+	usage := api.NewUsageWriter(st, zerolog.Nop(), time.Hour)
+	t.Cleanup(func() { _ = usage.Close(context.Background()) })
+	g := &api.Guard{Authn: &auth.Authenticator{Keys: st, Hasher: e.Hasher}, Hasher: e.Hasher, Usage: usage,
+		Log: zerolog.New(&appLog), Now: time.Now}
+	srv := httptest.NewUnstartedServer(g.Wrap("rest", http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		var m map[string]any
+		m["boom"] = 1 // the nil-map write a null body used to cause
+	})))
+	srv.Config.ErrorLog = log.New(&serverLog, "", 0)
+	srv.Start()
+	defer srv.Close()
+
+	req, _ := http.NewRequest("POST", srv.URL+"/x", strings.NewReader("null"))
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err, "an answer, not a cut connection")
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	r := apitest.Response{Status: res.StatusCode, Header: res.Header, Body: body}
+	pb := assertProblem(t, r, 500, "INTERNAL")
+
+	assert.Empty(t, serverLog.String(), "net/http saw no panic")
+	assert.Contains(t, appLog.String(), "handler panicked")
+	assert.Contains(t, appLog.String(), pb["traceId"].(string))
+	assert.NotContains(t, appLog.String(), "127.0.0.1", "no raw client address in the log")
+}

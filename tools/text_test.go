@@ -1,0 +1,38 @@
+package tools
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+)
+
+func TestCheckTextLocatesManglingInput(t *testing.T) {
+	cases := map[string]string{
+		"{\"name\":\"Bob\xff\"}":                             "body.name",
+		`{"name":"Bob\ud800"}`:                               "body.name",
+		`{"name":"\udc00x"}`:                                 "body.name",
+		`{"name":"\ud800\u0041"}`:                            "body.name",
+		`{"a":1,"referees":[{"x":"ok"},{"email":"\ud83d"}]}`: "body.referees[1].email",
+		"{\"tags\":[\"a\",\"b\",\"\xc3\"]}":                  "body.tags[2]",
+		"{\"k\xff\":1}":                                      "body",
+		`{"o":{"p":{"q":["\udfff"]}}}`:                       "body.o.p.q[0]",
+		`["\ud800"]`:                                         "body[0]",
+		`"\ud800"`:                                           "body",
+		`{"a":"x\\","b":"\\ud800"}`:                          "",
+		`{"emoji":"\ud83d\ude00","name":"Zoë","e":"\u00e9"}`: "",
+		`{"deep":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`: "",
+		`{not json`: "",
+	}
+	for in, want := range cases {
+		err := CheckText([]byte(in), "body")
+		if want == "" {
+			assert.Nil(t, err, "%q", in)
+			continue
+		}
+		if assert.NotNil(t, err, "%q", in) {
+			assert.Equal(t, want, err.Errors[0].Location, "%q", in)
+			assert.Equal(t, "INVALID_INPUT", string(err.Code))
+		}
+	}
+}
