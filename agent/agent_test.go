@@ -75,6 +75,7 @@ func (h *harness) ask(key string, body any, headers ...string) (apitest.Response
 func (h *harness) audit(t *testing.T, key string) []store.AuditEvent {
 	t.Helper()
 	p := h.Principal(key)
+	h.FlushAudits() // reads are audited in batches
 	rows, _, err := h.Store.ListAudit(context.Background(), store.TenancyOf(p),
 		store.AuditFilter{ActorID: p.KeyID}, store.Page{Limit: 200})
 	require.NoError(t, err)

@@ -201,6 +201,7 @@ func TestHiddenToolFailsLikeUnknownTool(t *testing.T) {
 	assert.NotContains(t, strings.ToLower(hiddenErr["message"].(string)), "scope")
 
 	// Both refusals are on the audit trail, told apart only there.
+	env.FlushAudits() // reads are audited in batches
 	evs, _, err := env.Store.ListAudit(testCtx(t), store.TenancyOf(p), store.AuditFilter{Surface: "mcp"}, store.Page{})
 	require.NoError(t, err)
 	outcomes := map[string]string{}
@@ -312,6 +313,7 @@ func TestTestKeySeesNoLiveData(t *testing.T) {
 		assert.Equal(t, "live", structured(t, call(t, live, "whoami", nil))["environment"])
 
 		// The test key's calls land in the test environment only.
+		env.FlushAudits() // reads are audited in batches
 		liveEvents, _, err := env.Store.ListAudit(context.Background(),
 			store.Tenancy{TenantID: "acme", Environment: auth.Live}, store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
 		require.NoError(t, err)
@@ -353,6 +355,7 @@ func TestEveryCallIsAuditedAndNamedInUsage(t *testing.T) {
 		require.True(t, call(t, c, echoTool, map[string]any{}).IsError) // refused input is audited too
 		const calls = whoamis + 2
 
+		env.FlushAudits() // reads are audited in batches
 		events, _, err := env.Store.ListAudit(context.Background(), store.TenancyOf(p),
 			store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
 		require.NoError(t, err)
@@ -405,6 +408,7 @@ func TestOriginAllowList(t *testing.T) {
 		"params": map[string]any{"name": "whoami"}}, "Origin", "https://evil.example")
 	assert.Equal(t, http.StatusForbidden, res.StatusCode, string(body))
 	assert.Contains(t, string(body), "ORIGIN_NOT_ALLOWED")
+	env.FlushAudits() // reads are audited in batches
 	events, _, err := env.Store.ListAudit(context.Background(), store.TenancyOf(p), store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Empty(t, events, "nothing runs for a refused origin")

@@ -101,6 +101,7 @@ func TestServeStdioForwardsToTheRemote(t *testing.T) {
 	require.Error(t, err, "a tool the remote did not list cannot be called through the proxy")
 
 	// Calls went to the remote as this key, on the MCP surface.
+	env.FlushAudits() // reads are audited in batches
 	events, _, err := env.Store.ListAudit(ctx, store.TenancyOf(p), store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
 	require.NoError(t, err)
 	assert.Len(t, events, 3)

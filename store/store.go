@@ -59,6 +59,10 @@ type Store interface {
 	// InsertUsage writes a batch of usage rows and moves each key's
 	// last_used_at forward, in one transaction.
 	InsertUsage(ctx context.Context, rows []Usage) error
+	// InsertAudits writes a batch of audit events (the batched reads of MCP
+	// and the agent) in one transaction, skipping ids already written so
+	// that a retried batch is safe.
+	InsertAudits(ctx context.Context, evs []AuditEvent) error
 
 	// ClaimValuation takes the oldest runnable valuation of any tenant
 	// (queued with next_attempt_at <= now, or running with an expired lease),

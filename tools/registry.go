@@ -89,7 +89,20 @@ type Registry struct {
 	schemas huma.Registry
 	tools   map[string]*Tool
 	order   []string
+	reads   AuditQueue
 }
+
+// AuditQueue takes audit events to write later, in batches, without losing
+// any (api.AuditWriter).
+type AuditQueue interface {
+	Record(store.AuditEvent)
+}
+
+// QueueReadAudits sends the audit events of successful reads (MCP and the
+// agent) to q instead of a transaction of their own, so that a read costs
+// what it costs on REST. Mutations still write their event in their own
+// transaction, and refusals are written at once.
+func (r *Registry) QueueReadAudits(q AuditQueue) { r.reads = q }
 
 // NewRegistry returns an empty registry over st.
 func NewRegistry(st store.Store, now func() time.Time) *Registry {
@@ -240,6 +253,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 	}
 
 	var res Result
+	queued := t.ReadOnly && r.reads != nil
 	run := func(q store.Queries) error {
 		out, err := t.run(context.WithValue(ctx, queriesKey{}, q), c.Principal, in)
 		if err != nil {
@@ -251,7 +265,9 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		res.Output = out
 		if audited {
 			ev := r.event(c, t, "ok", target(t, in, out))
-			if err := q.InsertAudit(ctx, ev); err != nil {
+			if queued {
+				r.reads.Record(ev)
+			} else if err := q.InsertAudit(ctx, ev); err != nil {
 				return err
 			}
 			res.AuditID = ev.ID
@@ -264,7 +280,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		}
 		return nil
 	}
-	if audited {
+	if audited && !queued {
 		err = r.store.InTx(ctx, run)
 	} else {
 		err = run(r.store)

@@ -51,6 +51,8 @@ type Env struct {
 	Registry *tools.Registry
 	Server   *api.Server
 	Usage    *api.UsageWriter
+	// Audits holds the audit events of MCP and agent reads until flushed.
+	Audits *api.AuditWriter
 	HTTP     *httptest.Server
 	URL      string
 	Keys     *api.KeyService
@@ -74,6 +76,8 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL}
 	e.Registry = tools.New(tools.NewRegistry(st, now), deps)
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
+	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)
+	e.Registry.QueueReadAudits(e.Audits)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
 		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app"}
 	stopWatch := func() {}
@@ -103,6 +107,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	t.Cleanup(func() {
 		e.HTTP.Close()
 		_ = e.Usage.Close(context.Background())
+		_ = e.Audits.Close(context.Background())
 		stopWatch()
 	})
 	return e
@@ -201,6 +206,12 @@ func (e *Env) Do(method, path, key string, body any, headers ...string) Response
 	b, err := io.ReadAll(res.Body)
 	require.NoError(e.T, err)
 	return Response{Status: res.StatusCode, Header: res.Header, Body: b}
+}
+
+// FlushAudits writes the queued audit events of reads now.
+func (e *Env) FlushAudits() {
+	e.T.Helper()
+	require.NoError(e.T, e.Audits.Flush(context.Background()))
 }
 
 // FlushUsage writes queued usage rows now.

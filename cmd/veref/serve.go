@@ -153,8 +153,10 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	}
 	now := time.Now
 	usage := api.NewUsageWriter(st, log, 0)
+	audits := api.NewAuditWriter(st, log, 0)
 	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/")}
 	reg := tools.New(tools.NewRegistry(st, now), deps)
+	reg.QueueReadAudits(audits)
 	var clerk *api.ClerkVerifier
 	if cfg.clerkJWKSURL != "" {
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
@@ -207,6 +209,9 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		}
 		if err := usage.Close(ctx); err != nil {
 			log.Error().Err(err).Msg("flushing usage rows")
+		}
+		if err := audits.Close(ctx); err != nil {
+			log.Error().Err(err).Msg("flushing audit events")
 		}
 	}}, nil
 }

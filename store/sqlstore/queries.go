@@ -256,15 +256,6 @@ func scanUsage(s scanner) (u store.Usage, err error) {
 	return u, err
 }
 
-func (q *Q) insertUsage(ctx context.Context, u store.Usage) error {
-	// A batch retried after a commit whose acknowledgement was lost must
-	// not fail on its own rows, or it would block every row behind it.
-	_, err := q.exec(ctx, "INSERT INTO api_key_usage ("+usageCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-		u.ID, u.KeyID, u.TenantID, string(u.Environment), u.Surface, u.Endpoint, u.Method, u.Status,
-		u.DurationMS, u.IPHash, u.TraceID, q.d.t(u.At))
-	return err
-}
-
 func (q *Q) ListUsage(ctx context.Context, tenantID, keyID string, p store.Page) ([]store.Usage, string, error) {
 	w := where("tenant_id = ? AND key_id = ?", tenantID, keyID)
 	return list(ctx, q, scanUsage, func(u store.Usage) string { return u.ID }, usageCols, "api_key_usage", w, p)

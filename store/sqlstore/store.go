@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -80,17 +81,16 @@ func (s *Store) InsertUsage(ctx context.Context, rows []store.Usage) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	latest := map[string]time.Time{}
-	for _, u := range rows {
-		if t, ok := latest[u.KeyID]; !ok || u.At.After(t) {
-			latest[u.KeyID] = u.At
-		}
-	}
+	latest := LatestUse(rows)
 	return s.tx(ctx, func(q *Q) error {
-		for _, u := range rows {
-			if err := q.insertUsage(ctx, u); err != nil {
-				return err
-			}
+		// A batch retried after a commit whose acknowledgement was lost must
+		// not fail on its own rows, or it would block every row behind it.
+		err := insertMany(ctx, q, "api_key_usage", usageCols, 12, rows, func(u store.Usage) []any {
+			return []any{u.ID, u.KeyID, u.TenantID, string(u.Environment), u.Surface, u.Endpoint, u.Method, u.Status,
+				u.DurationMS, u.IPHash, u.TraceID, q.d.t(u.At)}
+		})
+		if err != nil {
+			return err
 		}
 		for _, id := range sortedKeys(latest) {
 			at := q.d.t(latest[id])
@@ -102,7 +102,60 @@ func (s *Store) InsertUsage(ctx context.Context, rows []store.Usage) error {
 	})
 }
 
-// sortedKeys gives concurrent batches the same lock order on PostgreSQL.
+// InsertAudits writes a batch of audit events in one transaction; events
+// already written are skipped, so a retried batch is safe.
+func (s *Store) InsertAudits(ctx context.Context, evs []store.AuditEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	return s.tx(ctx, func(q *Q) error {
+		return insertMany(ctx, q, "audit_events", auditCols, 13, evs, func(e store.AuditEvent) []any {
+			return []any{e.ID, e.TenantID, string(e.Environment), e.ActorKind, e.ActorID, e.Surface, e.Action,
+				e.TargetType, e.TargetID, e.TraceID, e.Outcome, js(e.Data), q.d.t(e.At)}
+		})
+	})
+}
+
+// insertMany writes rows with multi-row INSERTs, skipping ids already present.
+func insertMany[T any](ctx context.Context, q *Q, table, cols string, ncols int, rows []T, values func(T) []any) error {
+	const perStatement = 200 // well under SQLite's 32,766 parameters
+	one := "(" + strings.Repeat("?, ", ncols-1) + "?)"
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), perStatement)]
+		rows = rows[len(chunk):]
+		var b strings.Builder
+		b.WriteString("INSERT INTO " + table + " (" + cols + ") VALUES ")
+		args := make([]any, 0, len(chunk)*ncols)
+		for i, r := range chunk {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(one)
+			args = append(args, values(r)...)
+		}
+		b.WriteString(" ON CONFLICT (id) DO NOTHING")
+		if _, err := q.exec(ctx, b.String(), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LatestUse is each key's most recent use in rows: one last_used_at update
+// per key per batch.
+func LatestUse(rows []store.Usage) map[string]time.Time {
+	latest := map[string]time.Time{}
+	for _, u := range rows {
+		if t, ok := latest[u.KeyID]; !ok || u.At.After(t) {
+			latest[u.KeyID] = u.At
+		}
+	}
+	return latest
+}
+
+// SortedKeys gives concurrent batches the same lock order on PostgreSQL.
+func SortedKeys(m map[string]time.Time) []string { return sortedKeys(m) }
+
 func sortedKeys(m map[string]time.Time) []string {
 	ks := make([]string, 0, len(m))
 	for k := range m {

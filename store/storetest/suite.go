@@ -324,6 +324,24 @@ func testUsage(t *testing.T, f *fixture) {
 	got, _, err = s.ListUsage(ctx, f.aLive.TenantID, k1.ID, store.Page{})
 	require.NoError(t, err)
 	assert.Len(t, got, 4, "rows[0] is not written twice")
+
+	// A batch larger than one statement's worth of rows is written whole.
+	bulk := make([]store.Usage, 450)
+	for i := range bulk {
+		bulk[i] = u(k2, time.Duration(i)*time.Second)
+	}
+	require.NoError(t, s.InsertUsage(ctx, bulk))
+	n, page := 0, store.Page{Limit: 100}
+	for {
+		got, next, err := s.ListUsage(ctx, a, k2.ID, page)
+		require.NoError(t, err)
+		n += len(got)
+		if next == "" {
+			break
+		}
+		page.Cursor = next
+	}
+	assert.Equal(t, 450+2, n)
 }
 
 func testAudit(t *testing.T, f *fixture) {
@@ -337,9 +355,14 @@ func testAudit(t *testing.T, f *fixture) {
 	e2 := ev(f.aLive, "candidates.update", "cand_1", "mcp")
 	e3 := ev(f.aLive, "candidates.create", "cand_2", "agent")
 	e3.Data, e3.TargetType, e3.TraceID = nil, "", ""
-	for _, e := range []store.AuditEvent{e1, e2, e3, ev(f.aTest, "candidates.create", "cand_1", "rest"), ev(f.bLive, "candidates.create", "cand_1", "rest")} {
+	for _, e := range []store.AuditEvent{e1, ev(f.aTest, "candidates.create", "cand_1", "rest"), ev(f.bLive, "candidates.create", "cand_1", "rest")} {
 		require.NoError(t, s.InsertAudit(ctx, e))
 	}
+	// The batched path (reads through MCP and the agent) writes the same
+	// rows, and a retried batch skips what it already wrote.
+	require.NoError(t, s.InsertAudits(ctx, []store.AuditEvent{e2, e3}))
+	require.NoError(t, s.InsertAudits(ctx, []store.AuditEvent{e3, e2}))
+	require.NoError(t, s.InsertAudits(ctx, nil))
 	list := func(ten store.Tenancy, fl store.AuditFilter) []store.AuditEvent {
 		got, _, err := s.ListAudit(ctx, ten, fl, store.Page{})
 		require.NoError(t, err)

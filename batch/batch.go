@@ -1,0 +1,205 @@
+// Package batch writes rows off the request path: a request queues its row
+// and returns, and one flusher writes queued rows together (one statement,
+// one transaction) at an interval or as soon as a batch is full. Rows stay
+// in memory until written: a failed flush is retried with backoff, and Close
+// writes what is left.
+package batch
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Options tune a Writer; zero values take the defaults.
+type Options struct {
+	// What names the rows in log lines ("usage rows", "audit events").
+	What string
+	// Interval is the longest a row waits before a flush starts (500ms).
+	Interval time.Duration
+	// Size is the most rows written by one statement (500).
+	Size int
+	// MaxPending bounds the rows held while storage refuses them (200,000).
+	MaxPending int
+	// Block makes Record wait for room past MaxPending instead of dropping
+	// the row: for rows that must never be lost (audit), at the price of
+	// slowing requests while storage is failing.
+	Block bool
+}
+
+// Writer batches rows of type T into insert.
+type Writer[T any] struct {
+	insert func(context.Context, []T) error
+	log    zerolog.Logger
+	o      Options
+
+	flushMu sync.Mutex // one flush at a time, or two could write the same rows
+	mu      sync.Mutex
+	room    *sync.Cond // signalled when a flush makes room or the writer closes
+	pending []T
+	dropped int
+	kick    chan struct{}
+	done    chan struct{}
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// New starts the background flusher.
+func New[T any](insert func(context.Context, []T) error, log zerolog.Logger, o Options) *Writer[T] {
+	if o.Interval <= 0 {
+		o.Interval = 500 * time.Millisecond
+	}
+	if o.Size <= 0 {
+		o.Size = 500
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 200_000
+	}
+	if o.What == "" {
+		o.What = "rows"
+	}
+	w := &Writer[T]{insert: insert, log: log, o: o, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w.room = sync.NewCond(&w.mu)
+	w.wg.Add(1)
+	go w.loop()
+	return w
+}
+
+// Record queues a row. It never waits for storage, except after Close (a
+// request that outlived shutdown writes its row itself rather than lose it)
+// and, with Block, while MaxPending rows are already waiting.
+func (w *Writer[T]) Record(row T) {
+	w.mu.Lock()
+	for len(w.pending) >= w.o.MaxPending && w.o.Block && !w.closed {
+		w.kickFlush()
+		w.room.Wait()
+	}
+	if len(w.pending) >= w.o.MaxPending && !w.o.Block {
+		w.dropped++
+		n := w.dropped
+		w.mu.Unlock()
+		if n == 1 || n%10000 == 0 {
+			w.log.Error().Int("dropped", n).Msg(w.o.What + " are being dropped: storage has refused them for too long")
+		}
+		return
+	}
+	w.pending = append(w.pending, row)
+	full := len(w.pending) >= w.o.Size
+	closed := w.closed
+	w.mu.Unlock()
+	if closed {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.Flush(ctx); err != nil {
+			w.log.Error().Err(err).Int("pending", w.Pending()).Msg(w.o.What + " recorded after shutdown could not be written")
+		}
+		return
+	}
+	if full {
+		w.kickFlush()
+	}
+}
+
+func (w *Writer[T]) kickFlush() {
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush writes everything queued so far; tests and shutdown use it.
+func (w *Writer[T]) Flush(ctx context.Context) error {
+	w.flushMu.Lock()
+	defer w.flushMu.Unlock()
+	for {
+		w.mu.Lock()
+		rows := w.pending
+		if len(rows) > w.o.Size {
+			rows = rows[:w.o.Size]
+		}
+		w.mu.Unlock()
+		if len(rows) == 0 {
+			return nil
+		}
+		if err := w.insert(ctx, rows); err != nil {
+			return err
+		}
+		w.mu.Lock()
+		w.pending = w.pending[len(rows):]
+		if len(w.pending) == 0 {
+			w.pending = nil // let the written rows' array go
+		}
+		w.room.Broadcast()
+		w.mu.Unlock()
+	}
+}
+
+func (w *Writer[T]) loop() {
+	defer w.wg.Done()
+	t := time.NewTicker(w.o.Interval)
+	defer t.Stop()
+	backoff := w.o.Interval
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+		case <-w.kick:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := w.Flush(ctx)
+		cancel()
+		if err != nil {
+			w.log.Warn().Err(err).Int("pending", w.Pending()).Msg(w.o.What + ": flush failed; rows kept for retry")
+			backoff = min(backoff*2, 30*time.Second)
+			select {
+			case <-w.done:
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		backoff = w.o.Interval
+	}
+}
+
+// Dropped is how many rows were refused because the queue was full (never
+// with Block).
+func (w *Writer[T]) Dropped() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.dropped
+}
+
+// Pending is the number of rows not yet written.
+func (w *Writer[T]) Pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
+
+// Close stops the flusher and writes what is left, retrying until ctx ends.
+func (w *Writer[T]) Close(ctx context.Context) error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.done)
+		w.room.Broadcast()
+	}
+	w.mu.Unlock()
+	w.wg.Wait()
+	for {
+		err := w.Flush(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			w.log.Error().Err(err).Int("lost", w.Pending()).Msg(w.o.What + " could not be written before shutdown")
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,89 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// table is storage that refuses writes while down and dedupes by row id,
+// as the real inserts do (ON CONFLICT DO NOTHING).
+type table struct {
+	mu      sync.Mutex
+	rows    map[int]bool
+	down    bool
+	batches int
+}
+
+func (tb *table) insert(_ context.Context, rows []int) error {
+	tb.mu.Lock()
+	defer tb.mu.Unlock()
+	if tb.down {
+		return errors.New("storage down")
+	}
+	tb.batches++
+	for _, r := range rows {
+		tb.rows[r] = true
+	}
+	return nil
+}
+
+func (tb *table) setDown(v bool) { tb.mu.Lock(); tb.down = v; tb.mu.Unlock() }
+func (tb *table) count() int     { tb.mu.Lock(); defer tb.mu.Unlock(); return len(tb.rows) }
+
+func TestBlockingWriterNeverDropsWhileStorageIsDown(t *testing.T) {
+	tb := &table{rows: map[int]bool{}, down: true}
+	w := New(tb.insert, zerolog.Nop(), Options{Interval: time.Millisecond, Size: 7, MaxPending: 20, Block: true})
+	var wg sync.WaitGroup
+	for g := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				w.Record(g*100 + i)
+			}
+		}()
+	}
+	// The recorders fill the queue and wait; none of them gives up a row.
+	for w.Pending() < 20 {
+		time.Sleep(time.Millisecond)
+	}
+	tb.setDown(false)
+	wg.Wait()
+	require.NoError(t, w.Close(context.Background()))
+	assert.Equal(t, 1000, tb.count())
+	assert.Zero(t, w.Dropped())
+	assert.Zero(t, w.Pending())
+}
+
+func TestDroppingWriterBoundsMemory(t *testing.T) {
+	tb := &table{rows: map[int]bool{}, down: true}
+	w := New(tb.insert, zerolog.Nop(), Options{Interval: time.Hour, MaxPending: 5})
+	for i := range 8 {
+		w.Record(i)
+	}
+	assert.Equal(t, 5, w.Pending())
+	assert.Equal(t, 3, w.Dropped())
+	tb.setDown(false)
+	require.NoError(t, w.Close(context.Background()))
+	assert.Equal(t, 5, tb.count())
+}
+
+func TestCloseWritesEverythingInBatches(t *testing.T) {
+	tb := &table{rows: map[int]bool{}}
+	w := New(tb.insert, zerolog.Nop(), Options{Interval: time.Hour, Size: 100})
+	for i := range 1234 {
+		w.Record(i)
+	}
+	require.NoError(t, w.Close(context.Background()))
+	assert.Equal(t, 1234, tb.count())
+	assert.Less(t, tb.batches, 200, "rows go in batches, not one by one")
+	w.Record(5000) // after Close: written directly
+	assert.Equal(t, 1235, tb.count())
+}
