@@ -53,9 +53,9 @@ type Env struct {
 	Usage    *api.UsageWriter
 	// Audits holds the audit events of MCP and agent reads until flushed.
 	Audits *api.AuditWriter
-	HTTP     *httptest.Server
-	URL      string
-	Keys     *api.KeyService
+	HTTP   *httptest.Server
+	URL    string
+	Keys   *api.KeyService
 	// KeyCache is the server's verified-key cache (nil with NoKeyCache).
 	KeyCache *auth.KeyCache
 }
