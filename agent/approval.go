@@ -334,7 +334,7 @@ func waiting(t transcript, req Request, now time.Time) *failure {
 // runs once. Each closed call gets a placeholder result, replaced by the
 // real one when it runs, so the stored transcript always pairs every call
 // with a result even if the server stops in between.
-func (h *handler) claim(ctx context.Context, ten store.Tenancy, p auth.Principal, conv store.Conversation, t transcript,
+func (h *handler) claim(ctx context.Context, p auth.Principal, conv store.Conversation, t transcript,
 	approvals []Approval, now time.Time) (transcript, []settlement, store.Conversation, *failure) {
 	byID := map[string]Approval{}
 	for _, a := range approvals {
@@ -371,7 +371,7 @@ func (h *handler) claim(ctx context.Context, ten store.Tenancy, p auth.Principal
 			toolError(st.pc.Tool, OutcomeNotExecuted, "the decision on this call was recorded but its result was not")))
 	}
 	t.Messages, t.Pending = msgs, left
-	if prob := h.save(ctx, ten, p, &conv, t); prob != nil {
+	if prob := h.save(ctx, p, &conv, t); prob != nil {
 		if prob.Status == http.StatusConflict {
 			prob.Detail = "another request decided or continued this conversation at the same time; this request ran nothing"
 			prob.Hint = "read the conversation's state from that request's answer"

@@ -98,76 +98,118 @@ func writeProblem(w http.ResponseWriter, traceID string, f *failure) {
 	problem.Write(w, traceID, f.doc(traceID))
 }
 
+// turn is one request, checked, with the decisions it makes claimed.
+type turn struct {
+	p       auth.Principal
+	req     Request
+	conv    store.Conversation
+	past    transcript
+	settled []settlement
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	traceID := tools.RequestMetaFrom(ctx).TraceID
-	p, ok := auth.FromContext(ctx)
-	if !ok {
-		writeProblem(w, traceID, newProblem(problem.AuthMissing,
-			"no authenticated API key", "send Authorization: Bearer vrf_…"))
+	t, f := h.prepare(w, r)
+	if f != nil {
+		writeProblem(w, traceID, f)
 		return
 	}
-	if h.prov == nil {
-		writeProblem(w, traceID, newProblem(problem.AgentNotConfigured,
-			"Ask Veref is not configured on this server: it has no model provider key.",
-			"the operator must set OPENROUTER_API_KEY to an OpenRouter API key and restart the server"))
-		return
-	}
-
-	req, prob := decodeRequest(w, r)
-	if prob == nil {
-		prob = h.checkAutoApprove(req.AutoApprove)
-	}
-	if prob != nil {
-		writeProblem(w, traceID, prob)
-		return
-	}
-	ten := store.TenancyOf(p)
-	now := h.cfg.Now().UTC()
-	conv, past, prob := h.load(ctx, p, req.ConversationID)
-	if prob == nil && len(req.Approvals) > 0 {
-		prob = h.checkDecisions(p, past, req.Approvals, now)
-	}
-	if prob == nil {
-		prob = waiting(past, req, now)
-	}
-	var settled []settlement
-	if prob == nil && conv.ID != "" && (len(req.Approvals) > 0 || len(past.Pending) > 0) {
-		past, settled, conv, prob = h.claim(ctx, ten, p, conv, past, req.Approvals, now)
-	}
-	if prob != nil {
-		writeProblem(w, traceID, prob)
-		return
-	}
-	if conv.ID == "" {
-		conv = store.Conversation{ID: store.NewID("conv"), CreatedAt: now}
-	}
-
 	// A run may outlast a server-wide write timeout; give it its budget.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(h.cfg.Timeout + 30*time.Second))
-
-	var ev *eventStream
-	emit := func(string, any) {}
+	out := &responder{w: w, traceID: traceID}
 	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
-		ev = startEventStream(w)
-		defer ev.stop()
-		emit = ev.send
-	}
-	fail := func(prob *failure) {
-		if ev != nil {
-			ev.send("error", prob.doc(traceID))
-			ev.send("done", Response{ConversationID: prob.ConversationID, ToolCalls: orEmpty(prob.ToolCalls),
-				Status: StatusFailed, StopReason: StatusFailed, TraceID: traceID})
-			return
-		}
-		writeProblem(w, traceID, prob)
+		out.ev = startEventStream(w)
+		defer out.ev.stop()
 	}
 
-	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: p, traceID: traceID, emit: emit, streaming: ev != nil,
-		auto: autoSet(req.AutoApprove), conversationID: conv.ID}
-	msgs := past.Messages
+	run := &runner{reg: h.reg, prov: h.prov, cfg: h.cfg, p: t.p, traceID: traceID, emit: out.emit,
+		streaming: out.ev != nil, auto: autoSet(t.req.AutoApprove), conversationID: t.conv.ID}
+	res, msgs, runErr := h.execute(ctx, t, run)
+	var pe *providerError
+	switch {
+	case runErr == nil:
+	case errors.As(runErr, &pe) && len(pe.toolCalls) > 0:
+		// Operations ran before the provider failed: keep the run, so a
+		// retry can continue it instead of repeating them.
+		msgs = append(msgs, openrouter.ChatCompletionMessage{Role: openrouter.ChatMessageRoleAssistant,
+			Content: openrouter.Content{Text: "(The model provider failed before I could answer; the tool results above stand.)"}})
+	case errors.As(runErr, &pe):
+		out.fail(h.providerProblem(pe, ""))
+		return
+	case ctx.Err() != nil:
+		return // the caller is gone; nobody to answer
+	default:
+		out.fail(newProblem(problem.Internal, "the agent failed unexpectedly", ""))
+		return
+	}
+
+	t.past.Messages = msgs
+	t.past.Tools = usedTools(t.past.Tools, res.ToolCalls)
+	if f := h.save(ctx, t.p, &t.conv, t.past); f != nil {
+		f.ToolCalls = res.ToolCalls
+		out.fail(f)
+		return
+	}
+	if pe != nil {
+		out.fail(h.providerProblem(pe, t.conv.ID))
+		return
+	}
+	res.ConversationID = t.conv.ID
+	out.done(res)
+}
+
+// prepare authenticates, reads and checks the request, loads the
+// conversation it continues and claims the decisions it makes. Every
+// refusal happens here, before anything runs or any stream starts.
+func (h *handler) prepare(w http.ResponseWriter, r *http.Request) (*turn, *failure) {
+	ctx := r.Context()
+	p, ok := auth.FromContext(ctx)
+	if !ok {
+		return nil, newProblem(problem.AuthMissing, "no authenticated API key", "send Authorization: Bearer vrf_…")
+	}
+	if h.prov == nil {
+		return nil, newProblem(problem.AgentNotConfigured,
+			"Ask Veref is not configured on this server: it has no model provider key.",
+			"the operator must set OPENROUTER_API_KEY to an OpenRouter API key and restart the server")
+	}
+	req, f := decodeRequest(w, r)
+	if f == nil {
+		f = h.checkAutoApprove(req.AutoApprove)
+	}
+	if f != nil {
+		return nil, f
+	}
+	now := h.cfg.Now().UTC()
+	t := &turn{p: p, req: req}
+	if t.conv, t.past, f = h.load(ctx, p, req.ConversationID); f != nil {
+		return nil, f
+	}
+	if len(req.Approvals) > 0 {
+		if f = h.checkDecisions(p, t.past, req.Approvals, now); f != nil {
+			return nil, f
+		}
+	}
+	if f = waiting(t.past, req, now); f != nil {
+		return nil, f
+	}
+	if t.conv.ID != "" && (len(req.Approvals) > 0 || len(t.past.Pending) > 0) {
+		if t.past, t.settled, t.conv, f = h.claim(ctx, p, t.conv, t.past, req.Approvals, now); f != nil {
+			return nil, f
+		}
+	}
+	if t.conv.ID == "" {
+		t.conv = store.Conversation{ID: store.NewID("conv"), CreatedAt: now}
+	}
+	return t, nil
+}
+
+// execute applies the claimed decisions, then runs the model unless calls
+// of the turn still wait. It returns the response and the history to store.
+func (h *handler) execute(ctx context.Context, t *turn, run *runner) (Response, []openrouter.ChatCompletionMessage, error) {
+	msgs := t.past.Messages
 	res := Response{ToolCalls: []ToolCall{}}
-	for _, st := range settled {
+	for _, st := range t.settled {
 		var rec ToolCall
 		var content string
 		if st.expired {
@@ -178,67 +220,60 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		msgs[st.msg].Content = openrouter.Content{Text: content}
 		res.ToolCalls = append(res.ToolCalls, rec)
 	}
+	if len(t.past.Pending) > 0 {
+		// The model cannot go on without the results of every call.
+		res.TraceID, res.StopReason, res.Status = run.traceID, StopApproval, StatusRequiresApproval
+		res.PendingApprovals = pendingOf(t.past.Pending)
+		res.Answer = approvalAnswer("", t.past.Pending)
+		return res, msgs, nil
+	}
+	if t.req.Message != "" {
+		msgs = append(msgs, openrouter.UserMessage(t.req.Message))
+	}
+	res, msgs, err := run.run(ctx, msgs, res)
+	t.past.Pending = run.pending
+	return res, msgs, err
+}
 
-	var msgsOut []openrouter.ChatCompletionMessage
-	var runErr error
-	if len(past.Pending) > 0 {
-		// Some calls of the turn still wait: the model cannot go on
-		// without their results.
-		res.TraceID, res.StopReason, res.Status = traceID, StopApproval, StatusRequiresApproval
-		res.PendingApprovals = pendingOf(past.Pending)
-		res.Answer = approvalAnswer("", past.Pending)
-		msgsOut = msgs
-	} else {
-		if req.Message != "" {
-			msgs = append(msgs, openrouter.UserMessage(req.Message))
-		}
-		res, msgsOut, runErr = run.run(ctx, msgs, res)
-		past.Pending = run.pending
-	}
-	msgs = msgsOut
-	var pe *providerError
-	switch {
-	case runErr == nil:
-	case errors.As(runErr, &pe) && len(pe.toolCalls) > 0:
-		// Operations ran before the provider failed: keep the run, so a
-		// retry can continue it instead of repeating them.
-		msgs = append(msgs, openrouter.ChatCompletionMessage{Role: openrouter.ChatMessageRoleAssistant,
-			Content: openrouter.Content{Text: "(The model provider failed before I could answer; the tool results above stand.)"}})
-	case errors.As(runErr, &pe):
-		fail(h.providerProblem(pe, ""))
-		return
-	case ctx.Err() != nil:
-		return // the caller is gone; nobody to answer
-	default:
-		fail(newProblem(problem.Internal, "the agent failed unexpectedly", ""))
-		return
-	}
+// responder answers as JSON or, when the caller asked for it, as
+// server-sent events.
+type responder struct {
+	w       http.ResponseWriter
+	ev      *eventStream
+	traceID string
+}
 
-	past.Messages = msgs
-	past.Tools = usedTools(past.Tools, res.ToolCalls)
-	if prob := h.save(ctx, ten, p, &conv, past); prob != nil {
-		prob.ToolCalls = res.ToolCalls
-		fail(prob)
-		return
+func (o *responder) emit(event string, data any) {
+	if o.ev != nil {
+		o.ev.send(event, data)
 	}
-	if pe != nil {
-		fail(h.providerProblem(pe, conv.ID))
-		return
-	}
-	res.ConversationID = conv.ID
+}
 
-	if ev != nil {
-		// answer_delta events went out as the model wrote; done carries
-		// the answer whole (a summary when the run did not complete).
-		if res.Status == StatusRequiresApproval {
-			ev.send("approval_required", map[string]any{"conversationId": conv.ID, "pendingApprovals": res.PendingApprovals})
-		}
-		ev.send("done", res)
+// fail answers a failed run. A stream always ends with done, here with
+// status failed after the error event.
+func (o *responder) fail(f *failure) {
+	if o.ev == nil {
+		writeProblem(o.w, o.traceID, f)
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(res)
+	o.ev.send("error", f.doc(o.traceID))
+	o.ev.send("done", Response{ConversationID: f.ConversationID, ToolCalls: orEmpty(f.ToolCalls),
+		Status: StatusFailed, StopReason: StatusFailed, TraceID: o.traceID})
+}
+
+func (o *responder) done(res Response) {
+	if o.ev == nil {
+		o.w.Header().Set("Content-Type", "application/json")
+		o.w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(o.w).Encode(res)
+		return
+	}
+	// answer_delta events went out as the model wrote; done carries the
+	// answer whole (a summary when the run did not complete).
+	if res.Status == StatusRequiresApproval {
+		o.ev.send("approval_required", map[string]any{"conversationId": res.ConversationID, "pendingApprovals": res.PendingApprovals})
+	}
+	o.ev.send("done", res)
 }
 
 func orEmpty(calls []ToolCall) []ToolCall {
@@ -279,14 +314,14 @@ func (h *handler) load(ctx context.Context, p auth.Principal, id string) (store.
 
 // save stores the conversation, versioned, so two requests continuing it
 // at once cannot both win. The answer exists even if the caller just left.
-func (h *handler) save(ctx context.Context, ten store.Tenancy, p auth.Principal, conv *store.Conversation, t transcript) *failure {
+func (h *handler) save(ctx context.Context, p auth.Principal, conv *store.Conversation, t transcript) *failure {
 	blob, err := encodeTranscript(t)
 	if err != nil {
 		return newProblem(problem.Internal, "the conversation could not be encoded", "")
 	}
 	conv.RecruiterID, conv.KeyID, conv.Messages, conv.UpdatedAt = p.RecruiterID, p.KeyID, blob, h.cfg.Now().UTC()
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	saved, err := h.convs.SaveConversation(sctx, ten, *conv)
+	saved, err := h.convs.SaveConversation(sctx, store.TenancyOf(p), *conv)
 	cancel()
 	switch {
 	case errors.Is(err, store.ErrConflict):

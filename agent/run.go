@@ -160,22 +160,7 @@ loop:
 		res.Steps++
 		r.emit("step", map[string]any{"step": res.Steps, "maxSteps": r.cfg.MaxSteps})
 
-		req := openrouter.ChatCompletionRequest{
-			Messages: append([]openrouter.ChatCompletionMessage{r.systemMessage()}, msgs...),
-			Tools:    defs,
-			// The completion may use what is left of the run's budget, no more.
-			MaxTokens: r.cfg.MaxTokens - res.Usage.total(),
-			Usage:     &openrouter.IncludeUsage{Include: true},
-		}
-		var resp openrouter.ChatCompletionResponse
-		var err error
-		if r.streaming {
-			resp, err = r.prov.stream(runCtx, req, func(text string) {
-				r.emit("answer_delta", map[string]string{"text": text})
-			})
-		} else {
-			resp, err = r.prov.complete(runCtx, req)
-		}
+		resp, err := r.ask(runCtx, msgs, defs, &res)
 		if err != nil {
 			if ctx.Err() != nil {
 				return res, nil, ctx.Err() // the caller went away
@@ -191,13 +176,6 @@ loop:
 				return res, msgs, &providerError{chain: ce, toolCalls: res.ToolCalls}
 			}
 			return res, msgs, err
-		}
-		res.Model = resp.Model
-		if u := resp.Usage; u != nil {
-			res.Usage.PromptTokens += u.PromptTokens
-			res.Usage.CompletionTokens += u.CompletionTokens
-			res.Usage.ReasoningTokens += u.CompletionTokenDetails.ReasoningTokens
-			res.Usage.Cost += u.Cost
 		}
 		choice := resp.Choices[0]
 		am := assistantMessage(choice)
@@ -217,36 +195,9 @@ loop:
 			break loop
 		}
 
-		// Calls whose results the model could never read are not run:
-		// a write nobody reports on is worse than a write not made.
-		blocked := ""
-		switch {
-		case res.Steps >= r.cfg.MaxSteps:
-			blocked = StopMaxSteps
-		case res.Usage.total() >= r.cfg.MaxTokens:
-			blocked = StopMaxTokens
-		}
 		partial = text
-		for _, tc := range am.ToolCalls {
-			if blocked == "" && runCtx.Err() != nil {
-				blocked = StopTimeout
-			}
-			if blocked == "" && len(res.ToolCalls) >= r.cfg.MaxToolCalls {
-				blocked = StopMaxToolCalls
-			}
-			if blocked != "" {
-				why := "not run: " + limitSentence(blocked, r.cfg)
-				notRun = append(notRun, safeName(tc.Function.Name))
-				res.ToolCalls = append(res.ToolCalls, r.refuse(runCtx, tc, OutcomeNotExecuted, why))
-				msgs = append(msgs, openrouter.ToolMessage(tc.ID, toolError(tc.Function.Name, OutcomeNotExecuted, why)))
-				continue
-			}
-			rec, content, paused := r.call(runCtx, tc, seen, len(res.ToolCalls))
-			res.ToolCalls = append(res.ToolCalls, rec)
-			if !paused {
-				msgs = append(msgs, openrouter.ToolMessage(tc.ID, content))
-			}
-		}
+		var blocked string
+		msgs, blocked = r.calls(runCtx, am.ToolCalls, &res, msgs, seen, &notRun)
 		if len(r.pending) > 0 {
 			// The turn's other results are in; the paused calls' results
 			// come when the caller decides. This wins over a limit: the
@@ -260,11 +211,86 @@ loop:
 		}
 	}
 
+	res, msgs = r.finish(stop, partial, notRun, res, msgs)
+	return res, msgs, nil
+}
+
+// ask sends the conversation to the model chain, streaming when the caller
+// listens to a stream, and adds the call's usage to the run's.
+func (r *runner) ask(ctx context.Context, msgs []openrouter.ChatCompletionMessage, defs []openrouter.Tool, res *Response) (openrouter.ChatCompletionResponse, error) {
+	req := openrouter.ChatCompletionRequest{
+		Messages: append([]openrouter.ChatCompletionMessage{r.systemMessage()}, msgs...),
+		Tools:    defs,
+		// The completion may use what is left of the run's budget, no more.
+		MaxTokens: r.cfg.MaxTokens - res.Usage.total(),
+		Usage:     &openrouter.IncludeUsage{Include: true},
+	}
+	var resp openrouter.ChatCompletionResponse
+	var err error
+	if r.streaming {
+		resp, err = r.prov.stream(ctx, req, func(text string) {
+			r.emit("answer_delta", map[string]string{"text": text})
+		})
+	} else {
+		resp, err = r.prov.complete(ctx, req)
+	}
+	if err != nil {
+		return resp, err
+	}
+	res.Model = resp.Model
+	if u := resp.Usage; u != nil {
+		res.Usage.PromptTokens += u.PromptTokens
+		res.Usage.CompletionTokens += u.CompletionTokens
+		res.Usage.ReasoningTokens += u.CompletionTokenDetails.ReasoningTokens
+		res.Usage.Cost += u.Cost
+	}
+	return resp, nil
+}
+
+// calls handles the tool calls of one model turn and returns the history
+// with their results, and the limit that kept some from running, if any.
+// Calls whose results the model could never read are not run: a write
+// nobody reports on is worse than a write not made.
+func (r *runner) calls(ctx context.Context, tcs []openrouter.ToolCall, res *Response, msgs []openrouter.ChatCompletionMessage,
+	seen map[string]int, notRun *[]string) ([]openrouter.ChatCompletionMessage, string) {
+	blocked := ""
+	switch {
+	case res.Steps >= r.cfg.MaxSteps:
+		blocked = StopMaxSteps
+	case res.Usage.total() >= r.cfg.MaxTokens:
+		blocked = StopMaxTokens
+	}
+	for _, tc := range tcs {
+		if blocked == "" && ctx.Err() != nil {
+			blocked = StopTimeout
+		}
+		if blocked == "" && len(res.ToolCalls) >= r.cfg.MaxToolCalls {
+			blocked = StopMaxToolCalls
+		}
+		if blocked != "" {
+			why := "not run: " + limitSentence(blocked, r.cfg)
+			*notRun = append(*notRun, safeName(tc.Function.Name))
+			res.ToolCalls = append(res.ToolCalls, r.refuse(ctx, tc, OutcomeNotExecuted, why))
+			msgs = append(msgs, openrouter.ToolMessage(tc.ID, toolError(tc.Function.Name, OutcomeNotExecuted, why)))
+			continue
+		}
+		rec, content, paused := r.call(ctx, tc, seen, len(res.ToolCalls))
+		res.ToolCalls = append(res.ToolCalls, rec)
+		if !paused {
+			msgs = append(msgs, openrouter.ToolMessage(tc.ID, content))
+		}
+	}
+	return msgs, blocked
+}
+
+// finish sets the response's status and, when the model did not answer,
+// the answer that says why.
+func (r *runner) finish(stop, partial string, notRun []string, res Response, msgs []openrouter.ChatCompletionMessage) (Response, []openrouter.ChatCompletionMessage) {
 	res.StopReason, res.Status = stop, statusOf(stop)
 	if stop == StopApproval {
 		res.Answer = approvalAnswer(partial, r.pending)
 		res.PendingApprovals = pendingOf(r.pending)
-		return res, msgs, nil
+		return res, msgs
 	}
 	if stop != StopAnswered {
 		res.Answer = summary(stop, r.cfg, res.ToolCalls, notRun, partial)
@@ -277,7 +303,7 @@ loop:
 				Content: openrouter.Content{Text: res.Answer}})
 		}
 	}
-	return res, msgs, nil
+	return res, msgs
 }
 
 // assistantMessage is what the next request must replay of the model's
