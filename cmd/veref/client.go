@@ -8,9 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/verefwork/veref/auth"
 	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/problem"
 )
@@ -18,32 +16,35 @@ import (
 // apiClient calls the REST API with the user's key. The key is read from
 // the environment only, never a flag, so it stays out of shell history.
 type apiClient struct {
-	base string
-	key  string
-	http *http.Client
+	base   string
+	key    string
+	source string // where the key came from: env, keychain or file
+	http   *http.Client
 }
 
 func newAPIClient(apiURL string, getenv func(string) string) (*apiClient, error) {
-	base, key, err := apiTarget(apiURL, getenv)
+	t, err := resolveTarget(apiURL, getenv)
 	if err != nil {
 		return nil, err
 	}
-	return &apiClient{base: base, key: key, http: &http.Client{Timeout: 60 * time.Second}}, nil
+	return &apiClient{base: t.base, key: t.key, source: t.source, http: newHTTPClient()}, nil
 }
 
-// apiTarget is where every client command (REST, ask, mcp) sends the key:
-// the key from the environment only, the URL from the flag, the
-// environment or the default, and never the key over plain http to a
-// remote host.
+// apiTarget is resolveTarget for callers that need only the URL and key.
 func apiTarget(flagURL string, getenv func(string) string) (base, key string, err error) {
-	key = strings.TrimSpace(getenv("VEREF_API_KEY"))
-	if key == "" {
-		return "", "", authError{"VEREF_API_KEY is not set: export VEREF_API_KEY=vrf_… (from veref serve --dev, veref admin keys create, or your key management page)"}
-	}
-	if _, err := auth.ParseToken(key); err != nil {
-		return "", "", authError{fmt.Sprintf("VEREF_API_KEY does not look like a Veref key: %v", err)}
-	}
-	base = strings.TrimSpace(flagURL)
+	t, err := resolveTarget(flagURL, getenv)
+	return t.base, t.key, err
+}
+
+// target is where a client command sends which key.
+type target struct {
+	base, key, source string
+}
+
+// apiBase is the API URL from the flag, else VEREF_API_URL, else the
+// default; never plain http to a remote host, which would send the key in clear.
+func apiBase(flagURL string, getenv func(string) string) (string, error) {
+	base := strings.TrimSpace(flagURL)
 	if base == "" {
 		base = strings.TrimSpace(getenv("VEREF_API_URL"))
 	}
@@ -51,9 +52,33 @@ func apiTarget(flagURL string, getenv func(string) string) (base, key string, er
 		base = defaultAPIURL
 	}
 	if err := vmcp.CheckAPIURL(base); err != nil {
-		return "", "", err
+		return "", err
 	}
-	return strings.TrimRight(base, "/"), key, nil
+	return strings.TrimRight(base, "/"), nil
+}
+
+// resolveTarget is where every client command (REST, ask, mcp) sends a
+// key, and which: VEREF_API_KEY, else the key veref login stored for that
+// URL in the credential store, else in the opted-in file. Keys never come
+// from a flag, so they stay out of shell history.
+func resolveTarget(flagURL string, getenv func(string) string) (target, error) {
+	base, err := apiBase(flagURL, getenv)
+	if err != nil {
+		return target{}, err
+	}
+	t := target{base: base, key: strings.TrimSpace(getenv("VEREF_API_KEY")), source: sourceEnv}
+	if t.key == "" {
+		if t.key, t.source, err = storedCredential(base, getenv); err != nil {
+			return target{}, err
+		}
+	}
+	if t.key == "" {
+		return target{}, authError{"not logged in to " + base + ": run veref login, or export VEREF_API_KEY=vrf_… (VEREF_API_KEY is not set; keys come from veref serve --dev, veref admin keys create, or the console)"}
+	}
+	if err := validKey(t.key, t.source); err != nil {
+		return target{}, err
+	}
+	return t, nil
 }
 
 // cliProblem is the server's problem document as an error, printed as one
@@ -88,7 +113,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, he
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.key)
+	if c.key != "" {
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	}
 	req.Header.Set("Accept", "application/json")
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")

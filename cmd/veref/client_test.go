@@ -97,7 +97,7 @@ func TestClientCommandsAgainstARealServer(t *testing.T) {
 	_, err = cli("ask", "hello")
 	require.ErrorContains(t, err, "plain http")
 
-	env["VEREF_API_KEY"] = ""
+	env["VEREF_API_KEY"], env["VEREF_API_URL"] = "", s.url
 	_, err = cli("references", "list")
 	require.ErrorContains(t, err, "VEREF_API_KEY is not set")
 }

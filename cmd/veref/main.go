@@ -150,7 +150,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 needs approval, 4 authentication.`,
 		cmd.GroupID = "server"
 		root.AddCommand(cmd)
 	}
-	for _, cmd := range append([]*cobra.Command{c.askCmd(), c.mcpCmd()}, c.operationCmds()...) {
+	for _, cmd := range append([]*cobra.Command{c.askCmd(), c.mcpCmd(), c.loginCmd(), c.logoutCmd()}, c.operationCmds()...) {
 		cmd.GroupID = "client"
 		root.AddCommand(cmd)
 	}

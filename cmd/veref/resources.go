@@ -218,13 +218,45 @@ func (c *cli) call(cmd *cobra.Command, op operation, path, idem string, body []b
 			return waitErr
 		}
 	}
+	if op.tool.Name == "whoami" {
+		// Which key answered matters as much as whose it is.
+		raw = withField(raw, "credentialSource", client.source)
+	}
 	if err := printResult(c.stdout, raw, asJSON, colsOf(op)); err != nil {
 		return err
 	}
 	if !asJSON {
 		printTestLinks(c.stdout, raw)
+		if op.tool.Name == "whoami" {
+			fmt.Fprintf(c.stdout, "Credential: %s\n", credentialLine(client.source, c.getenv))
+		}
 	}
 	return waitErr
+}
+
+// withField adds one member to a JSON object.
+func withField(raw json.RawMessage, name string, v any) json.RawMessage {
+	var m map[string]any
+	if json.Unmarshal(raw, &m) != nil || m == nil {
+		return raw
+	}
+	m[name] = v
+	b, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return b
+}
+
+func credentialLine(source string, getenv func(string) string) string {
+	switch source {
+	case sourceEnv:
+		return "env (VEREF_API_KEY)"
+	case sourceKeychain:
+		return "keychain (service " + keyringService + ")"
+	default:
+		return "file (" + displayPath(credentialsPath(getenv)) + ")"
+	}
 }
 
 // printTestLinks shows the invitation links a test key gets in place of
