@@ -388,8 +388,12 @@ func (s *Server) agentOperation() *huma.Operation {
 		Path:        "/v1/api/agent",
 		Summary:     "Ask Veref",
 		Description: "Answers a plain-language request by running a model over the operations this key's scopes allow, " +
-			"as this key. Send Accept: text/event-stream to receive the run as server-sent events " +
-			"(step, tool_call, tool_result, answer_delta, done, error). Answers 503 AGENT_NOT_CONFIGURED when the server has no model provider.",
+			"as this key. Calls that e-mail people, publish links, or cancel, revoke or overwrite something do not run until approved: " +
+			"the answer then has status requires_approval and pendingApprovals; resume with conversationId and approvals " +
+			"[{callId, decision: approve|deny, note}]. autoApprove names tools pre-approved for this request only. " +
+			"Send Accept: text/event-stream to receive the run as server-sent events, streamed from the model as it writes " +
+			"(step, tool_call, tool_result, answer_delta, approval_required, error, and always done last). " +
+			"Answers 503 AGENT_NOT_CONFIGURED when the server has no model provider.",
 		Tags:     []string{"agent"},
 		Security: []map[string][]string{{"bearerAuth": {}}, {"apiKeyAuth": {}}},
 		RequestBody: &huma.RequestBody{Required: true, Content: map[string]*huma.MediaType{
@@ -402,11 +406,13 @@ func (s *Server) agentOperation() *huma.Operation {
 			}},
 		},
 	}
-	for _, code := range []string{"401", "404", "409", "413", "422", "500", "502", "503"} {
+	for _, code := range []string{"401", "403", "404", "409", "413", "422", "500", "502", "503"} {
 		op.Responses[code] = &huma.Response{Description: problemDescriptions[code],
 			Content: map[string]*huma.MediaType{"application/problem+json": {Schema: problem}}}
 	}
-	op.Responses["404"].Description = "NOT_FOUND: the conversationId is not one of this key's recruiter's conversations"
+	op.Responses["403"].Description = "SCOPE_MISSING: the conversation holds results, or a pending call needs scopes, this key does not have"
+	op.Responses["404"].Description = "NOT_FOUND: the conversationId is not one of this key's recruiter's conversations, or a callId is not pending in it"
+	op.Responses["409"].Description = "APPROVAL_EXPIRED: a pending call waited too long; CONFLICT: a call was already decided, calls still wait for a decision, or another request continued the conversation"
 	op.Responses["503"].Description = "AGENT_NOT_CONFIGURED, or AGENT_PROVIDER_ERROR when the provider is overloaded, or UNAVAILABLE"
 	return op
 }
