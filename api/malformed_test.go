@@ -237,3 +237,64 @@ func TestGuardTurnsAPanicIntoAProblem(t *testing.T) {
 	assert.Contains(t, appLog.String(), pb["traceId"].(string))
 	assert.NotContains(t, appLog.String(), "127.0.0.1", "no raw client address in the log")
 }
+
+func TestKeyManagementRefusesMalformedBodiesWithTraceIDs(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		m := newMgmt(t, st, 100)
+		admin := m.iss.Session("user_acme", "org_acme", "admin", time.Hour)
+		base := "/v1/tenants/acme/api-keys"
+		for body, loc := range map[string]string{
+			"{\"name\":\"Bad\xff key\",\"environment\":\"test\"}": "body.name",
+			`{"name":"Bad \ud800 key","environment":"test"}`:      "body.name",
+			`null`: "body",
+			`[]`:   "body",
+		} {
+			r := m.call("POST", base, admin, body)
+			pb := assertProblem(t, r, 422, "INVALID_INPUT")
+			assert.Equal(t, []string{loc}, locations(pb), body)
+		}
+		r := m.Do("POST", base, "", `{"name":"ok key","environment":"test"}`, "Authorization", "Bearer "+admin, "Content-Type", "text/plain")
+		assertProblem(t, r, 415, "UNSUPPORTED_MEDIA_TYPE")
+		// Errors from the handlers carry the trace id too.
+		r = m.call("POST", base, "not-a-session", map[string]any{"name": "ok key", "environment": "test"})
+		assertProblem(t, r, 401, "AUTH_INVALID_SESSION")
+		r = m.call("POST", base, admin, map[string]any{"name": "x", "environment": "test"})
+		assertProblem(t, r, 422, "INVALID_INPUT")
+
+		keys, _, err := st.ListAPIKeys(context.Background(), "acme", store.APIKeyFilter{}, store.Page{})
+		require.NoError(t, err)
+		assert.Empty(t, keys, "no key was created by a refused call")
+	})
+}
+
+func TestPublicRoutesRefuseMalformedBodies(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		key := e.Key("acme", auth.Test)
+		ref := expect(t, e.Do("POST", "/v1/api/references", key, map[string]any{
+			"candidate": map[string]any{"name": "Casey"}, "sendInvitations": true,
+			"referees": []any{refereeIn("Mia Manager", "mia@example.com", "manager")},
+		}), 201)
+		var link string
+		for _, l := range invitationLinks(t, e, ref) {
+			link = l
+		}
+		for body, loc := range map[string]string{
+			`null`: "body", `[1]`: "body", ``: "body",
+			`{"decline":true,"reason":"no\ud800"}`:     "body.reason",
+			"{\"decline\":true,\"reason\":\"no\xff\"}": "body.reason",
+		} {
+			r := e.Do("POST", link+"/response", "", body)
+			pb := assertProblem(t, r, 422, "INVALID_INPUT")
+			assert.Equal(t, []string{loc}, locations(pb), body)
+		}
+		r := e.Do("POST", link+"/response", "", `{"decline":true}`, "Content-Type", "text/plain")
+		assertProblem(t, r, 415, "UNSUPPORTED_MEDIA_TYPE")
+		r = e.Do("GET", "/v1/referee/not-a-token", "", nil)
+		assertProblem(t, r, 404, "LINK_INVALID")
+
+		inv := expect(t, e.Do("GET", link, "", nil), 200)
+		assert.NotEqual(t, "declined", inv["status"], "the invitation is still open")
+	})
+}

@@ -119,7 +119,9 @@ func (s *Server) mountKeyManagement() {
 		"sessionCookie": {Type: "apiKey", In: "cookie", Name: "__session", Description: "Clerk's session cookie, for same-origin pages."},
 	}
 	cfg.Security = []map[string][]string{{"session": {}}, {"sessionCookie": {}}}
+	harden := hardenHuma(&cfg)
 	m := humago.New(s.mux, cfg)
+	harden(m)
 	ks := &KeyService{Store: s.opts.Store, Hasher: s.opts.Hasher, Now: s.now, MaxActive: s.opts.MaxActiveKeys}
 	s.keys = ks
 	s.mountWorkspace(m, ks)

@@ -1,11 +1,15 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"reflect"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
@@ -24,7 +28,11 @@ func init() {
 			var d huma.ErrorDetailer
 			if errors.As(e, &d) {
 				ed := d.ErrorDetail()
-				p.Errors = append(p.Errors, &problem.FieldError{Location: ed.Location, Message: ed.Message, Value: ed.Value})
+				fe := &problem.FieldError{Location: ed.Location, Message: ed.Message, Value: ed.Value}
+				if ed.Location == "body" {
+					fe.Value = nil // Huma echoes the whole body here
+				}
+				p.Errors = append(p.Errors, fe)
 			} else if e != nil {
 				p.Errors = append(p.Errors, &problem.FieldError{Message: e.Error()})
 			}
@@ -67,4 +75,56 @@ func problemFrom(err error) *Problem {
 // writeProblem is for handlers outside Huma's response path.
 func writeProblem(w http.ResponseWriter, traceID string, p *Problem) {
 	problem.Write(w, traceID, p)
+}
+
+type traceKey struct{}
+
+// hardenHuma gives every route of a Huma API what the REST surface has: a
+// trace id on every answer, in the header and in problems, JSON bodies
+// only, and no text that decoding would mangle.
+func hardenHuma(cfg *huma.Config) func(huma.API) {
+	cfg.Transformers = append(cfg.Transformers, func(ctx huma.Context, _ string, v any) (any, error) {
+		if p, ok := v.(*Problem); ok && p.TraceID == "" {
+			p.TraceID, _ = ctx.Context().Value(traceKey{}).(string)
+		}
+		return v, nil
+	})
+	return func(a huma.API) {
+		a.UseMiddleware(func(ctx huma.Context, next func(huma.Context)) {
+			traceID := traceIDFrom(ctx.Header("traceparent"))
+			ctx.SetHeader("X-Trace-Id", traceID)
+			ctx = huma.WithValue(ctx, traceKey{}, traceID)
+			r, w := humago.Unwrap(ctx)
+			if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+				body, pb := readJSONBody(w, r)
+				if pb == nil && len(body) > 0 {
+					pb = checkJSONObject(body)
+				}
+				if pb != nil {
+					writeProblem(w, traceID, pb)
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
+			}
+			next(ctx)
+		})
+	}
+}
+
+// checkJSONObject refuses a body that is not a JSON object or holds text
+// that decoding would mangle.
+func checkJSONObject(body []byte) *Problem {
+	if err := tools.CheckText(body, "body"); err != nil {
+		return problemFrom(err)
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return problem.New(problem.InvalidInput, "the request body is not valid JSON: "+err.Error()).
+			WithField("body", "not valid JSON")
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return problem.New(problem.InvalidInput, "the request body must be a JSON object, not "+tools.JSONKind(v)).
+			WithField("body", "must be a JSON object").WithHint("send {} when there is nothing to set")
+	}
+	return nil
 }

@@ -3,8 +3,6 @@ package api
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/rs/zerolog"
@@ -23,16 +21,20 @@ func PublicRoutes(p *tools.Public, log zerolog.Logger) map[string]http.Handler {
 		}),
 		"POST /v1/referee/{token}/response": publicJSON(func(r *http.Request) (any, error) {
 			var in tools.ResponseInput
-			body, err := io.ReadAll(r.Body)
-			var tooLarge *http.MaxBytesError
-			if errors.As(err, &tooLarge) {
-				return nil, problem.New(problem.TooLarge, fmt.Sprintf("the request body is larger than %d bytes", maxBodyBytes))
+			body, pb := readJSONBody(nil, r)
+			if pb == nil && len(body) == 0 {
+				pb = problem.New(problem.InvalidInput, "the body must be a JSON object with answers, or decline: true").
+					WithField("body", "required")
 			}
-			if err == nil {
-				err = json.Unmarshal(body, &in)
+			if pb == nil {
+				pb = checkJSONObject(body)
 			}
-			if err != nil {
-				return nil, &tools.Error{Code: problem.InvalidInput, Message: "the body must be a JSON object with answers, or decline: true"}
+			if pb != nil {
+				return nil, pb
+			}
+			if err := json.Unmarshal(body, &in); err != nil {
+				return nil, problem.New(problem.InvalidInput, "the body must be a JSON object with answers, or decline: true: "+err.Error()).
+					WithField("body", "does not match the schema")
 			}
 			return p.SubmitResponse(r.Context(), r.PathValue("token"), in)
 		}),

@@ -117,20 +117,10 @@ func restInput(w http.ResponseWriter, r *http.Request, params []param, hasBody b
 			return nil, pb
 		}
 		if len(body) > 0 {
-			if err := tools.CheckText(body, "body"); err != nil {
-				return nil, problemFrom(err)
+			if pb := checkJSONObject(body); pb != nil {
+				return nil, pb
 			}
-			var v any
-			if err := json.Unmarshal(body, &v); err != nil {
-				return nil, problem.New(problem.InvalidInput, "the request body is not valid JSON: "+err.Error()).
-					WithField("body", "not valid JSON")
-			}
-			obj, ok := v.(map[string]any)
-			if !ok {
-				return nil, problem.New(problem.InvalidInput, "the request body must be a JSON object, not "+tools.JSONKind(v)).
-					WithField("body", "must be a JSON object").WithHint("send {} when there is nothing to set")
-			}
-			input = obj
+			_ = json.Unmarshal(body, &input)
 		}
 	}
 	q := r.URL.Query()
@@ -163,9 +153,13 @@ func restInput(w http.ResponseWriter, r *http.Request, params []param, hasBody b
 }
 
 // readJSONBody reads a body that must be JSON when present. An empty body
-// is allowed: operations whose body is optional take it as {}.
+// is allowed: operations whose body is optional take it as {}. With w, the
+// body is limited here; without, the caller has limited it.
 func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if w != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	}
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return nil, problem.Newf(problem.TooLarge, "the request body is larger than %d bytes", maxBodyBytes)
 	}
