@@ -15,9 +15,11 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/mail"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
+	"github.com/verefwork/veref/workers"
 )
 
 // clock is a server clock tests move instead of sleeping.
@@ -523,4 +525,33 @@ func concurrentApprovals(t *testing.T, st store.Store) {
 	}
 	assert.Equal(t, 1, ok, "exactly one request applied the decision")
 	assert.Equal(t, 1, h.escaped(t, key, v).shares, "the approved share was made once")
+}
+
+// With a live key and the real outbox worker delivering to an SMTP relay,
+// the attacker's invitation reaches the relay only after approval, once.
+func TestLiveInvitationReachesSMTPOnlyAfterApproval(t *testing.T) {
+	var v victim
+	h := newHarness(t, withKey(agent.Config{}), obedientModel(&v))
+	key := h.Key("acme", auth.Live)
+	v = seedVictim(t, h, key)
+	sink := newSMTPSink(t)
+	worker := &workers.OutboxWorker{Store: h.Store, Live: mail.SMTPMailer{Addr: sink.Addr(), From: "refs@veref.test"}}
+	deliver := func() {
+		t.Helper()
+		_, err := worker.RunOnce(context.Background())
+		require.NoError(t, err)
+	}
+
+	_, out := h.ask(key, map[string]any{"message": "Summarise Carol's references."})
+	require.Equal(t, agent.StatusRequiresApproval, out.Status)
+	deliver()
+	assert.Empty(t, sink.Received(), "nothing reached the relay before approval")
+
+	start := byTool(t, out.PendingApprovals)["references_start"]
+	res, _ := h.ask(key, map[string]any{"conversationId": out.ConversationID,
+		"approvals": []any{map[string]any{"callId": start.CallID, "decision": "approve"}}})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	deliver()
+	deliver()
+	assert.Equal(t, []string{"eve@attacker.example"}, sink.Received(), "exactly one e-mail, after approval")
 }
