@@ -37,12 +37,15 @@ type Guard struct {
 func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := g.Now()
-		traceID := traceIDFrom(r.Header.Get("traceparent"))
+		traceID := requestTraceID(r)
 		w.Header().Set("X-Trace-Id", traceID)
 
 		token, err := auth.CredentialFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key"))
 		var p auth.Principal
 		if err == nil {
+			if t, perr := auth.ParseToken(token); perr == nil {
+				noteKeyPrefix(r.Context(), t.Prefix)
+			}
 			p, err = g.Authn.Authenticate(r.Context(), token)
 		}
 		if err != nil {
@@ -146,18 +149,23 @@ func isLowerHex(s string) bool {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	// onHeader, when set, may add headers once the status is known.
+	onHeader func(h http.Header, status int)
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
+		if s.onHeader != nil {
+			s.onHeader(s.Header(), code)
+		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
-		s.status = http.StatusOK
+		s.WriteHeader(http.StatusOK)
 	}
 	return s.ResponseWriter.Write(b)
 }

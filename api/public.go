@@ -50,7 +50,7 @@ func publicHandler(log zerolog.Logger, h func(r *http.Request) (any, error)) htt
 		// Tokens are in the path: keep them out of caches and referrers.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
-		traceID := traceIDFrom(r.Header.Get("traceparent"))
+		traceID := requestTraceID(r)
 		w.Header().Set("X-Trace-Id", traceID)
 		out, err := h(r)
 		if err != nil {

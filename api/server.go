@@ -41,6 +41,8 @@ type Options struct {
 	// AppURL is the recruiter console (VEREF_APP_URL, default the public
 	// URL + /app); `veref login` sends the user to AppURL/cli.
 	AppURL string
+	// AuthTimeout bounds the key lookup of every request (default 2s).
+	AuthTimeout time.Duration
 
 	// MCP and Agent are mounted behind the same guard as REST when set.
 	MCP   http.Handler
@@ -55,14 +57,15 @@ type Options struct {
 
 // Server is the whole HTTP surface.
 type Server struct {
-	opts  Options
-	mux   *http.ServeMux
-	api   huma.API
-	reg   *tools.Registry
-	guard *Guard
-	log   zerolog.Logger
-	now   func() time.Time
-	keys  *KeyService
+	opts    Options
+	mux     *http.ServeMux
+	api     huma.API
+	reg     *tools.Registry
+	guard   *Guard
+	log     zerolog.Logger
+	now     func() time.Time
+	keys    *KeyService
+	handler http.Handler
 }
 
 // New builds the server and mounts every tool of the registry.
@@ -78,7 +81,7 @@ func New(o Options) *Server {
 	}
 	s := &Server{opts: o, mux: http.NewServeMux(), reg: o.Registry, log: o.Log, now: o.Now}
 	s.guard = &Guard{
-		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now, Cache: o.KeyCache},
+		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now, Cache: o.KeyCache, LookupTimeout: o.AuthTimeout},
 		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Now: o.Now,
 		ResourceMetadata: func(r *http.Request) string { return baseURL(r) + protectedResourcePath },
 	}
@@ -134,8 +137,9 @@ func New(o Options) *Server {
 		writeProblem(w, tools.RequestMetaFrom(r.Context()).TraceID, s.noRoute(w, r))
 	})))
 	s.mux.HandleFunc(rootCatchAll, func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, traceIDFrom(r.Header.Get("traceparent")), s.noRoute(w, r))
+		writeProblem(w, requestTraceID(r), s.noRoute(w, r))
 	})
+	s.handler = accessLog(s.log, s.now, s.mux)
 	return s
 }
 
@@ -175,7 +179,7 @@ func (s *Server) methodsAt(path string) []string {
 }
 
 // ServeHTTP makes the server an http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // OpenAPI returns the document served at /openapi.json.
 func (s *Server) OpenAPI() *huma.OpenAPI { return s.api.OpenAPI() }

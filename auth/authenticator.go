@@ -52,7 +52,15 @@ type Authenticator struct {
 	// Cache, when set, remembers successful verifications; it must be fed
 	// by the store's key events (see KeyEvents) or it stays bypassed.
 	Cache *KeyCache
+	// LookupTimeout bounds the key lookup (VEREF_AUTH_TIMEOUT, default
+	// DefaultLookupTimeout). It is on every request's path, so it is
+	// shorter than other storage calls: a stalled database turns into
+	// quick 503s instead of piling requests up.
+	LookupTimeout time.Duration
 }
+
+// DefaultLookupTimeout is the key lookup's deadline when none is set.
+const DefaultLookupTimeout = 2 * time.Second
 
 // CredentialFromHeaders picks the token from "Authorization: Bearer" or
 // "x-api-key". Both present and different is refused rather than guessed.
@@ -103,7 +111,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Princip
 	if a.Cache != nil {
 		gen, loadedAt = a.Cache.begin(), a.now()
 	}
-	rec, err := a.Keys.KeyByPrefix(ctx, t.Prefix)
+	timeout := a.LookupTimeout
+	if timeout <= 0 {
+		timeout = DefaultLookupTimeout
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	rec, err := a.Keys.KeyByPrefix(lctx, t.Prefix)
+	cancel()
 	if errors.Is(err, ErrKeyNotFound) {
 		return Principal{}, invalidKey()
 	}

@@ -41,6 +41,10 @@ type Options struct {
 	// NoKeyCache turns the verified-key cache off (it is on by default,
 	// as in production, so every test also exercises eviction).
 	NoKeyCache bool
+	// AuthTimeout bounds the key lookup (default auth.DefaultLookupTimeout).
+	AuthTimeout time.Duration
+	// Log receives the server's log lines (default: discarded).
+	Log io.Writer
 }
 
 // Env is a running server and what tests need to drive it.
@@ -66,6 +70,9 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	hasher, err := auth.NewHasher([]byte(Pepper))
 	require.NoError(t, err)
 	log := zerolog.New(io.Discard)
+	if o.Log != nil {
+		log = zerolog.New(o.Log)
+	}
 	e := &Env{T: t, Store: st, Hasher: hasher}
 	e.HTTP = httptest.NewUnstartedServer(nil)
 	e.URL = "http://" + e.HTTP.Listener.Addr().String()
@@ -79,7 +86,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)
 	e.Registry.QueueReadAudits(e.Audits)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
-		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app"}
+		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout}
 	stopWatch := func() {}
 	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
 		e.KeyCache = auth.NewKeyCache(0, now)

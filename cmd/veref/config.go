@@ -15,6 +15,7 @@ import (
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
 	"github.com/verefwork/veref/store/sqlite"
+	"github.com/verefwork/veref/store/sqlstore"
 )
 
 // devPepper is used only with --dev so a newcomer needs no secret; it is
@@ -42,6 +43,8 @@ type config struct {
 	clerkParties []string
 	// keyCacheTTL is the verified-key cache's maximum age; 0 turns it off.
 	keyCacheTTL time.Duration
+	dbTimeout   time.Duration
+	authTimeout time.Duration
 	// publicPepper: --dev without API_KEY_PEPPER, so keys hash with a
 	// pepper anyone can read.
 	publicPepper bool
@@ -118,6 +121,20 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 			c.mcpOrigins = append(c.mcpOrigins, strings.TrimRight(o, "/"))
 		}
 	}
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+		def  time.Duration
+	}{{"VEREF_DB_TIMEOUT", &c.dbTimeout, sqlstore.DefaultTimeout}, {"VEREF_AUTH_TIMEOUT", &c.authTimeout, auth.DefaultLookupTimeout}} {
+		*d.to = d.def
+		if v := getenv(d.name); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t <= 0 {
+				return c, fmt.Errorf("%s must be a positive duration such as 5s or 500ms, not %q", d.name, v)
+			}
+			*d.to = t
+		}
+	}
 	if v := getenv("VEREF_MAX_ACTIVE_KEYS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -163,7 +180,7 @@ func redactURL(u string) string {
 	return u
 }
 
-func openStore(ctx context.Context, databaseURL string) (store.Store, error) {
+func openStore(ctx context.Context, databaseURL string, timeout time.Duration) (store.Store, error) {
 	kind, dsn, err := splitDatabaseURL(databaseURL)
 	if err != nil {
 		return nil, err
@@ -172,9 +189,13 @@ func openStore(ctx context.Context, databaseURL string) (store.Store, error) {
 	defer cancel()
 	var st store.Store
 	if kind == "postgres" {
-		st, err = postgres.Open(ctx, dsn)
+		st, err = postgres.OpenWithTimeout(ctx, dsn, timeout)
 	} else {
-		st, err = sqlite.Open(ctx, dsn)
+		var ss *sqlite.Store
+		if ss, err = sqlite.Open(ctx, dsn); err == nil {
+			ss.SetTimeout(timeout)
+			st = ss
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", redactURL(databaseURL), err)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/sqlstore"
 )
 
 // syncBuffer is written by the server goroutine and read by the test.
@@ -160,7 +161,7 @@ func TestServeDevEndToEnd(t *testing.T) {
 	s.stop(t)
 
 	// Shutdown flushed the usage rows of the three authenticated calls.
-	st, err := openStore(context.Background(), db)
+	st, err := openStore(context.Background(), db, sqlstore.DefaultTimeout)
 	require.NoError(t, err)
 	keys, _, err := st.ListAPIKeys(context.Background(), "demo", store.APIKeyFilter{}, store.Page{})
 	require.NoError(t, err)

@@ -62,7 +62,7 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 		fmt.Fprintln(stderr, w)
 	}
 
-	st, err := openStore(ctx, cfg.databaseURL)
+	st, err := openStore(ctx, cfg.databaseURL, cfg.dbTimeout)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache,
-		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL,
+		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout,
 		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
 		Agent:    agent.NewHandler(reg, st, agentCfg),
 		MCP:      vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),

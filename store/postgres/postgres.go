@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -56,9 +58,27 @@ func hasCode(err error, code string) bool {
 // parameters such as search_path become session settings). Call Migrate
 // before use.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenWithTimeout(ctx, url, sqlstore.DefaultTimeout)
+}
+
+// OpenWithTimeout is Open with the deadline of every storage call
+// (VEREF_DB_TIMEOUT). The server enforces it too, through the session's
+// statement_timeout and lock_timeout, so a query its caller abandoned does
+// not keep running and holding locks; a transaction left idle is ended
+// after twice as long. Settings given in url win.
+func OpenWithTimeout(ctx context.Context, url string, timeout time.Duration) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
+	}
+	if timeout > 0 {
+		ms := func(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) }
+		for k, v := range map[string]string{"statement_timeout": ms(timeout), "lock_timeout": ms(timeout),
+			"idle_in_transaction_session_timeout": ms(2 * timeout)} {
+			if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+				cfg.ConnConfig.RuntimeParams[k] = v
+			}
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -67,6 +87,7 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	db := stdlib.OpenDBFromPool(pool)
 	s := &Store{Store: sqlstore.New(dialect, db, db), pool: pool, db: db}
 	s.OnKeysChanged(s.sinks.evictAll)
+	s.SetTimeout(timeout)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -86,6 +107,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	defer conn.Close()
+	// Migrations and waiting for another instance's may take longer than a
+	// request's statement; the connection gets its defaults back after.
+	if _, err := conn.ExecContext(ctx, "SET statement_timeout = 0; SET lock_timeout = 0"); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET statement_timeout; RESET lock_timeout") //nolint:errcheck
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
 		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}

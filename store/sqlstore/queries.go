@@ -19,6 +19,17 @@ type Q struct {
 	// keys hears of writes to api_keys: outside a transaction at once,
 	// inside one after it commits (see Store.tx).
 	keys *keyWrites
+	// timeout bounds every statement, so a database that stops answering
+	// costs a caller this long at most instead of the whole stall.
+	timeout time.Duration
+}
+
+// bounded gives ctx the statement deadline; cancel after the rows are read.
+func (q *Q) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	if q.timeout <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, q.timeout)
 }
 
 var _ store.Queries = (*Q)(nil)
@@ -27,6 +38,8 @@ type scanner interface{ Scan(dest ...any) error }
 
 func (q *Q) exec(ctx context.Context, query string, args ...any) (int64, error) {
 	defer q.wrote(query)
+	ctx, cancel := q.bounded(ctx)
+	defer cancel()
 	res, err := q.w.ExecContext(ctx, q.d.rebind(query), args...)
 	if err != nil {
 		return 0, q.d.err(err)
@@ -37,12 +50,16 @@ func (q *Q) exec(ctx context.Context, query string, args ...any) (int64, error) 
 
 func get[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, error), query string, args ...any) (T, error) {
 	defer q.wrote(query)
+	ctx, cancel := q.bounded(ctx)
+	defer cancel()
 	v, err := scan(db.QueryRowContext(ctx, q.d.rebind(query), args...))
 	return v, q.d.err(err)
 }
 
 func all[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
 	defer q.wrote(query)
+	ctx, cancel := q.bounded(ctx)
+	defer cancel()
 	rows, err := db.QueryContext(ctx, q.d.rebind(query), args...)
 	if err != nil {
 		return nil, q.d.err(err)
@@ -114,6 +131,8 @@ func (q *Q) versioned(ctx context.Context, table string, ten store.Tenancy, id s
 }
 
 func (q *Q) conflictOrMissing(ctx context.Context, query string, args ...any) error {
+	ctx, cancel := q.bounded(ctx)
+	defer cancel()
 	var one int
 	err := q.w.QueryRowContext(ctx, q.d.rebind(query), args...).Scan(&one)
 	if err == nil {
@@ -230,6 +249,8 @@ func (q *Q) ListAPIKeys(ctx context.Context, tenantID string, f store.APIKeyFilt
 }
 
 func (q *Q) CountActiveAPIKeys(ctx context.Context, tenantID string, now time.Time) (int, error) {
+	ctx, cancel := q.bounded(ctx)
+	defer cancel()
 	var n int
 	err := q.r.QueryRowContext(ctx, q.d.rebind("SELECT COUNT(*) FROM api_keys WHERE tenant_id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"),
 		tenantID, q.d.t(now)).Scan(&n)

@@ -24,13 +24,25 @@ type Store struct {
 	keysHook atomic.Pointer[func()]
 }
 
+// DefaultTimeout bounds each statement and each transaction unless
+// SetTimeout says otherwise (VEREF_DB_TIMEOUT).
+const DefaultTimeout = 5 * time.Second
+
 // New wraps a reader and a writer handle (the same *sql.DB on PostgreSQL).
 // Transactions always run on the writer.
 func New(d *Dialect, read, write *sql.DB) *Store {
-	s := &Store{Q: &Q{d: d, r: read, w: write}, d: d, write: write}
+	s := &Store{Q: &Q{d: d, r: read, w: write, timeout: DefaultTimeout}, d: d, write: write}
 	s.Q.keys = &keyWrites{store: s}
 	return s
 }
+
+// SetTimeout sets the deadline of every storage call: a statement outside a
+// transaction, or a whole transaction. Past it the call fails with
+// store.ErrUnavailable wrapping context.DeadlineExceeded. Call before use.
+func (s *Store) SetTimeout(d time.Duration) { s.Q.timeout = d }
+
+// Timeout is the deadline SetTimeout set.
+func (s *Store) Timeout() time.Duration { return s.Q.timeout }
 
 // InTx runs fn in one transaction, committing only when fn returns nil.
 func (s *Store) InTx(ctx context.Context, fn func(q store.Queries) error) error {
@@ -38,6 +50,10 @@ func (s *Store) InTx(ctx context.Context, fn func(q store.Queries) error) error 
 }
 
 func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
+	// The whole transaction shares one deadline: database/sql rolls it back
+	// when ctx ends, so an abandoned transaction holds no locks.
+	ctx, cancel := s.Q.bounded(ctx)
+	defer cancel()
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return s.d.err(err)
@@ -48,7 +64,7 @@ func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
 		}
 	}()
 	kw := &keyWrites{inTx: true}
-	if err = fn(&Q{d: s.d, r: tx, w: tx, keys: kw}); err != nil {
+	if err = fn(&Q{d: s.d, r: tx, w: tx, keys: kw, timeout: s.Q.timeout}); err != nil {
 		return err
 	}
 	err = s.d.err(tx.Commit())

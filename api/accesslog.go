@@ -1,0 +1,86 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// accessEntry is what inner handlers tell the access log about a request.
+// The access log makes it before routing; the guard fills in the key.
+type accessEntry struct {
+	traceID   string
+	keyPrefix string
+}
+
+type accessKey struct{}
+
+// requestTraceID is the request's trace id: the one the access log assigned,
+// or (for a handler used without it) one taken from traceparent or made up.
+func requestTraceID(r *http.Request) string {
+	if e, ok := r.Context().Value(accessKey{}).(*accessEntry); ok {
+		return e.traceID
+	}
+	return traceIDFrom(r.Header.Get("traceparent"))
+}
+
+// noteKeyPrefix records the public prefix of the key a request used.
+func noteKeyPrefix(ctx context.Context, prefix string) {
+	if e, ok := ctx.Value(accessKey{}).(*accessEntry); ok {
+		e.keyPrefix = prefix
+	}
+}
+
+// retryAfterSeconds is the Retry-After of every 503: storage outages and
+// deadlines are short, and clients retry with backoff from there.
+const retryAfterSeconds = "2"
+
+// accessLog writes one line per request (except /healthz, which load
+// balancers poll): method, route pattern, status, duration, key prefix and
+// trace id, so a trace id a customer quotes can be found. It also gives
+// every 503 a Retry-After.
+func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		start := now()
+		e := &accessEntry{traceID: traceIDFrom(r.Header.Get("traceparent"))}
+		w.Header().Set("X-Trace-Id", e.traceID)
+		rr := r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
+		sw := &statusWriter{ResponseWriter: w, onHeader: func(h http.Header, status int) {
+			if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+				h.Set("Retry-After", retryAfterSeconds)
+			}
+		}}
+		defer func() {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			v := recover()
+			if v != nil {
+				status = http.StatusInternalServerError
+			}
+			route := rr.Pattern // the mux sets it on the request it routed
+			if route == "" {
+				route = "unmatched"
+			}
+			ev := log.Info()
+			if status >= 500 {
+				ev = log.Warn()
+			}
+			ev.Str("method", r.Method).Str("route", route).Int("status", status).
+				Str("duration_ms", strconv.FormatFloat(float64(now().Sub(start).Microseconds())/1000, 'f', 1, 64)).
+				Str("key_prefix", e.keyPrefix).Str("trace_id", e.traceID).Msg("request")
+			if v != nil {
+				panic(v)
+			}
+		}()
+		next.ServeHTTP(sw, rr)
+	})
+}
