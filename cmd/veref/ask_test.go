@@ -209,3 +209,25 @@ func TestAskOnATerminalAsksYesNo(t *testing.T) {
 		assert.Equal(t, "Carol", w.name(t))
 	})
 }
+
+func TestAskJSONAndUsage(t *testing.T) {
+	w := newAskWorld(t)
+	out, errOut, code := runCLI(w.vars(), "ask", "--json", "rename Carol")
+	require.Equal(t, exitApproval, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	var r askResponse
+	require.NoError(t, json.Unmarshal([]byte(out), &r), "stdout is the JSON answer only: %s", out)
+	assert.Equal(t, "requires_approval", r.Status)
+	require.Len(t, r.PendingApprovals, 1)
+	assert.Regexp(t, approveCmd, errOut, "the deciding command goes to stderr in JSON mode")
+	assert.Equal(t, "Carol", w.name(t))
+
+	_, errOut, code = runCLI(w.vars(), "ask", "--approve", r.PendingApprovals[0].CallID)
+	assert.Equal(t, exitUsage, code, errOut)
+	assert.Contains(t, errOut, "--conversation")
+
+	out, errOut, code = runCLI(w.vars(), "ask", "--conversation", r.ConversationID, "--deny", r.PendingApprovals[0].CallID, "--note", "not today", "--json")
+	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.NoError(t, json.Unmarshal([]byte(out), &r))
+	assert.Equal(t, "completed", r.Status)
+	assert.Equal(t, "Carol", w.name(t))
+}
