@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"hash/crc32"
-	"math/big"
 	"strings"
 
 	"github.com/verefwork/veref/problem"
@@ -112,17 +111,22 @@ func checksum(s string) string {
 	return string(b[:])
 }
 
+// randomBase62 draws whole bytes and keeps those below 248 (4×62), so every
+// character is uniform; one read serves the whole string almost always.
 func randomBase62(n int) (string, error) {
-	max := big.NewInt(62)
-	b := make([]byte, n)
-	for i := range b {
-		v, err := rand.Int(rand.Reader, max)
-		if err != nil {
+	out := make([]byte, 0, n)
+	var buf [64]byte
+	for len(out) < n {
+		if _, err := rand.Read(buf[:]); err != nil {
 			return "", fmt.Errorf("auth: reading randomness: %w", err)
 		}
-		b[i] = base62Alphabet[v.Int64()]
+		for _, c := range buf {
+			if c < 248 && len(out) < n {
+				out = append(out, base62Alphabet[c%62])
+			}
+		}
 	}
-	return string(b), nil
+	return string(out), nil
 }
 
 // RandomString returns n unguessable base62 characters, for ids and
