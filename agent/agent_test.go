@@ -34,14 +34,14 @@ type harness struct {
 	fake *fakeOpenRouter
 }
 
-func newHarness(t *testing.T, cfg agent.Config, script func(n int, req captured) (int, any)) *harness {
+func newHarness(t testing.TB, cfg agent.Config, script func(n int, req captured) (int, any)) *harness {
 	t.Helper()
 	return newHarnessOn(t, storetest.OpenSQLite(t), cfg, script)
 }
 
 // newHarnessOn is newHarness over the given store (PostgreSQL for the
 // tests where concurrency or the dialect matters).
-func newHarnessOn(t *testing.T, st store.Store, cfg agent.Config, script func(n int, req captured) (int, any)) *harness {
+func newHarnessOn(t testing.TB, st store.Store, cfg agent.Config, script func(n int, req captured) (int, any)) *harness {
 	t.Helper()
 	fake := newFakeOpenRouter(t, script)
 	if cfg.BaseURL == "" {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	openrouter "github.com/revrost/go-openrouter"
 	"github.com/stretchr/testify/require"
@@ -18,7 +19,7 @@ import (
 // chat-completions wire format. Each test scripts its replies; every
 // request is kept so tests can assert what the agent sent.
 type fakeOpenRouter struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	script func(n int, req captured) (int, any)
 
@@ -34,7 +35,7 @@ type captured struct {
 	Auth string
 }
 
-func newFakeOpenRouter(t *testing.T, script func(n int, req captured) (int, any)) *fakeOpenRouter {
+func newFakeOpenRouter(t testing.TB, script func(n int, req captured) (int, any)) *fakeOpenRouter {
 	f := &fakeOpenRouter{t: t, script: script}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || r.URL.Path != "/chat/completions" {
@@ -186,6 +187,8 @@ func writeStream(w http.ResponseWriter, r *http.Request, sr streamReply) {
 			}
 		case cutStream:
 			panic(http.ErrAbortHandler) // the connection drops mid-stream
+		case time.Duration:
+			time.Sleep(x) // a model thinking between tokens (benchmarks only)
 		default:
 			b, _ := json.Marshal(x)
 			_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
@@ -207,7 +210,7 @@ func chunk(model string, delta map[string]any, finish string) map[string]any {
 // asStream turns a scripted non-streamed reply into the chunks OpenRouter
 // would stream for it: text line by line, each tool call's arguments in two
 // pieces after its name, reasoning_details, then the finish reason and usage.
-func asStream(t *testing.T, body any) streamReply {
+func asStream(t testing.TB, body any) streamReply {
 	raw, err := json.Marshal(body)
 	require.NoError(t, err)
 	var resp openrouter.ChatCompletionResponse
