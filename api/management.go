@@ -268,6 +268,12 @@ func (s *Server) session(ctx context.Context, a SessionAuth, tenantID string) (c
 	if err != nil {
 		return caller{}, err
 	}
+	return s.resolve(ctx, token, tenantID)
+}
+
+// resolve verifies a session token and maps it to a recruiter of tenantID,
+// or of the tenant of the session's organization when tenantID is "".
+func (s *Server) resolve(ctx context.Context, token, tenantID string) (caller, error) {
 	sess, err := s.opts.Clerk.Verify(ctx, token)
 	if err != nil {
 		var ce *ClerkError
@@ -279,7 +285,13 @@ func (s *Server) session(ctx context.Context, a SessionAuth, tenantID string) (c
 			Detail: "the session token was refused: " + err.Error(), Hint: "sign in again"}
 	}
 	notFound := &Problem{Code: problem.NotFound, Detail: "tenant " + tenantID + " was not found"}
-	t, err := s.opts.Store.GetTenant(ctx, tenantID)
+	var t store.Tenant
+	if tenantID == "" {
+		t, err = s.opts.Store.TenantByClerkOrg(ctx, sess.OrgID)
+		tenantID = sess.OrgID
+	} else {
+		t, err = s.opts.Store.GetTenant(ctx, tenantID)
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (t.ClerkOrgID == "" || t.ClerkOrgID != sess.OrgID)) {
 		return caller{}, notFound
 	}

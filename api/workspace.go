@@ -7,6 +7,7 @@ import (
 
 	"github.com/danielgtaylor/huma/v2"
 
+	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -222,3 +223,33 @@ func AuditViews(ctx context.Context, st store.Queries, tenantID string, events [
 	}
 	return out
 }
+
+// Caller is a verified recruiter and their tenant, for the console.
+type Caller struct {
+	Tenant    store.Tenant
+	Recruiter store.Recruiter
+	Admin     bool
+}
+
+// Actor is how the caller is recorded on audit events from surface.
+func (c Caller) Actor(surface string) Actor {
+	return Actor{Kind: store.ActorRecruiter, ID: c.Recruiter.ID, Surface: surface}
+}
+
+// SessionCaller verifies a session token (as the workspace routes do) and
+// returns the recruiter it belongs to, in the tenant of its organization.
+// Failures are *Problem.
+func (s *Server) SessionCaller(ctx context.Context, token string) (Caller, error) {
+	if s.opts.Clerk == nil {
+		return Caller{}, problem.New(problem.Unavailable, "sign-in is not configured on this server").
+			WithHint("set CLERK_JWKS_URL and CLERK_ISSUER, or run serve --dev")
+	}
+	c, err := s.resolve(ctx, token, "")
+	if err != nil {
+		return Caller{}, err
+	}
+	return Caller{Tenant: c.tenant, Recruiter: c.recruiter, Admin: c.admin}, nil
+}
+
+// KeyService is the one the workspace routes use, for the console to share.
+func (s *Server) KeyService() *KeyService { return s.keys }

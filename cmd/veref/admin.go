@@ -50,6 +50,7 @@ type adminEnv struct {
 	json    bool
 	out     io.Writer
 	maxKeys int
+	dev     bool
 }
 
 func (e *adminEnv) print(v any, table func(w *tabwriter.Writer)) error {
@@ -70,8 +71,12 @@ func (c *cli) adminCmd() *cobra.Command {
 	keys := groupCmd("keys", "Manage API keys")
 	keys.AddCommand(c.adminLeaf("create", "Create an API key (the plaintext is shown once)", c.keysCreate),
 		c.adminLeaf("list", "List a tenant's API keys", c.keysList),
-		c.adminLeaf("revoke", "Revoke an API key", c.keysRevoke))
-	admin.AddCommand(tenants, recruiters, keys)
+		c.adminLeaf("revoke", "Revoke an API key", c.keysRevoke),
+		c.adminLeaf("suspend", "Suspend an API key until it is resumed", c.keysSuspend),
+		c.adminLeaf("resume", "Resume a suspended API key", c.keysResume),
+		c.adminLeaf("roll", "Roll an API key: a new secret, the old one ending after --grace-hours", c.keysRoll))
+	admin.AddCommand(tenants, recruiters, keys,
+		c.adminLeaf("session-token", "Print a workspace session token from the --dev identity provider", c.sessionToken))
 	return admin
 }
 
@@ -122,7 +127,7 @@ func (c *cli) adminLeaf(use, short string, define func(fs *pflag.FlagSet, f admi
 		if err != nil {
 			return err
 		}
-		return do(cmd.Context(), &adminEnv{st: st, hasher: hasher, json: asJSON, out: c.stdout, maxKeys: cfg.maxActiveKeys})
+		return do(cmd.Context(), &adminEnv{st: st, hasher: hasher, json: asJSON, out: c.stdout, maxKeys: cfg.maxActiveKeys, dev: dev})
 	}
 	return cmd
 }

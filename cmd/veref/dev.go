@@ -15,11 +15,30 @@ import (
 const (
 	devTenant    = "demo"
 	devRecruiter = "recruiter_demo"
+	// devMember is a recruiter without admin rights, so the console's
+	// member view can be tried next to the admin's.
+	devMember = "recruiter_member"
 )
 
-// bootstrapDev creates the demo tenant, recruiter and a test key on the first
-// start, and on later starts says how to make another key.
+// bootstrapDev seeds the demo data, then says where the console is and how
+// to get a session for curl.
 func bootstrapDev(ctx context.Context, st store.Store, hasher *auth.Hasher, base, dbURL string, out io.Writer) error {
+	if err := seedDev(ctx, st, hasher, base, dbURL, out); err != nil {
+		return err
+	}
+	err := st.CreateRecruiter(ctx, store.Recruiter{ID: devMember, TenantID: devTenant, Email: "member@veref.test",
+		ClerkUserID: "user_member_demo", CreatedAt: time.Now().UTC()})
+	if err != nil && !errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("creating the demo member: %w", err)
+	}
+	fmt.Fprintf(out, "Console: %s/app/ (development sign-in as %s, an admin, or %s, a member)\n", base, devRecruiter, devMember)
+	fmt.Fprintf(out, "Workspace session for curl:\n  VEREF_SESSION=$(veref admin session-token --dev --tenant %s --recruiter %s)\n\n", devTenant, devRecruiter)
+	return nil
+}
+
+// seedDev creates the demo tenant, recruiter and a test key on the first
+// start, and on later starts says how to make another key.
+func seedDev(ctx context.Context, st store.Store, hasher *auth.Hasher, base, dbURL string, out io.Writer) error {
 	now := time.Now().UTC()
 	_, err := st.GetTenant(ctx, devTenant)
 	if err == nil {

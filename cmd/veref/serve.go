@@ -18,6 +18,7 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/devidp"
 	"github.com/verefwork/veref/mail"
 	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/store"
@@ -158,7 +159,19 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	reg := tools.New(tools.NewRegistry(st, now), deps)
 	reg.QueueReadAudits(audits)
 	var clerk *api.ClerkVerifier
-	if cfg.clerkJWKSURL != "" {
+	var devIdP *devidp.Provider
+	switch {
+	case cfg.dev:
+		// --dev replaces Clerk with its own identity provider, verified
+		// through the same JWKS path; the JWKS is also served for others.
+		if devIdP, err = devidp.Load(ctx, st); err != nil {
+			return nil, err
+		}
+		clerk = api.NewClerkVerifier("http://dev.veref.invalid"+devidp.JWKSPath, devidp.Issuer, devIdP.Client())
+		if cfg.clerkJWKSURL != "" {
+			log.Warn().Msg("--dev signs its own sessions: CLERK_JWKS_URL and CLERK_ISSUER are ignored")
+		}
+	case cfg.clerkJWKSURL != "":
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
 		clerk.AuthorizedParties = cfg.clerkParties
 	}
@@ -198,7 +211,12 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		go func() { defer wg.Done(); w.Run(workCtx) }()
 	}
 	drain := max(30*time.Second, agentCfg.Timeout+15*time.Second)
-	return &app{handler: srv, drain: drain, stop: func(ctx context.Context) {
+	root := http.NewServeMux()
+	root.Handle("/", srv)
+	if devIdP != nil {
+		root.Handle("GET "+devidp.JWKSPath, devIdP)
+	}
+	return &app{handler: root, drain: drain, stop: func(ctx context.Context) {
 		stopWork()
 		done := make(chan struct{})
 		go func() { wg.Wait(); close(done) }()
