@@ -137,8 +137,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != http.MethodPost {
+		// Stateless: no server stream to GET, no session to DELETE.
 		meta.Endpoint = "mcp:" + r.Method
-		h.mcp.ServeHTTP(w, r)
+		w.Header().Set("Allow", http.MethodPost)
+		writeRPCError(w, mcp.INVALID_REQUEST, r.Method+" is not allowed on the MCP endpoint",
+			problem.MethodNotAllowed, "send each JSON-RPC message with POST")
 		return
 	}
 
@@ -160,10 +163,35 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	meta.Endpoint = h.endpoint(body)
+	if h.refuseMalformed(w, body) {
+		return
+	}
 	h.auditRefusal(r.Context(), body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	h.mcp.ServeHTTP(w, r)
+}
+
+// refuseMalformed answers what mcp-go would mishandle: a batch (which this
+// server does not take) and text its decoder would silently mangle. The
+// arguments of a tools/call are left to the registry, which refuses such
+// text as a tool error, audited like any other.
+func (h *handler) refuseMalformed(w http.ResponseWriter, body []byte) bool {
+	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
+		writeRPCError(w, mcp.INVALID_REQUEST, "JSON-RPC batches are not supported",
+			problem.InvalidInput, "send one JSON-RPC message per request")
+		return true
+	}
+	bad := tools.CheckText(body, "")
+	if bad == nil {
+		return false
+	}
+	loc := strings.TrimPrefix(bad.Errors[0].Location, ".")
+	if strings.HasPrefix(loc, "params.arguments.") || strings.HasPrefix(loc, "params.arguments[") {
+		return false
+	}
+	writeRPCError(w, mcp.INVALID_PARAMS, loc+": "+bad.Errors[0].Message, problem.InvalidInput, "")
+	return true
 }
 
 // auditRefusal records a tools/call that the tool filter will refuse (a tool
