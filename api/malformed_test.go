@@ -298,3 +298,32 @@ func TestPublicRoutesRefuseMalformedBodies(t *testing.T) {
 		assert.NotEqual(t, "declined", inv["status"], "the invitation is still open")
 	})
 }
+
+func TestWriteScopeAlsoReads(t *testing.T) {
+	eachBackend(t, func(t *testing.T, st store.Store) {
+		e := apitest.New(t, st, apitest.Options{})
+		e.Tenant("acme")
+		all := e.Key("acme", auth.Test)
+		ref, cand := startedRequest(t, e, all)
+		for key, paths := range map[string][]string{
+			e.Key("acme", auth.Test, auth.CandidatesWrite): {"/v1/api/candidates", "/v1/api/candidates/" + cand},
+			e.Key("acme", auth.Test, auth.ReferencesWrite): {"/v1/api/references", "/v1/api/references/" + ref, "/v1/api/reports"},
+			e.Key("acme", auth.Test, auth.ReportsWrite):    {"/v1/api/reports"},
+			e.Key("acme", auth.Test, auth.ValuationsWrite): {"/v1/api/valuations"},
+		} {
+			for _, p := range paths {
+				r := e.Do("GET", p, key, nil)
+				assert.Equal(t, 200, r.Status, "%s: %s", p, r.Body)
+			}
+		}
+		// Writing one resource reads no other.
+		r := e.Do("GET", "/v1/api/references", e.Key("acme", auth.Test, auth.CandidatesWrite), nil)
+		assertProblem(t, r, 403, "SCOPE_MISSING")
+
+		var doc map[string]any
+		r = e.Do("GET", "/openapi.json", "", nil)
+		r.Decode(t, &doc)
+		get := doc["paths"].(map[string]any)["/v1/api/candidates/{id}"].(map[string]any)["get"].(map[string]any)
+		assert.Contains(t, get["description"], "Requires: candidates:read or candidates:write.")
+	})
+}

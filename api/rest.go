@@ -295,7 +295,7 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 		Method:      t.HTTP.Method,
 		Path:        path,
 		Summary:     t.Title,
-		Description: t.Description + "\n\nRequires: " + t.Policy.String() + ".",
+		Description: t.Documented(),
 		Tags:        []string{tagOf(t.Name)},
 		Security: []map[string][]string{
 			{"bearerAuth": scopes},

@@ -26,16 +26,31 @@ type ScopeInfo struct {
 	Description string `json:"description"`
 }
 
-// Catalogue is every scope, in the order docs show them.
+// Catalogue is every scope, in the order docs show them. As at Stripe, a
+// write scope also reads its resource: a key that may change a thing sees
+// it in every answer anyway, so read policies accept it (see Reads).
 var Catalogue = []ScopeInfo{
 	{ReferencesRead, "Read reference requests, referee responses and reports"},
-	{ReferencesWrite, "Start and cancel reference requests and send invitations"},
+	{ReferencesWrite, "Start and cancel reference requests and send invitations; also reads them"},
 	{ReportsRead, "Read reports"},
-	{ReportsWrite, "Generate reports and manage share links"},
+	{ReportsWrite, "Generate reports and manage share links; also reads reports"},
 	{CandidatesRead, "Read candidates"},
-	{CandidatesWrite, "Create and update candidates"},
+	{CandidatesWrite, "Create and update candidates; also reads them"},
 	{ValuationsRead, "Read valuation runs"},
-	{ValuationsWrite, "Start valuation runs"},
+	{ValuationsWrite, "Start valuation runs; also reads them"},
+}
+
+// Reads is the policy of an operation that reads: each read scope, and the
+// write scope of the same resource, which implies it.
+func Reads(read ...Scope) Policy {
+	var p Policy
+	for _, s := range read {
+		p = append(p, s)
+		if w := Scope(strings.TrimSuffix(string(s), ":read") + ":write"); w != s && w.Known() && !slices.Contains(read, w) {
+			p = append(p, w)
+		}
+	}
+	return p
 }
 
 // AllScopes lists every scope in the catalogue.

@@ -364,7 +364,7 @@ func toolOf(t *tools.Tool) mcp.Tool {
 	return mcp.Tool{
 		Name:            t.Name,
 		Title:           t.Title,
-		Description:     t.Description,
+		Description:     t.Documented(),
 		RawInputSchema:  in,
 		RawOutputSchema: out,
 		Annotations: mcp.ToolAnnotation{

@@ -139,7 +139,7 @@ func TestToolDescriptionsComeFromTheRegistry(t *testing.T) {
 		tl, ok := env.Registry.Lookup(name)
 		require.True(t, ok, name)
 		assert.Equal(t, tl.Title, wire["title"], name)
-		assert.Equal(t, tl.Description, wire["description"], name)
+		assert.Equal(t, tl.Documented(), wire["description"], name)
 		assert.Equal(t, roundTrip(t, tl.InputSchema), wire["inputSchema"], name)
 		out := wire["outputSchema"].(map[string]any)
 		assert.Equal(t, "object", out["type"], "%s: MCP output schemas are objects", name)

@@ -445,22 +445,35 @@ const (
 
 // Valuation is an asynchronous scoring run over a request's responses.
 type Valuation struct {
-	ID            string           `json:"id"`
-	TenantID      string           `json:"-"`
-	Environment   auth.Environment `json:"-"`
-	RequestID     string           `json:"requestId"`
-	Status        string           `json:"status"`
-	Attempts      int              `json:"attempts"`
-	NextAttemptAt time.Time        `json:"-"`
-	LeaseUntil    *time.Time       `json:"-"`
-	Score         *float64         `json:"score,omitempty"`
-	Components    map[string]any   `json:"components,omitempty"`
-	Rationale     string           `json:"rationale,omitempty"`
-	Error         string           `json:"error,omitempty"`
-	WorkerID      string           `json:"-"`
-	CreatedAt     time.Time        `json:"createdAt"`
-	StartedAt     *time.Time       `json:"startedAt,omitempty"`
-	FinishedAt    *time.Time       `json:"finishedAt,omitempty"`
+	ID            string               `json:"id"`
+	TenantID      string               `json:"-"`
+	Environment   auth.Environment     `json:"-"`
+	RequestID     string               `json:"requestId"`
+	Status        string               `json:"status"`
+	Attempts      int                  `json:"attempts"`
+	NextAttemptAt time.Time            `json:"-"`
+	LeaseUntil    *time.Time           `json:"-"`
+	Score         *float64             `json:"score,omitempty"`
+	Components    *ValuationComponents `json:"components,omitempty"`
+	Rationale     string               `json:"rationale,omitempty"`
+	Error         string               `json:"error,omitempty"`
+	WorkerID      string               `json:"-"`
+	CreatedAt     time.Time            `json:"createdAt"`
+	StartedAt     *time.Time           `json:"startedAt,omitempty"`
+	FinishedAt    *time.Time           `json:"finishedAt,omitempty"`
+}
+
+// ValuationComponents are the numbers a valuation's score is made of; the
+// rationale quotes them, so a reader can redo the sum.
+type ValuationComponents struct {
+	WeightedAverageRating float64 `json:"weightedAverageRating" doc:"Mean rating, 1 to 5, weighted by relationship"`
+	Base                  float64 `json:"base" doc:"The weighted average on a 0 to 100 scale"`
+	Ratings               int     `json:"ratings" doc:"How many ratings were counted"`
+	RespondedReferees     int     `json:"respondedReferees"`
+	DeclinedReferees      int     `json:"declinedReferees"`
+	RatingStdDev          float64 `json:"ratingStdDev" doc:"Standard deviation of every rating"`
+	DeclinePenalty        float64 `json:"declinePenalty" doc:"Points taken for referees who declined"`
+	DisagreementPenalty   float64 `json:"disagreementPenalty" doc:"Points taken when ratings vary widely"`
 }
 
 // ValuationFilter narrows ListValuations.

@@ -214,7 +214,7 @@ var relationshipWeight = map[string]float64{"manager": 1.5, "client": 1.2, "dire
 
 // Valuate scores a request's answers from 0 to 100 with its components and a
 // rationale a recruiter can read back against the answers.
-func Valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) {
+func Valuate(r store.ReferenceRequest) (float64, *store.ValuationComponents, string, error) {
 	var wsum, wtot float64
 	var n, responded, declined int
 	var all []int
@@ -251,15 +251,15 @@ func Valuate(r store.ReferenceRequest) (float64, map[string]any, string, error) 
 	disagreementPenalty := math.Max(0, sd-1) * 10
 	score := math.Max(0, math.Min(100, base-declinePenalty-disagreementPenalty))
 	score = round2(score)
-	comps := map[string]any{
-		"weightedAverageRating": round2(weighted),
-		"base":                  round2(base),
-		"ratings":               n,
-		"respondedReferees":     responded,
-		"declinedReferees":      declined,
-		"ratingStdDev":          sd,
-		"declinePenalty":        declinePenalty,
-		"disagreementPenalty":   round2(disagreementPenalty),
+	comps := &store.ValuationComponents{
+		WeightedAverageRating: round2(weighted),
+		Base:                  round2(base),
+		Ratings:               n,
+		RespondedReferees:     responded,
+		DeclinedReferees:      declined,
+		RatingStdDev:          sd,
+		DeclinePenalty:        declinePenalty,
+		DisagreementPenalty:   round2(disagreementPenalty),
 	}
 	var b strings.Builder
 	// The rationale quotes the same rounded numbers as the components, so

@@ -164,15 +164,15 @@ func TestValuateMixedRequest(t *testing.T) {
 	//   disagreement penalty (1.26-1)*10 = 2.6.
 	// Score 64.527 - 10 - 2.6 = 51.927 -> 51.93.
 	assert.InDelta(t, 51.93, score, 1e-9)
-	assert.Equal(t, map[string]any{
-		"weightedAverageRating": 3.58,
-		"base":                  64.53, // the 64.527 above
-		"ratings":               6,
-		"respondedReferees":     3,
-		"declinedReferees":      1,
-		"ratingStdDev":          1.26,
-		"declinePenalty":        10.0,
-		"disagreementPenalty":   2.6,
+	assert.Equal(t, &store.ValuationComponents{
+		WeightedAverageRating: 3.58,
+		Base:                  64.53, // the 64.527 above
+		Ratings:               6,
+		RespondedReferees:     3,
+		DeclinedReferees:      1,
+		RatingStdDev:          1.26,
+		DeclinePenalty:        10.0,
+		DisagreementPenalty:   2.6,
 	}, comps)
 	assert.Equal(t, "6 rating(s) from 3 referee(s) average 3.58 out of 5 when weighted by relationship "+
 		"(managers 1.5, clients 1.2, peers and reports 1.0, others 0.8), giving a base of 64.53. "+

@@ -46,7 +46,7 @@ func (c *catalogue) candidates() {
 	Add(c.r, Spec{
 		Name: "candidates_list", Title: "List candidates",
 		Description: "Lists candidates, newest first, optionally filtered by e-mail, external reference or a search term. Paginated with limit and cursor.",
-		Policy:      auth.AnyOf(auth.CandidatesRead), ReadOnly: true, Idempotent: true,
+		Policy:      auth.Reads(auth.CandidatesRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/candidates"}, Target: "candidate",
 	}, func(ctx context.Context, p auth.Principal, in CandidatesListInput) (List[store.Candidate], error) {
 		rows, next, err := Q(ctx).ListCandidates(ctx, store.TenancyOf(p),
@@ -56,7 +56,7 @@ func (c *catalogue) candidates() {
 	Add(c.r, Spec{
 		Name: "candidates_get", Title: "Get a candidate",
 		Description: "Returns one candidate by id.",
-		Policy:      auth.AnyOf(auth.CandidatesRead), ReadOnly: true, Idempotent: true,
+		Policy:      auth.Reads(auth.CandidatesRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/candidates/{id}"}, Target: "candidate",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (store.Candidate, error) {
 		cand, err := Q(ctx).GetCandidate(ctx, store.TenancyOf(p), in.ID)

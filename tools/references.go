@@ -84,7 +84,7 @@ func (c *catalogue) references() {
 	Add(c.r, Spec{
 		Name: "references_list", Title: "List reference requests",
 		Description: "Lists reference requests, newest first, with each referee's invitation state. Filter by candidateId or status (draft, sent, in_progress, completed, cancelled).",
-		Policy:      auth.AnyOf(auth.ReferencesRead), ReadOnly: true, Idempotent: true,
+		Policy:      auth.Reads(auth.ReferencesRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/references"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in ReferencesListInput) (List[store.ReferenceRequest], error) {
 		rows, next, err := Q(ctx).ListReferences(ctx, store.TenancyOf(p), store.ReferenceFilter{CandidateID: in.CandidateID, Status: in.Status}, in.page())
@@ -96,7 +96,7 @@ func (c *catalogue) references() {
 	Add(c.r, Spec{
 		Name: "references_get", Title: "Get a reference request",
 		Description: "Returns one reference request with its questions, referees, invitation states (pending, sent, opened, responded, declined, expired) and the answers received.",
-		Policy:      auth.AnyOf(auth.ReferencesRead), ReadOnly: true, Idempotent: true,
+		Policy:      auth.Reads(auth.ReferencesRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/references/{id}"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (store.ReferenceRequest, error) {
 		r, err := Q(ctx).GetReference(ctx, store.TenancyOf(p), in.ID)

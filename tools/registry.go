@@ -141,6 +141,12 @@ func Add[In, Out any](r *Registry, s Spec, h func(ctx context.Context, p auth.Pr
 	r.order = append(r.order, s.Name)
 }
 
+// Documented is the tool's description with the scopes that allow it, as
+// REST docs and MCP's tools/list show it.
+func (t *Tool) Documented() string {
+	return t.Description + "\n\nRequires: " + t.Policy.String() + "."
+}
+
 // Tools lists every tool in registration order.
 func (r *Registry) Tools() []*Tool {
 	out := make([]*Tool, 0, len(r.order))

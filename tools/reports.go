@@ -57,7 +57,7 @@ type RevokeShareInput struct {
 }
 
 func (c *catalogue) reports() {
-	read := auth.AnyOf(auth.ReportsRead, auth.ReferencesRead)
+	read := auth.Reads(auth.ReportsRead, auth.ReferencesRead)
 	write := auth.AnyOf(auth.ReportsWrite)
 	Add(c.r, Spec{
 		Name: "reports_list", Title: "List reports",

@@ -18,7 +18,7 @@ func (c *catalogue) valuations() {
 	Add(c.r, Spec{
 		Name: "valuations_list", Title: "List valuations",
 		Description: "Lists valuation runs, newest first; filter by requestId or status (queued, running, succeeded, failed).",
-		Policy:      auth.AnyOf(auth.ValuationsRead), ReadOnly: true, Idempotent: true,
+		Policy:      auth.Reads(auth.ValuationsRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/valuations"}, Target: "valuation",
 	}, func(ctx context.Context, p auth.Principal, in ValuationsListInput) (List[store.Valuation], error) {
 		rows, next, err := Q(ctx).ListValuations(ctx, store.TenancyOf(p), store.ValuationFilter{RequestID: in.RequestID, Status: in.Status}, in.page())
@@ -27,7 +27,7 @@ func (c *catalogue) valuations() {
 	Add(c.r, Spec{
 		Name: "valuations_get", Title: "Get a valuation",
 		Description: "Returns a valuation run. Poll it after valuations_run until status is succeeded (with score 0 to 100, components and rationale) or failed.",
-		Policy:      auth.AnyOf(auth.ValuationsRead), ReadOnly: true, Idempotent: true,
+		Policy:      auth.Reads(auth.ValuationsRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/valuations/{id}"}, Target: "valuation",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (store.Valuation, error) {
 		v, err := Q(ctx).GetValuation(ctx, store.TenancyOf(p), in.ID)

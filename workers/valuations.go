@@ -86,7 +86,7 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 	ten := store.Tenancy{TenantID: v.TenantID, Environment: v.Environment}
 	r, err := w.Store.GetReference(ctx, ten, v.RequestID)
 	var score float64
-	var comps map[string]any
+	var comps *store.ValuationComponents
 	var why string
 	if err == nil {
 		score, comps, why, err = tools.Valuate(r)

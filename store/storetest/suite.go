@@ -575,7 +575,7 @@ func testValuations(t *testing.T, f *fixture) {
 	req := f.request(t, f.aLive)
 	done := store.Valuation{ID: store.NewID("val"), TenantID: f.aLive.TenantID, Environment: auth.Live, RequestID: req.ID,
 		Status: store.ValuationSucceeded, Attempts: 2, NextAttemptAt: at(time.Minute), LeaseUntil: ptr(at(time.Hour)),
-		Score: ptr(0.0), Components: map[string]any{"competence": 4.0, "notes": "fine"}, Rationale: "because", Error: "first try failed",
+		Score: ptr(0.0), Components: &store.ValuationComponents{Base: 4, Ratings: 2}, Rationale: "because", Error: "first try failed",
 		WorkerID: "w1", CreatedAt: t0, StartedAt: ptr(at(time.Second)), FinishedAt: ptr(at(2 * time.Minute))}
 	require.NoError(t, s.InsertValuation(ctx, f.aLive, done))
 	got, err := s.GetValuation(ctx, f.aLive, done.ID)
@@ -707,7 +707,7 @@ func testClaimLease(t *testing.T, f *fixture) {
 	assert.ErrorIs(t, s.FinishValuation(ctx, stale), store.ErrConflict, "the first worker lost the run")
 
 	fin := re
-	fin.Status, fin.Score, fin.Components, fin.Rationale = store.ValuationSucceeded, ptr(3.75), map[string]any{"x": 1.0}, "solid"
+	fin.Status, fin.Score, fin.Components, fin.Rationale = store.ValuationSucceeded, ptr(3.75), &store.ValuationComponents{WeightedAverageRating: 1}, "solid"
 	fin.WorkerID, fin.FinishedAt, fin.LeaseUntil, fin.NextAttemptAt = "w2", ptr(at(13*time.Minute)), nil, at(13*time.Minute)
 	require.NoError(t, s.FinishValuation(ctx, fin))
 	stored, err = s.GetValuation(ctx, f.aTest, first.ID)
