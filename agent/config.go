@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -43,6 +44,10 @@ type Config struct {
 	HTTPClient  *http.Client
 	// Now is the clock (tests); defaults to time.Now.
 	Now func() time.Time
+	// OnUsage is told the tokens (prompt plus completion) of every model
+	// call as the provider reports them, with the request's context (its
+	// principal): the daily token budget is charged from here.
+	OnUsage func(ctx context.Context, tokens int)
 }
 
 func (c Config) withDefaults() Config {

@@ -243,6 +243,9 @@ func (r *runner) ask(ctx context.Context, msgs []openrouter.ChatCompletionMessag
 		res.Usage.CompletionTokens += u.CompletionTokens
 		res.Usage.ReasoningTokens += u.CompletionTokenDetails.ReasoningTokens
 		res.Usage.Cost += u.Cost
+		if r.cfg.OnUsage != nil {
+			r.cfg.OnUsage(ctx, u.PromptTokens+u.CompletionTokens)
+		}
 	}
 	return resp, nil
 }

@@ -2,14 +2,17 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,16 +34,32 @@ type Guard struct {
 	// ResourceMetadata returns the RFC 9728 metadata URL advertised in the
 	// WWW-Authenticate header of 401s, so OAuth-aware MCP clients can discover it.
 	ResourceMetadata func(r *http.Request) string
+	// Limits are enforced on every surface; Audit records refusals.
+	Limits Limits
+	Audit  interface {
+		InsertAudit(ctx context.Context, e store.AuditEvent) error
+	}
+	limitsOnce sync.Once
 }
 
 // Wrap authenticates before next runs and records usage after.
 func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
+	// A guard built without limits still has the defaults.
+	g.limitsOnce.Do(func() { g.Limits = g.Limits.withDefaults(g.Now) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := g.Now()
 		traceID := requestTraceID(r)
 		w.Header().Set("X-Trace-Id", traceID)
 
+		ip := g.Limits.ClientIP.Of(r)
+		ipHash := g.hashAddr(ip)
 		token, err := auth.CredentialFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key"))
+		if err == nil || isProbe(err) {
+			if prob := g.authThrottled(r.Context(), w, ipHash); prob != nil {
+				writeProblem(w, traceID, prob)
+				return
+			}
+		}
 		var p auth.Principal
 		if err == nil {
 			if t, perr := auth.ParseToken(token); perr == nil {
@@ -49,6 +68,11 @@ func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
 			p, err = g.Authn.Authenticate(r.Context(), token)
 		}
 		if err != nil {
+			if isProbe(err) {
+				if prob := g.countAuthFailure(r.Context(), w, ipHash); prob != nil {
+					err = prob
+				}
+			}
 			g.deny(w, r, traceID, err)
 			return
 		}
@@ -70,10 +94,14 @@ func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
 			g.Usage.Record(store.Usage{
 				ID: store.NewID("use"), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
 				Surface: surface, Endpoint: endpoint, Method: r.Method, Status: sw.status,
-				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: g.ipHash(r),
+				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: ipHash,
 				TraceID: traceID, At: start,
 			})
 		}()
+		if prob := g.enforce(ctx, sw, r, p, ip, surface, traceID); prob != nil {
+			writeProblem(sw, traceID, prob)
+			return
+		}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
 }
@@ -114,14 +142,10 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err
 	writeProblem(w, traceID, p)
 }
 
-// ipHash keys the client address so usage can be grouped by caller without
-// storing who they are.
-func (g *Guard) ipHash(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return hex.EncodeToString(g.Hasher.Hash("ip\x00" + host)[:16])
+// hashAddr keys the client address so usage can be grouped by caller
+// without storing who they are.
+func (g *Guard) hashAddr(ip netip.Addr) string {
+	return hex.EncodeToString(g.Hasher.Hash("ip\x00" + ip.String())[:16])
 }
 
 // traceIDFrom takes the trace id of a W3C traceparent, or makes one.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
+	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -21,6 +22,9 @@ type KeyService struct {
 	Hasher    *auth.Hasher
 	Now       func() time.Time
 	MaxActive int
+	// Defaults given to a key created without its own limits.
+	DefaultRate        auth.RateLimit
+	DefaultAgentTokens int64
 }
 
 // Actor is who is managing keys, recorded on the audit event.
@@ -41,27 +45,89 @@ type NewKey struct {
 	Environment auth.Environment
 	Scopes      []string
 	ExpiresAt   *time.Time
+	LimitsChange
+}
+
+// LimitsChange is a change to a key's limits; nil fields stay as they are
+// (at creation: take the defaults). An empty, non-nil AllowedIPs clears
+// the allowlist.
+type LimitsChange struct {
+	RateLimit        *auth.RateLimit
+	AllowedIPs       []string
+	AgentDailyTokens *int64
+}
+
+// MaxAgentDailyTokens bounds a key's daily token budget.
+const MaxAgentDailyTokens int64 = 1_000_000_000_000
+
+// apply validates c and returns l with c applied.
+func (c LimitsChange) apply(l store.KeyLimits) (store.KeyLimits, error) {
+	if c.RateLimit != nil {
+		if err := c.RateLimit.Validate(); err != nil {
+			return l, tools.Invalid("rateLimit", err.Error())
+		}
+		rl := *c.RateLimit
+		l.RateLimit = &rl
+	}
+	if c.AllowedIPs != nil {
+		ips, err := auth.NormalizeAllowlist(c.AllowedIPs)
+		var ae *auth.AllowlistError
+		if errors.As(err, &ae) {
+			return l, tools.Invalid(fmt.Sprintf("allowedIps[%d]", ae.Index), ae.Error())
+		}
+		if err != nil {
+			return l, tools.Invalid("allowedIps", err.Error())
+		}
+		l.AllowedIPs = ips
+		if len(ips) == 0 {
+			l.AllowedIPs = nil
+		}
+	}
+	if c.AgentDailyTokens != nil {
+		n := *c.AgentDailyTokens
+		if n < 0 || n > MaxAgentDailyTokens {
+			return l, tools.Invalid("agentDailyTokens", fmt.Sprintf("agentDailyTokens must be between 0 and %d", MaxAgentDailyTokens))
+		}
+		l.AgentDailyTokens = &n
+	}
+	return l, nil
+}
+
+// exceedsDefaults says whether c gives more than a key gets by default,
+// which only tenant admins may do.
+func (ks *KeyService) exceedsDefaults(c LimitsChange) bool {
+	d := ks.DefaultRate
+	if c.RateLimit != nil && d.Requests > 0 &&
+		float64(c.RateLimit.Requests)/c.RateLimit.Window().Seconds() > float64(d.Requests)/d.Window().Seconds() {
+		return true
+	}
+	return c.AgentDailyTokens != nil && ks.DefaultAgentTokens > 0 && *c.AgentDailyTokens > ks.DefaultAgentTokens
 }
 
 // KeyView is a key's metadata as shown to its owners; never the secret.
 type KeyView struct {
-	ID          string     `json:"id"`
-	Name        string     `json:"name"`
-	Prefix      string     `json:"prefix" doc:"Public part of the key, safe to log"`
-	Environment string     `json:"environment" enum:"live,test"`
-	RecruiterID string     `json:"recruiterId"`
-	Scopes      []string   `json:"scopes" doc:"Empty means all scopes"`
-	Status      string     `json:"status" enum:"active,suspended,expired,revoked"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
-	RevokedAt   *time.Time `json:"revokedAt,omitempty"`
-	RevokedBy   string     `json:"revokedBy,omitempty"`
-	RevokeNote  string     `json:"revokeNote,omitempty"`
-	LastUsedAt  *time.Time `json:"lastUsedAt,omitempty"`
-	SuspendedAt *time.Time `json:"suspendedAt,omitempty"`
-	SuspendNote string     `json:"suspendNote,omitempty"`
-	RolledFrom  string     `json:"rolledFrom,omitempty" doc:"The key this one replaced in a roll"`
-	RolledTo    string     `json:"rolledTo,omitempty" doc:"The key that replaced this one in a roll"`
+	ID               string          `json:"id"`
+	Name             string          `json:"name"`
+	Prefix           string          `json:"prefix" doc:"Public part of the key, safe to log"`
+	Environment      string          `json:"environment" enum:"live,test"`
+	RecruiterID      string          `json:"recruiterId"`
+	Scopes           []string        `json:"scopes" doc:"Empty means all scopes"`
+	Status           string          `json:"status" enum:"active,suspended,expired,revoked"`
+	CreatedAt        time.Time       `json:"createdAt"`
+	ExpiresAt        *time.Time      `json:"expiresAt,omitempty"`
+	RevokedAt        *time.Time      `json:"revokedAt,omitempty"`
+	RevokedBy        string          `json:"revokedBy,omitempty"`
+	RevokeNote       string          `json:"revokeNote,omitempty"`
+	LastUsedAt       *time.Time      `json:"lastUsedAt,omitempty"`
+	SuspendedAt      *time.Time      `json:"suspendedAt,omitempty"`
+	SuspendNote      string          `json:"suspendNote,omitempty"`
+	RolledFrom       string          `json:"rolledFrom,omitempty" doc:"The key this one replaced in a roll"`
+	RolledTo         string          `json:"rolledTo,omitempty" doc:"The key that replaced this one in a roll"`
+	RateLimit        *auth.RateLimit `json:"rateLimit,omitempty" doc:"Absent on keys older than rate limits: the server's default applies"`
+	AllowedIPs       []string        `json:"allowedIps" doc:"CIDRs the key may be used from; empty means any address"`
+	AgentDailyTokens *int64          `json:"agentDailyTokens,omitempty" doc:"Ask Veref tokens per UTC day; absent: the server's default"`
+	// Agent is today's Ask Veref spend, on a single key's detail.
+	Agent *quota.Status `json:"agent,omitempty"`
 }
 
 // CreatedKey is the one response that carries the plaintext token.
@@ -76,11 +142,16 @@ func View(k store.APIKey, now time.Time) KeyView {
 	for i, s := range k.Scopes {
 		scopes[i] = string(s)
 	}
-	return KeyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Environment: string(k.Environment),
+	v := KeyView{ID: k.ID, Name: k.Name, Prefix: k.Prefix, Environment: string(k.Environment),
 		RecruiterID: k.RecruiterID, Scopes: scopes, Status: k.Status(now), CreatedAt: k.CreatedAt,
 		ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt, RevokedBy: k.RevokedBy, RevokeNote: k.RevokeNote,
 		LastUsedAt: k.LastUsedAt, SuspendedAt: k.SuspendedAt, SuspendNote: k.SuspendNote,
-		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo}
+		RolledFrom: k.RolledFrom, RolledTo: k.RolledTo,
+		RateLimit: k.RateLimit, AllowedIPs: k.AllowedIPs, AgentDailyTokens: k.AgentDailyTokens}
+	if v.AllowedIPs == nil {
+		v.AllowedIPs = []string{}
+	}
+	return v
 }
 
 // Create validates req, mints the token and stores its hash with an audit
@@ -116,6 +187,10 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
 		return CreatedKey{}, tools.Invalid("expiresAt", "expiresAt must be in the future")
 	}
+	limits, err := req.LimitsChange.apply(ks.defaultLimits())
+	if err != nil {
+		return CreatedKey{}, err
+	}
 	tok, err := auth.NewToken(req.Environment)
 	if err != nil {
 		return CreatedKey{}, err
@@ -123,7 +198,7 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 	k := store.APIKey{
 		ID: store.NewID("key"), TenantID: req.TenantID, RecruiterID: req.RecruiterID, Name: name,
 		Prefix: tok.Prefix, Environment: req.Environment, Hash: ks.Hasher.Hash(tok.String()),
-		Scopes: scopes, CreatedAt: now, ExpiresAt: req.ExpiresAt,
+		Scopes: scopes, CreatedAt: now, ExpiresAt: req.ExpiresAt, KeyLimits: limits,
 	}
 	if _, err := q.GetRecruiter(ctx, req.TenantID, req.RecruiterID); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -151,7 +226,7 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 		ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
 		ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.create",
 		TargetType: "api_key", TargetID: k.ID, Outcome: "ok",
-		Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes}, At: now,
+		Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes, "limits": limits}, At: now,
 	})
 	if err != nil {
 		return CreatedKey{}, err
@@ -184,6 +259,56 @@ func (ks *KeyService) Revoke(ctx context.Context, tenantID, id, note string, by 
 			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
 			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.revoke",
 			TargetType: "api_key", TargetID: id, Outcome: "ok", Data: map[string]any{"note": note}, At: now,
+		})
+	})
+	if err != nil {
+		return KeyView{}, err
+	}
+	return View(out, now), nil
+}
+
+// defaultLimits are what a new key gets when its creator names none.
+func (ks *KeyService) defaultLimits() store.KeyLimits {
+	var l store.KeyLimits
+	if ks.DefaultRate.Requests > 0 {
+		rl := ks.DefaultRate
+		l.RateLimit = &rl
+	}
+	if ks.DefaultAgentTokens > 0 {
+		n := ks.DefaultAgentTokens
+		l.AgentDailyTokens = &n
+	}
+	return l
+}
+
+// UpdateLimits changes a key's rate limit, allowlist or token budget (its
+// scopes never change) and audits the change with before and after.
+func (ks *KeyService) UpdateLimits(ctx context.Context, tenantID, id string, c LimitsChange, by Actor) (KeyView, error) {
+	now := ks.Now().UTC()
+	var out store.APIKey
+	err := ks.Store.InTx(ctx, func(q store.Queries) error {
+		k, err := q.GetAPIKey(ctx, tenantID, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return tools.NotFound("API key", id)
+		}
+		if err != nil {
+			return err
+		}
+		if k.RevokedAt != nil {
+			return tools.Conflict("this key was revoked on " + k.RevokedAt.UTC().Format(time.RFC3339) + "; its limits no longer matter")
+		}
+		limits, err := c.apply(k.KeyLimits)
+		if err != nil {
+			return err
+		}
+		if out, err = q.SetAPIKeyLimits(ctx, tenantID, id, limits); err != nil {
+			return err
+		}
+		return q.InsertAudit(ctx, store.AuditEvent{
+			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
+			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.update_limits",
+			TargetType: "api_key", TargetID: id, Outcome: "ok",
+			Data: map[string]any{"before": k.KeyLimits, "after": limits}, At: now,
 		})
 	})
 	if err != nil {

@@ -56,6 +56,28 @@ type createKeyInput struct {
 		Environment string     `json:"environment" enum:"live,test"`
 		Scopes      []string   `json:"scopes,omitempty" doc:"Empty or absent means all scopes"`
 		ExpiresAt   *time.Time `json:"expiresAt,omitempty"`
+		LimitsBody
+	}
+}
+
+// LimitsBody are the limits a key is created with or changed to.
+type LimitsBody struct {
+	RateLimit        *auth.RateLimit `json:"rateLimit,omitempty" doc:"Requests per second, minute or hour; absent: the server's default (VEREF_DEFAULT_RATE_LIMIT)"`
+	AllowedIPs       []string        `json:"allowedIps,omitempty" maxItems:"100" doc:"CIDRs (or addresses) the key may be used from; empty means any address"`
+	AgentDailyTokens *int64          `json:"agentDailyTokens,omitempty" minimum:"0" doc:"Ask Veref tokens per UTC day; absent: the server's default (VEREF_AGENT_DAILY_TOKENS)"`
+}
+
+func (b LimitsBody) change() LimitsChange {
+	return LimitsChange{RateLimit: b.RateLimit, AllowedIPs: b.AllowedIPs, AgentDailyTokens: b.AgentDailyTokens}
+}
+
+type patchKeyInput struct {
+	SessionAuth
+	Tenant string `path:"tenant" maxLength:"100"`
+	ID     string `path:"id" maxLength:"100"`
+	Body   struct {
+		LimitsBody
+		Scopes []string `json:"scopes,omitempty" doc:"Immutable: a key's scopes never change; sending them is refused"`
 	}
 }
 
@@ -122,7 +144,11 @@ func (s *Server) mountKeyManagement() {
 	harden := hardenHuma(&cfg)
 	m := humago.New(s.mux, cfg)
 	harden(m)
-	ks := &KeyService{Store: s.opts.Store, Hasher: s.opts.Hasher, Now: s.now, MaxActive: s.opts.MaxActiveKeys}
+	ks := &KeyService{Store: s.opts.Store, Hasher: s.opts.Hasher, Now: s.now, MaxActive: s.opts.MaxActiveKeys,
+		DefaultRate: s.guard.Limits.DefaultRate}
+	if q := s.guard.Limits.AgentTokens; q != nil {
+		ks.DefaultAgentTokens = q.Budget(auth.Principal{})
+	}
 	s.keys = ks
 	s.mountWorkspace(m, ks)
 	base := "/v1/tenants/{tenant}/api-keys"
@@ -133,8 +159,12 @@ func (s *Server) mountKeyManagement() {
 			if err != nil {
 				return nil, err
 			}
+			if !c.admin && ks.exceedsDefaults(in.Body.change()) {
+				return nil, adminRequired("only a tenant admin can give a key more than the default rate limit or token budget")
+			}
 			created, err := ks.Create(ctx, NewKey{TenantID: c.tenant.ID, RecruiterID: c.recruiter.ID, Name: in.Body.Name,
-				Environment: auth.Environment(in.Body.Environment), Scopes: in.Body.Scopes, ExpiresAt: in.Body.ExpiresAt},
+				Environment: auth.Environment(in.Body.Environment), Scopes: in.Body.Scopes, ExpiresAt: in.Body.ExpiresAt,
+				LimitsChange: in.Body.change()},
 				Actor{Kind: store.ActorRecruiter, ID: c.recruiter.ID})
 			if err != nil {
 				return nil, problemFrom(err)
@@ -171,7 +201,30 @@ func (s *Server) mountKeyManagement() {
 			if err != nil {
 				return nil, err
 			}
-			return &keyOutput{Body: View(k, s.now())}, nil
+			return &keyOutput{Body: s.detail(ctx, k)}, nil
+		})
+
+	huma.Register(m, huma.Operation{OperationID: "updateApiKeyLimits", Method: http.MethodPatch, Path: base + "/{id}",
+		Summary: "Change a key's rate limit, IP allowlist or agent token budget (tenant admins; scopes are immutable)"},
+		func(ctx context.Context, in *patchKeyInput) (*keyOutput, error) {
+			c, k, err := s.ownedKey(ctx, keyPath{in.SessionAuth, in.Tenant, in.ID})
+			if err != nil {
+				return nil, err
+			}
+			if !c.admin {
+				return nil, adminRequired("only a tenant admin can change a key's limits")
+			}
+			if in.Body.Scopes != nil {
+				return nil, problemFrom(tools.Invalid("scopes", "a key's scopes cannot change; create a new key with the scopes you need"))
+			}
+			if _, err := ks.UpdateLimits(ctx, c.tenant.ID, k.ID, in.Body.change(), Actor{Kind: store.ActorRecruiter, ID: c.recruiter.ID}); err != nil {
+				return nil, problemFrom(err)
+			}
+			k, err = s.opts.Store.GetAPIKey(ctx, c.tenant.ID, k.ID)
+			if err != nil {
+				return nil, problemFrom(err)
+			}
+			return &keyOutput{Body: s.detail(ctx, k)}, nil
 		})
 
 	huma.Register(m, huma.Operation{OperationID: "listApiKeyUsage", Method: http.MethodGet, Path: base + "/{id}/usage"},
@@ -308,4 +361,20 @@ func (s *Server) resolve(ctx context.Context, token, tenantID string) (caller, e
 		return caller{}, problemFrom(err)
 	}
 	return caller{tenant: t, recruiter: r, admin: sess.Admin || r.Admin}, nil
+}
+
+// detail is a key's view with today's agent spend.
+func (s *Server) detail(ctx context.Context, k store.APIKey) KeyView {
+	v := View(k, s.now())
+	if q := s.guard.Limits.AgentTokens; q != nil {
+		st, err := q.Status(ctx, auth.Principal{KeyID: k.ID, AgentDailyTokens: k.AgentDailyTokens})
+		if err == nil {
+			v.Agent = &st
+		}
+	}
+	return v
+}
+
+func adminRequired(detail string) *Problem {
+	return problem.New(problem.AdminRequired, detail).WithHint("ask an admin of this tenant")
 }

@@ -43,6 +43,9 @@ type Options struct {
 	AppURL string
 	// AuthTimeout bounds the key lookup of every request (default 2s).
 	AuthTimeout time.Duration
+	// Limits: rate limits, allowlists, auth-failure throttling and the
+	// agent's token budget; zero values take the defaults.
+	Limits Limits
 
 	// MCP and Agent are mounted behind the same guard as REST when set.
 	MCP   http.Handler
@@ -84,6 +87,7 @@ func New(o Options) *Server {
 		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now, Cache: o.KeyCache, LookupTimeout: o.AuthTimeout},
 		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Now: o.Now,
 		ResourceMetadata: func(r *http.Request) string { return baseURL(r) + protectedResourcePath },
+		Limits:           o.Limits.withDefaults(o.Now), Audit: o.Store,
 	}
 
 	cfg := huma.DefaultConfig("Veref API", o.Version)
@@ -130,6 +134,7 @@ func New(o Options) *Server {
 	for pattern, h := range o.Public {
 		s.mux.Handle(pattern, h)
 	}
+	documentLimits(s.api.OpenAPI())
 	// Anything else under /v1/api is answered in our problem shape after
 	// authentication, so unknown paths do not reveal which exist; anything
 	// else at all, without it.

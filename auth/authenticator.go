@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ type KeyRecord struct {
 	// RolledTo is the id of the key that replaced this one, if any: its
 	// expiry is then the end of the roll's grace.
 	RolledTo string
+	// Limits; nil or empty means the server's defaults (any address).
+	RateLimit        *RateLimit
+	AllowedIPs       []string
+	AgentDailyTokens *int64
 }
 
 // ErrKeyNotFound is what a KeyLookup returns for an unknown prefix.
@@ -184,9 +189,16 @@ func (a *Authenticator) check(token string, t Token, rec KeyRecord) (Principal, 
 	if len(scopes) == 0 {
 		scopes = allScopes
 	}
+	// Stored lists were checked when written; an entry that no longer
+	// parses drops out rather than opening the key to every address.
+	allowed, _ := ParseAllowlist(rec.AllowedIPs)
+	if len(allowed) == 0 && len(rec.AllowedIPs) > 0 {
+		allowed = []netip.Prefix{netip.MustParsePrefix("0.0.0.0/32")}
+	}
 	return Principal{
 		TenantID: rec.TenantID, Environment: rec.Environment, RecruiterID: rec.RecruiterID,
 		KeyID: rec.ID, KeyPrefix: rec.Prefix, KeyName: rec.Name, Scopes: scopes, ExpiresAt: rec.ExpiresAt,
+		RateLimit: rec.RateLimit, AllowedIPs: allowed, AgentDailyTokens: rec.AgentDailyTokens,
 	}, nil
 }
 

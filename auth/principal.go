@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"net/netip"
 	"time"
 )
 
@@ -16,6 +17,11 @@ type Principal struct {
 	KeyName     string      `json:"keyName"`
 	Scopes      []Scope     `json:"scopes"`
 	ExpiresAt   *time.Time  `json:"expiresAt,omitempty"`
+	// RateLimit and AgentDailyTokens are nil when the key takes the
+	// server's defaults; AllowedIPs empty means any address.
+	RateLimit        *RateLimit     `json:"rateLimit,omitempty"`
+	AllowedIPs       []netip.Prefix `json:"allowedIps,omitempty"`
+	AgentDailyTokens *int64         `json:"agentDailyTokens,omitempty"`
 }
 
 // Can reports whether the principal satisfies p.

@@ -27,6 +27,7 @@ const (
 	ScopeMissing     Code = "SCOPE_MISSING"
 	RecruiterUnknown Code = "RECRUITER_UNKNOWN"
 	IPNotAllowed     Code = "IP_NOT_ALLOWED"
+	AdminRequired    Code = "ADMIN_REQUIRED"
 	OriginNotAllowed Code = "ORIGIN_NOT_ALLOWED"
 
 	NotFound             Code = "NOT_FOUND"
@@ -88,6 +89,7 @@ var table = []Info{
 	{ScopeMissing, 403, "The key lacks every scope the operation accepts.", "Create a key with one of the scopes named in detail."},
 	{RecruiterUnknown, 403, "The signed-in user is not a recruiter of this tenant.", "Ask a tenant admin to add you."},
 	{IPNotAllowed, 403, "The key may not be used from this address.", "Call from an address on the key's allow-list, or change the list."},
+	{AdminRequired, 403, "Only a tenant admin may do this.", "Ask an admin of the tenant."},
 	{OriginNotAllowed, 403, "The browser origin is not on the server's allow-list.", "Add the origin to VEREF_MCP_ALLOWED_ORIGINS."},
 	{NotFound, 404, "No such resource or route; ids of other tenants and environments answer the same.", "Check the id, the key's environment, and the path."},
 	{MethodNotAllowed, 405, "The route exists but not with this method.", "Use a method listed in the Allow header."},

@@ -74,6 +74,13 @@ type Store interface {
 	// ClaimOutbox takes up to n unsent messages whose next attempt is due,
 	// pushing their next attempt to leaseUntil so another worker skips them.
 	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n int) ([]OutboxMessage, error)
+
+	// Purge deletes up to batch rows of kind older than before and says how
+	// many went; callers loop until it returns fewer than batch.
+	Purge(ctx context.Context, kind PurgeKind, before time.Time, batch int) (int, error)
+	// Exclusive runs fn unless another instance holds the lock called name
+	// (a PostgreSQL advisory lock; SQLite has one instance). ran says which.
+	Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (ran bool, err error)
 }
 
 // KeyWatcher is a store that can tell a key cache when stored keys change
@@ -82,6 +89,17 @@ type Store interface {
 type KeyWatcher interface {
 	WatchKeys(ctx context.Context, ev auth.KeyEvents) error
 }
+
+// PurgeKind names what the retention sweeper may delete.
+type PurgeKind string
+
+const (
+	PurgeUsage         PurgeKind = "usage"         // api_key_usage by at
+	PurgeIdempotency   PurgeKind = "idempotency"   // idempotency_keys by created_at
+	PurgeConversations PurgeKind = "conversations" // conversations by updated_at
+	PurgeAudit         PurgeKind = "audit"         // audit_events by at
+	PurgeAgentSpend    PurgeKind = "agent_spend"   // agent_token_spend by day
+)
 
 // Queries are the operations available both outside and inside a transaction.
 type Queries interface {
@@ -112,6 +130,12 @@ type Queries interface {
 	ListUsage(ctx context.Context, tenantID, keyID string, p Page) ([]Usage, string, error)
 	// UsageBetween returns up to max rows of a key with from <= at < to, oldest first.
 	UsageBetween(ctx context.Context, tenantID, keyID string, from, to time.Time, max int) ([]Usage, error)
+	// SetAPIKeyLimits replaces a key's limits (scopes never change).
+	SetAPIKeyLimits(ctx context.Context, tenantID, id string, l KeyLimits) (APIKey, error)
+
+	// Agent spend: tokens a key used on day (UTC, "2006-01-02").
+	AddAgentTokens(ctx context.Context, keyID, day string, tokens int64) error
+	AgentTokens(ctx context.Context, keyID, day string) (int64, error)
 
 	// Audit.
 	InsertAudit(ctx context.Context, e AuditEvent) error
@@ -227,6 +251,15 @@ type APIKey struct {
 	SuspendNote string           `json:"suspendNote,omitempty"`
 	RolledFrom  string           `json:"rolledFrom,omitempty"` // the key this one replaced
 	RolledTo    string           `json:"rolledTo,omitempty"`   // the key that replaced this one
+	KeyLimits
+}
+
+// KeyLimits are the mutable limits of a key. Nil RateLimit and
+// AgentDailyTokens mean the server's defaults; empty AllowedIPs, any address.
+type KeyLimits struct {
+	RateLimit        *auth.RateLimit `json:"rateLimit,omitempty"`
+	AllowedIPs       []string        `json:"allowedIps"`
+	AgentDailyTokens *int64          `json:"agentDailyTokens,omitempty"`
 }
 
 // Status is active, suspended, expired or revoked at now. Revocation wins

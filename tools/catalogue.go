@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/quota"
 )
 
 // Deps are what the operations need beyond the transaction Invoke gives them.
@@ -15,6 +16,10 @@ type Deps struct {
 	// PublicURL is the base of links sent to referees and share links,
 	// e.g. https://api.veref.work.
 	PublicURL string
+	// DefaultRateLimit is the limit of keys without their own, shown by whoami.
+	DefaultRateLimit auth.RateLimit
+	// AgentTokens is the Ask Veref daily budget, shown by whoami; nil hides it.
+	AgentTokens *quota.AgentTokens
 }
 
 // catalogue is the operations' shared dependencies.
@@ -42,7 +47,7 @@ func New(r *Registry, d Deps) *Registry {
 		ReadOnly:    true, Idempotent: true,
 		HTTP:   Binding{Method: "GET", Path: "/me"},
 		Target: "api_key",
-	}, whoami)
+	}, c.whoami)
 	c.candidates()
 	c.references()
 	c.reports()
@@ -55,22 +60,41 @@ type WhoamiInput struct{}
 
 // Whoami describes the calling key.
 type Whoami struct {
-	TenantID    string       `json:"tenantId"`
-	RecruiterID string       `json:"recruiterId"`
-	Environment string       `json:"environment" enum:"live,test"`
-	KeyID       string       `json:"keyId"`
-	KeyPrefix   string       `json:"keyPrefix"`
-	KeyName     string       `json:"keyName"`
-	Scopes      []auth.Scope `json:"scopes"`
-	ExpiresAt   *time.Time   `json:"expiresAt,omitempty"`
+	TenantID    string          `json:"tenantId"`
+	RecruiterID string          `json:"recruiterId"`
+	Environment string          `json:"environment" enum:"live,test"`
+	KeyID       string          `json:"keyId"`
+	KeyPrefix   string          `json:"keyPrefix"`
+	KeyName     string          `json:"keyName"`
+	Scopes      []auth.Scope    `json:"scopes"`
+	ExpiresAt   *time.Time      `json:"expiresAt,omitempty"`
+	RateLimit   *auth.RateLimit `json:"rateLimit,omitempty" doc:"Requests this key may make per second, minute or hour"`
+	AllowedIPs  []string        `json:"allowedIps" doc:"CIDRs this key may be used from; empty means any address"`
+	Agent       *quota.Status   `json:"agent,omitempty" doc:"Ask Veref's daily token budget and today's spend"`
 }
 
 // AuditTarget is the key itself.
 func (w Whoami) AuditTarget() string { return w.KeyID }
 
-func whoami(_ context.Context, p auth.Principal, _ WhoamiInput) (Whoami, error) {
-	return Whoami{
+func (c *catalogue) whoami(ctx context.Context, p auth.Principal, _ WhoamiInput) (Whoami, error) {
+	w := Whoami{
 		TenantID: p.TenantID, RecruiterID: p.RecruiterID, Environment: string(p.Environment),
 		KeyID: p.KeyID, KeyPrefix: p.KeyPrefix, KeyName: p.KeyName, Scopes: p.Scopes, ExpiresAt: p.ExpiresAt,
-	}, nil
+		RateLimit: p.RateLimit, AllowedIPs: make([]string, 0, len(p.AllowedIPs)),
+	}
+	if w.RateLimit == nil && c.deps.DefaultRateLimit.Requests > 0 {
+		rl := c.deps.DefaultRateLimit
+		w.RateLimit = &rl
+	}
+	for _, a := range p.AllowedIPs {
+		w.AllowedIPs = append(w.AllowedIPs, a.String())
+	}
+	if c.deps.AgentTokens != nil {
+		st, err := c.deps.AgentTokens.Status(ctx, p)
+		if err != nil {
+			return Whoami{}, err
+		}
+		w.Agent = &st
+	}
+	return w, nil
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
 )
@@ -45,6 +47,9 @@ type Options struct {
 	AuthTimeout time.Duration
 	// Log receives the server's log lines (default: discarded).
 	Log io.Writer
+	// Limits are the guard's limits; a nil AgentTokens gets the default
+	// budget over the store.
+	Limits api.Limits
 }
 
 // Env is a running server and what tests need to drive it.
@@ -62,6 +67,8 @@ type Env struct {
 	Keys   *api.KeyService
 	// KeyCache is the server's verified-key cache (nil with NoKeyCache).
 	KeyCache *auth.KeyCache
+	// Limits as the server runs them (AgentTokens for charging).
+	Limits api.Limits
 }
 
 // New starts a server over st, closed when the test ends.
@@ -80,13 +87,20 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	if now == nil {
 		now = time.Now
 	}
-	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL}
+	if o.Limits.DefaultRate.Requests == 0 {
+		o.Limits.DefaultRate = api.DefaultRateLimit
+	}
+	if o.Limits.AgentTokens == nil {
+		o.Limits.AgentTokens = &quota.AgentTokens{Store: st, Now: now}
+	}
+	e.Limits = o.Limits
+	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL, DefaultRateLimit: o.Limits.DefaultRate, AgentTokens: o.Limits.AgentTokens}
 	e.Registry = tools.New(tools.NewRegistry(st, now), deps)
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
 	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)
 	e.Registry.QueueReadAudits(e.Audits)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
-		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout}
+		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits}
 	stopWatch := func() {}
 	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
 		e.KeyCache = auth.NewKeyCache(0, now)
@@ -110,7 +124,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Server = api.New(opts)
 	e.HTTP.Config.Handler = e.Server
 	e.HTTP.Start()
-	e.Keys = &api.KeyService{Store: st, Hasher: hasher, Now: now, MaxActive: 1000}
+	e.Keys = &api.KeyService{Store: st, Hasher: hasher, Now: now, MaxActive: 1000, DefaultRate: o.Limits.DefaultRate}
 	t.Cleanup(func() {
 		e.HTTP.Close()
 		_ = e.Usage.Close(context.Background())
@@ -143,6 +157,27 @@ func (e *Env) Key(tenant string, env auth.Environment, scopes ...auth.Scope) str
 		api.Actor{Kind: store.ActorOperator, ID: "apitest"})
 	require.NoError(e.T, err)
 	return created.Plaintext
+}
+
+// KeyWith mints a key with the given limits for the tenant's recruiter.
+func (e *Env) KeyWith(tenant string, env auth.Environment, limits api.LimitsChange, scopes ...auth.Scope) string {
+	e.T.Helper()
+	names := make([]string, len(scopes))
+	for i, s := range scopes {
+		names[i] = string(s)
+	}
+	created, err := e.Keys.Create(context.Background(), api.NewKey{TenantID: tenant, RecruiterID: tenant + "_recruiter",
+		Name: "key " + auth.RandomString(8), Environment: env, Scopes: names, LimitsChange: limits},
+		api.Actor{Kind: store.ActorOperator, ID: "apitest"})
+	require.NoError(e.T, err)
+	return created.Plaintext
+}
+
+// From returns an HTTP client whose connections leave from the loopback
+// address ip (127.0.0.2, 127.0.0.3…), as a caller elsewhere would.
+func From(ip string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Timeout: 30 * time.Second}
 }
 
 // Principal is the principal a key authenticates as.
@@ -184,6 +219,12 @@ func (r Response) Code() string {
 // body is JSON-encoded unless it is already a string or []byte.
 func (e *Env) Do(method, path, key string, body any, headers ...string) Response {
 	e.T.Helper()
+	return e.DoWith(http.DefaultClient, method, path, key, body, headers...)
+}
+
+// DoWith is Do through client (see From).
+func (e *Env) DoWith(client *http.Client, method, path, key string, body any, headers ...string) Response {
+	e.T.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -207,7 +248,7 @@ func (e *Env) Do(method, path, key string, body any, headers ...string) Response
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	require.NoError(e.T, err)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)

@@ -48,6 +48,7 @@ type config struct {
 	// publicPepper: --dev without API_KEY_PEPPER, so keys hash with a
 	// pepper anyone can read.
 	publicPepper bool
+	limits       limitsConfig
 }
 
 // devWarning is said when --dev is pointed at a database it did not make:
@@ -151,6 +152,10 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 		c.keyCacheTTL = d
 	}
 	if _, _, err := splitDatabaseURL(c.databaseURL); err != nil {
+		return c, err
+	}
+	var err error
+	if c.limits, err = loadLimits(getenv); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -155,7 +155,18 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	now := time.Now
 	usage := api.NewUsageWriter(st, log, 0)
 	audits := api.NewAuditWriter(st, log, 0)
-	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/")}
+	limits, closeLimits, err := cfg.limits.limits(st, now, log)
+	if err != nil {
+		return nil, err
+	}
+	agentCfg.OnUsage = func(ctx context.Context, tokens int) {
+		p, _ := auth.FromContext(ctx)
+		if err := limits.AgentTokens.Charge(context.WithoutCancel(ctx), p.KeyID, tokens); err != nil {
+			log.Error().Err(err).Str("key_id", p.KeyID).Int("tokens", tokens).Msg("charging the agent token budget")
+		}
+	}
+	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/"),
+		DefaultRateLimit: limits.DefaultRate, AgentTokens: limits.AgentTokens}
 	reg := tools.New(tools.NewRegistry(st, now), deps)
 	reg.QueueReadAudits(audits)
 	var clerk *api.ClerkVerifier
@@ -180,7 +191,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache,
-		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout,
+		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout, Limits: limits,
 		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
 		Agent:    agent.NewHandler(reg, st, agentCfg),
 		MCP:      vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
@@ -231,6 +242,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		if err := audits.Close(ctx); err != nil {
 			log.Error().Err(err).Msg("flushing audit events")
 		}
+		closeLimits()
 	}}, nil
 }
 

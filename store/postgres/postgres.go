@@ -137,3 +137,23 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return err
 }
+
+// Exclusive runs fn while holding a session advisory lock derived from
+// name, so among instances sharing the database only one runs it at a
+// time; the others return ran=false at once instead of waiting.
+func (s *Store) Exclusive(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	defer conn.Close()
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "veref:"+name).Scan(&got); err != nil {
+		return false, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "veref:"+name) //nolint:errcheck
+	return true, fn(ctx)
+}

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"strings"
 	"time"
@@ -189,20 +190,52 @@ func (q *Q) RecruiterByClerkUser(ctx context.Context, tenantID, clerkUserID stri
 // API keys and usage.
 
 const keyCols = "id, tenant_id, recruiter_id, name, prefix, environment, hash, scopes, created_at, expires_at, revoked_at, revoked_by, revoke_note, last_used_at, " +
-	"suspended_at, suspended_by, suspend_note, rolled_from, rolled_to"
+	"suspended_at, suspended_by, suspend_note, rolled_from, rolled_to, " +
+	"rate_limit_requests, rate_limit_per, allowed_ips, agent_daily_tokens"
 
 func scanKey(s scanner) (k store.APIKey, err error) {
+	var reqs sql.NullInt64
+	var per sql.NullString
+	var tokens sql.NullInt64
 	err = s.Scan(&k.ID, &k.TenantID, &k.RecruiterID, &k.Name, &k.Prefix, &k.Environment, &k.Hash, jcol(&k.Scopes),
 		tcol(&k.CreatedAt), tnull(&k.ExpiresAt), tnull(&k.RevokedAt), &k.RevokedBy, &k.RevokeNote, tnull(&k.LastUsedAt),
-		tnull(&k.SuspendedAt), &k.SuspendedBy, &k.SuspendNote, &k.RolledFrom, &k.RolledTo)
+		tnull(&k.SuspendedAt), &k.SuspendedBy, &k.SuspendNote, &k.RolledFrom, &k.RolledTo,
+		&reqs, &per, jcol(&k.AllowedIPs), &tokens)
+	if reqs.Valid && per.Valid {
+		k.RateLimit = &auth.RateLimit{Requests: int(reqs.Int64), Per: per.String}
+	}
+	if tokens.Valid {
+		k.AgentDailyTokens = &tokens.Int64
+	}
+	if len(k.AllowedIPs) == 0 {
+		k.AllowedIPs = nil
+	}
 	return k, err
 }
 
+// limitArgs are the values of rate_limit_requests, rate_limit_per,
+// allowed_ips and agent_daily_tokens.
+func limitArgs(l store.KeyLimits) []any {
+	var reqs, per, tokens any
+	if l.RateLimit != nil {
+		reqs, per = l.RateLimit.Requests, l.RateLimit.Per
+	}
+	if l.AgentDailyTokens != nil {
+		tokens = *l.AgentDailyTokens
+	}
+	ips := l.AllowedIPs
+	if ips == nil {
+		ips = []string{}
+	}
+	return []any{reqs, per, js(ips), tokens}
+}
+
 func (q *Q) InsertAPIKey(ctx context.Context, k store.APIKey) error {
-	_, err := q.exec(ctx, "INSERT INTO api_keys ("+keyCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		k.ID, k.TenantID, k.RecruiterID, k.Name, k.Prefix, string(k.Environment), k.Hash, js(k.Scopes),
+	args := append([]any{k.ID, k.TenantID, k.RecruiterID, k.Name, k.Prefix, string(k.Environment), k.Hash, js(k.Scopes),
 		q.d.t(k.CreatedAt), q.d.tp(k.ExpiresAt), q.d.tp(k.RevokedAt), k.RevokedBy, k.RevokeNote, q.d.tp(k.LastUsedAt),
-		q.d.tp(k.SuspendedAt), k.SuspendedBy, k.SuspendNote, k.RolledFrom, k.RolledTo)
+		q.d.tp(k.SuspendedAt), k.SuspendedBy, k.SuspendNote, k.RolledFrom, k.RolledTo},
+		limitArgs(k.KeyLimits)...)
+	_, err := q.exec(ctx, "INSERT INTO api_keys ("+keyCols+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", args...)
 	return err
 }
 
@@ -212,6 +245,18 @@ func (q *Q) SetAPIKeySuspension(ctx context.Context, tenantID, id, by, note stri
 	}
 	n, err := q.exec(ctx, "UPDATE api_keys SET suspended_at = ?, suspended_by = ?, suspend_note = ? WHERE tenant_id = ? AND id = ?",
 		q.d.tp(at), by, note, tenantID, id)
+	if err == nil && n == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.APIKey{}, err
+	}
+	return get(ctx, q, q.w, scanKey, "SELECT "+keyCols+" FROM api_keys WHERE tenant_id = ? AND id = ?", tenantID, id)
+}
+
+func (q *Q) SetAPIKeyLimits(ctx context.Context, tenantID, id string, l store.KeyLimits) (store.APIKey, error) {
+	args := append(limitArgs(l), tenantID, id)
+	n, err := q.exec(ctx, "UPDATE api_keys SET rate_limit_requests = ?, rate_limit_per = ?, allowed_ips = ?, agent_daily_tokens = ? WHERE tenant_id = ? AND id = ?", args...)
 	if err == nil && n == 0 {
 		err = store.ErrNotFound
 	}
@@ -237,6 +282,23 @@ func (q *Q) APIKeyNameTaken(ctx context.Context, tenantID, name string) (bool, e
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// Agent spend.
+
+func (q *Q) AddAgentTokens(ctx context.Context, keyID, day string, tokens int64) error {
+	_, err := q.exec(ctx, `INSERT INTO agent_token_spend (key_id, day, tokens) VALUES (?, ?, ?)
+		ON CONFLICT (key_id, day) DO UPDATE SET tokens = agent_token_spend.tokens + excluded.tokens`, keyID, day, tokens)
+	return err
+}
+
+func (q *Q) AgentTokens(ctx context.Context, keyID, day string) (int64, error) {
+	var n int64
+	err := q.r.QueryRowContext(ctx, q.d.rebind("SELECT tokens FROM agent_token_spend WHERE key_id = ? AND day = ?"), keyID, day).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return n, q.d.err(err)
 }
 
 func (q *Q) GetAPIKey(ctx context.Context, tenantID, id string) (store.APIKey, error) {
@@ -669,5 +731,6 @@ func (q *Q) keyByPrefix(ctx context.Context, prefix string) (auth.KeyRecord, err
 	}
 	return auth.KeyRecord{ID: k.ID, TenantID: k.TenantID, RecruiterID: k.RecruiterID, Name: k.Name, Prefix: k.Prefix,
 		Environment: k.Environment, Hash: k.Hash, Scopes: k.Scopes, ExpiresAt: k.ExpiresAt, RevokedAt: k.RevokedAt,
-		SuspendedAt: k.SuspendedAt, RolledTo: k.RolledTo}, nil
+		SuspendedAt: k.SuspendedAt, RolledTo: k.RolledTo,
+		RateLimit: k.RateLimit, AllowedIPs: k.AllowedIPs, AgentDailyTokens: k.AgentDailyTokens}, nil
 }

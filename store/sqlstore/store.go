@@ -268,3 +268,37 @@ func Migrate(ctx context.Context, d *Dialect, conn *sql.Conn, migrations fs.FS) 
 	}
 	return nil
 }
+
+// purgeSQL deletes one batch of a kind: the oldest first, by primary key
+// so each batch is a short transaction on either backend.
+var purgeSQL = map[store.PurgeKind]string{
+	store.PurgeUsage:         "DELETE FROM api_key_usage WHERE id IN (SELECT id FROM api_key_usage WHERE at < ? ORDER BY at LIMIT ?)",
+	store.PurgeAudit:         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?)",
+	store.PurgeConversations: "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < ? ORDER BY updated_at LIMIT ?)",
+	store.PurgeIdempotency: `DELETE FROM idempotency_keys WHERE (tenant_id, environment, key_id, key) IN
+		(SELECT tenant_id, environment, key_id, key FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+	store.PurgeAgentSpend: "DELETE FROM agent_token_spend WHERE (key_id, day) IN (SELECT key_id, day FROM agent_token_spend WHERE day < ? ORDER BY day LIMIT ?)",
+}
+
+// Purge deletes up to batch rows of kind older than before.
+func (s *Store) Purge(ctx context.Context, kind store.PurgeKind, before time.Time, batch int) (int, error) {
+	query, ok := purgeSQL[kind]
+	if !ok {
+		return 0, fmt.Errorf("sqlstore: nothing to purge called %q", kind)
+	}
+	if batch <= 0 {
+		batch = 1000
+	}
+	var arg any = s.d.t(before)
+	if kind == store.PurgeAgentSpend {
+		arg = before.UTC().Format(time.DateOnly)
+	}
+	n, err := s.exec(ctx, query, arg, batch)
+	return int(n), err
+}
+
+// Exclusive runs fn; a single-process backend needs no lock. PostgreSQL
+// overrides it with an advisory lock.
+func (s *Store) Exclusive(ctx context.Context, _ string, fn func(ctx context.Context) error) (bool, error) {
+	return true, fn(ctx)
+}

@@ -37,9 +37,12 @@ func TestGeneratedClientAgainstVeref(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	who, ok := me.(*client.Whoami)
-	if !ok || who.TenantId != "acme" || who.Environment != "test" {
+	wh, ok := me.(*client.WhoamiHeaders)
+	if !ok || wh.Response.TenantId != "acme" || wh.Response.Environment != "test" {
 		t.Fatalf("whoami: %#v", me)
+	}
+	if p, ok := wh.RateLimitPolicy.Get(); !ok || p != `"default";q=600;w=60` {
+		t.Fatalf("whoami: RateLimit-Policy %q", p)
 	}
 
 	started, err := c.ReferencesStart(ctx, &client.ReferencesStartRequest{
@@ -52,8 +55,12 @@ func TestGeneratedClientAgainstVeref(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, ok := started.(*client.Reference)
-	if !ok || ref.Status != "sent" || len(ref.Referees) != 1 {
+	rh, ok := started.(*client.ReferenceHeaders)
+	if !ok {
+		t.Fatalf("references_start: %#v", started)
+	}
+	ref := rh.Response
+	if ref.Status != "sent" || len(ref.Referees) != 1 {
 		t.Fatalf("references_start: %#v", started)
 	}
 	if links := ref.TestInvitationLinks; len(links) != 1 {
@@ -64,7 +71,7 @@ func TestGeneratedClientAgainstVeref(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := got.(*client.ReferenceRequest); !ok || r.ID != ref.ID || r.Referees[0].State != "sent" {
+	if r, ok := got.(*client.ReferenceRequestHeaders); !ok || r.Response.ID != ref.ID || r.Response.Referees[0].State != "sent" {
 		t.Fatalf("references_get: %#v", got)
 	}
 
@@ -73,7 +80,7 @@ func TestGeneratedClientAgainstVeref(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nf, ok := missing.(*client.CandidatesGetNotFound); !ok || nf.Code != "NOT_FOUND" {
+	if nf, ok := missing.(*client.CandidatesGetNotFound); !ok || nf.Response.Code != "NOT_FOUND" {
 		t.Fatalf("candidates_get of a missing id: %#v", missing)
 	}
 }
