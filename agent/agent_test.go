@@ -59,6 +59,9 @@ func newHarnessOn(t testing.TB, st store.Store, cfg agent.Config, script func(n 
 
 func withKey(cfg agent.Config) agent.Config {
 	cfg.APIKey = "sk-or-test"
+	if cfg.RetryBackoff == 0 {
+		cfg.RetryBackoff = time.Millisecond // tests count retries, they do not wait for them
+	}
 	return cfg
 }
 
@@ -246,6 +249,19 @@ func TestFallsBackToNextModelOnProviderFailure(t *testing.T) {
 	assert.Empty(t, reqs[1].Req.Models, "the last model has nothing left to fall back to")
 }
 
+func TestTransientChainFailureIsRetriedAfterAPause(t *testing.T) {
+	h := newHarness(t, withKey(agent.Config{}), func(n int, req captured) (int, any) {
+		if n < 2 {
+			return http.StatusServiceUnavailable, errorReply(503, "briefly overloaded")
+		}
+		return 200, answerReply(req.Req.Model, "back")
+	})
+	res, out := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "hello"})
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.Equal(t, "back", out.Answer)
+	assert.Equal(t, []string{modelPro, modelFlash, modelPro}, h.fake.Models(), "the chain was walked again from the top")
+}
+
 func TestChainExhaustedIsAProblem(t *testing.T) {
 	cases := []struct {
 		name       string
@@ -254,8 +270,9 @@ func TestChainExhaustedIsAProblem(t *testing.T) {
 		wantCode   problem.Code
 		wantTries  int
 	}{
-		{"bad gateway everywhere", http.StatusBadGateway, http.StatusBadGateway, problem.AgentProviderError, 2},
-		{"rate limited everywhere", http.StatusTooManyRequests, http.StatusServiceUnavailable, problem.AgentProviderUnavailable, 2},
+		// Transient failures walk the chain twice (one retry after a pause).
+		{"bad gateway everywhere", http.StatusBadGateway, http.StatusBadGateway, problem.AgentProviderError, 4},
+		{"rate limited everywhere", http.StatusTooManyRequests, http.StatusServiceUnavailable, problem.AgentProviderUnavailable, 4},
 		{"rejected credentials are not retried", http.StatusUnauthorized, http.StatusBadGateway, problem.AgentProviderError, 1},
 	}
 	for _, tc := range cases {
@@ -269,7 +286,7 @@ func TestChainExhaustedIsAProblem(t *testing.T) {
 			assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
 			assert.EqualValues(t, tc.wantCode, res.Code())
 			detail, _ := res.JSON()["detail"].(string)
-			last := []string{modelPro, modelFlash}[tc.wantTries-1]
+			last := []string{modelPro, modelFlash}[(tc.wantTries-1)%2]
 			assert.Contains(t, detail, "failure from "+last, "names the last provider error")
 			assert.NotEmpty(t, res.JSON()["traceId"])
 			assert.Len(t, h.fake.Requests(), tc.wantTries)
@@ -793,7 +810,7 @@ func TestProviderFailureAfterToolsKeepsTheRun(t *testing.T) {
 		switch {
 		case n == 0:
 			return 200, toolCallsReply(modelPro, nil, fakeCall{"c1", "candidates_create", `{"name":"Dana"}`})
-		case n < 3:
+		case n < 5: // both models, on both walks of the chain
 			return 502, errorReply(502, "upstream down")
 		default:
 			return 200, answerReply(modelPro, "created Dana")

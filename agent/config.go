@@ -38,6 +38,11 @@ type Config struct {
 	// AttemptTimeout bounds a single model call, so one hung model leaves
 	// time for the next in the chain; defaults to two thirds of Timeout.
 	AttemptTimeout time.Duration
+	// ChainPasses is how many times the whole chain is walked when every
+	// model failed transiently (default 2: one retry); RetryBackoff is the
+	// first pause between walks (default 500ms), doubling with jitter.
+	ChainPasses  int
+	RetryBackoff time.Duration
 	// ApprovalTTL is how long a call paused for approval waits for a
 	// decision; defaults to DefaultApprovalTTL.
 	ApprovalTTL time.Duration
@@ -72,6 +77,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AttemptTimeout <= 0 || c.AttemptTimeout > c.Timeout {
 		c.AttemptTimeout = c.Timeout * 2 / 3
+	}
+	if c.ChainPasses <= 0 {
+		c.ChainPasses = 2
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = DefaultRetryBackoff
 	}
 	if c.ApprovalTTL <= 0 {
 		c.ApprovalTTL = DefaultApprovalTTL

@@ -76,11 +76,11 @@ func (e *choiceError) Error() string {
 	return "the model stopped with an error"
 }
 
-// complete runs req on the first model of the chain that answers. The whole
+// walk runs req on the first model of the chain that answers. The whole
 // chain is also sent as OpenRouter's `models` list so OpenRouter can fall back
 // on its side; the client-side walk covers what it cannot (a failed or
 // unreachable OpenRouter edge, timeouts, a model id it no longer routes).
-func (p *provider) complete(ctx context.Context, req openrouter.ChatCompletionRequest) (openrouter.ChatCompletionResponse, error) {
+func (p *provider) walk(ctx context.Context, req openrouter.ChatCompletionRequest) (openrouter.ChatCompletionResponse, error) {
 	ce := &chainError{}
 	for i, model := range p.models {
 		req.Model = model

@@ -23,11 +23,11 @@ type streamBroken struct{ err error }
 func (e *streamBroken) Error() string { return "stream broke after text was sent: " + e.err.Error() }
 func (e *streamBroken) Unwrap() error { return e.err }
 
-// stream runs req down the chain like complete, streaming: onText gets the
+// walkStream runs req down the chain like walk, streaming: onText gets the
 // model's text as it arrives. A model whose stream fails before any text
 // was passed on is replaced by the next one; after that, the failure is a
 // streamBroken and ends the chain.
-func (p *provider) stream(ctx context.Context, req openrouter.ChatCompletionRequest, onText func(string)) (openrouter.ChatCompletionResponse, error) {
+func (p *provider) walkStream(ctx context.Context, req openrouter.ChatCompletionRequest, onText func(string)) (openrouter.ChatCompletionResponse, error) {
 	ce := &chainError{}
 	for i, model := range p.models {
 		req.Model = model
