@@ -172,16 +172,14 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	var clerk *api.ClerkVerifier
 	var devIdP *devidp.Provider
 	switch {
-	case cfg.dev:
-		// --dev replaces Clerk with its own identity provider, verified
-		// through the same JWKS path; the JWKS is also served for others.
+	case cfg.dev && cfg.clerkJWKSURL == "":
+		// --dev without Clerk configured has its own identity provider,
+		// verified through the same JWKS path; the JWKS is also served.
+		// A Clerk configured explicitly (a dev instance) is used instead.
 		if devIdP, err = devidp.Load(ctx, st); err != nil {
 			return nil, err
 		}
 		clerk = api.NewClerkVerifier("http://dev.veref.invalid"+devidp.JWKSPath, devidp.Issuer, devIdP.Client())
-		if cfg.clerkJWKSURL != "" {
-			log.Warn().Msg("--dev signs its own sessions: CLERK_JWKS_URL and CLERK_ISSUER are ignored")
-		}
 	case cfg.clerkJWKSURL != "":
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
 		clerk.AuthorizedParties = cfg.clerkParties
