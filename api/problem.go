@@ -114,17 +114,25 @@ func hardenHuma(cfg *huma.Config) func(huma.API) {
 // checkJSONObject refuses a body that is not a JSON object or holds text
 // that decoding would mangle.
 func checkJSONObject(body []byte) *Problem {
+	_, pb := decodeJSONObject(body)
+	return pb
+}
+
+// decodeJSONObject is checkJSONObject returning the object it decoded, so
+// REST parses a body once.
+func decodeJSONObject(body []byte) (map[string]any, *Problem) {
 	if err := tools.CheckText(body, "body"); err != nil {
-		return problemFrom(err)
+		return nil, problemFrom(err)
 	}
 	var v any
 	if err := json.Unmarshal(body, &v); err != nil {
-		return problem.New(problem.InvalidInput, "the request body is not valid JSON: "+err.Error()).
+		return nil, problem.New(problem.InvalidInput, "the request body is not valid JSON: "+err.Error()).
 			WithField("body", "not valid JSON")
 	}
-	if _, ok := v.(map[string]any); !ok {
-		return problem.New(problem.InvalidInput, "the request body must be a JSON object, not "+tools.JSONKind(v)).
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, problem.New(problem.InvalidInput, "the request body must be a JSON object, not "+tools.JSONKind(v)).
 			WithField("body", "must be a JSON object").WithHint("send {} when there is nothing to set")
 	}
-	return nil
+	return m, nil
 }

@@ -82,10 +82,11 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 				Errors:  []tools.FieldError{{Location: "header.Idempotency-Key", Message: "1 to 255 printable ASCII characters"}}}))
 			return
 		}
-		raw, _ := json.Marshal(input)
+		// The input goes on decoded: the body was parsed once, here, and
+		// its text checked; the registry validates the object as it is.
 		res, err := s.reg.Invoke(ctx, tools.Call{
 			Principal: p, Surface: tools.SurfaceREST, TraceID: meta.TraceID, Tool: t.Name,
-			Input: raw, IdempotencyKey: idem,
+			Args: input, IdempotencyKey: idem,
 		})
 		if err != nil {
 			pb := problemFrom(err)
@@ -117,10 +118,10 @@ func restInput(w http.ResponseWriter, r *http.Request, params []param, hasBody b
 			return nil, pb
 		}
 		if len(body) > 0 {
-			if pb := checkJSONObject(body); pb != nil {
+			var pb *Problem
+			if input, pb = decodeJSONObject(body); pb != nil {
 				return nil, pb
 			}
-			_ = json.Unmarshal(body, &input)
 		}
 	}
 	q := r.URL.Query()
@@ -269,7 +270,7 @@ func coerce(raw string, k reflect.Kind) (any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("expected an integer")
 		}
-		return n, nil
+		return float64(n), nil // as a JSON number decodes, which validation expects
 	case reflect.Bool:
 		b, err := strconv.ParseBool(raw)
 		if err != nil {

@@ -71,7 +71,7 @@ func forEachBackend(t *testing.T, opts vmcp.Options, f func(t *testing.T, env *a
 	}
 }
 
-func newEnvOn(t *testing.T, st store.Store, opts vmcp.Options) *apitest.Env {
+func newEnvOn(t testing.TB, st store.Store, opts vmcp.Options) *apitest.Env {
 	t.Helper()
 	return apitest.New(t, st, apitest.Options{MCP: func(reg *tools.Registry) http.Handler {
 		addTestTools(reg)

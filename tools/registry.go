@@ -207,6 +207,10 @@ type Call struct {
 	TraceID        string
 	Tool           string
 	Input          json.RawMessage // a JSON object; empty means {}
+	// Args, when set, is the input already decoded from JSON (as
+	// encoding/json decodes into any) and its text checked (CheckText):
+	// a surface that had to parse it does not pay for a second parse.
+	Args map[string]any
 	IdempotencyKey string
 	// AuditData is added to the call's audit event: how a surface decided
 	// to run it (an approval and who gave it).
@@ -246,13 +250,13 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
 		se := auth.ScopeError(t.Policy)
 		return Result{}, r.fail(ctx, c, t, &Error{Code: se.Code, Message: se.Detail, Hint: se.Hint})
 	}
-	in, err := r.decode(t, c.Input)
+	in, err := r.decode(t, c.Input, c.Args)
 	if err != nil {
 		return Result{}, r.fail(ctx, c, t, AsError(err))
 	}
 	var reqHash string
 	if c.IdempotencyKey != "" && !t.ReadOnly {
-		reqHash = hashRequest(t.Name, c.Input)
+		reqHash = hashRequest(t.Name, in)
 		if res, done, err := r.replay(ctx, c, t, reqHash); done || err != nil {
 			return res, err
 		}
@@ -389,18 +393,28 @@ func (r *Registry) event(c Call, t *Tool, outcome, targetID string) store.AuditE
 	}
 }
 
-// decode validates raw against the tool's schema and decodes it.
-func (r *Registry) decode(t *Tool, raw json.RawMessage) (any, error) {
-	if len(strings.TrimSpace(string(raw))) == 0 {
-		raw = json.RawMessage("{}")
-	}
-	if e := CheckText(raw, "body"); e != nil {
-		return nil, e
-	}
+// decode validates the input (raw, or args when a surface decoded it
+// already) against the tool's schema and decodes it into the input type.
+func (r *Registry) decode(t *Tool, raw json.RawMessage, args map[string]any) (any, error) {
 	var generic any
-	if err := json.Unmarshal(raw, &generic); err != nil {
-		return nil, &Error{Code: problem.InvalidInput, Message: "the input is not valid JSON: " + err.Error(),
-			Errors: []FieldError{{Location: "body", Message: "not valid JSON"}}}
+	if args != nil {
+		generic = args
+		b, err := json.Marshal(args)
+		if err != nil {
+			return nil, &Error{Code: problem.InvalidInput, Message: "the input cannot be encoded: " + err.Error()}
+		}
+		raw = b
+	} else {
+		if len(strings.TrimSpace(string(raw))) == 0 {
+			raw = json.RawMessage("{}")
+		}
+		if e := CheckText(raw, "body"); e != nil {
+			return nil, e
+		}
+		if err := json.Unmarshal(raw, &generic); err != nil {
+			return nil, &Error{Code: problem.InvalidInput, Message: "the input is not valid JSON: " + err.Error(),
+				Errors: []FieldError{{Location: "body", Message: "not valid JSON"}}}
+		}
 	}
 	if _, isObj := generic.(map[string]any); !isObj {
 		return nil, &Error{Code: problem.InvalidInput, Message: "the input must be a JSON object, not " + JSONKind(generic),
@@ -502,15 +516,11 @@ func target(t *Tool, in, out any) string {
 	return ""
 }
 
-func hashRequest(tool string, input json.RawMessage) string {
-	// Re-encode so whitespace and key order do not make a retry look different.
-	var v any
-	canon := []byte(input)
-	if json.Unmarshal(input, &v) == nil {
-		if b, err := json.Marshal(v); err == nil {
-			canon = b
-		}
-	}
+func hashRequest(tool string, in any) string {
+	// Over the decoded, typed input: whitespace, key order and spelling
+	// (1 or 1.0, escapes) do not make a retry look different, and nothing
+	// is parsed again to hash it.
+	canon, _ := json.Marshal(in)
 	h := sha256.Sum256(append([]byte(tool+"\x00"), canon...))
 	return hex.EncodeToString(h[:])
 }

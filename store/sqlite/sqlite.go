@@ -87,7 +87,13 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, err
 	}
-	read.SetMaxOpenConns(max(4, runtime.GOMAXPROCS(0)))
+	// Keep every reader open: database/sql keeps two idle by default, and
+	// under load the others were closed and reopened (re-reading the schema)
+	// for nearly every query.
+	readers := max(4, runtime.GOMAXPROCS(0))
+	read.SetMaxOpenConns(readers)
+	read.SetMaxIdleConns(readers)
+	read.SetConnMaxIdleTime(0)
 	return newStore(ctx, writerDSN, read, write)
 }
 

@@ -1,0 +1,68 @@
+package mcp_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/verefwork/veref/auth"
+	vmcp "github.com/verefwork/veref/mcp"
+	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/store/storetest"
+)
+
+// The same read, candidates_list with limit 10, over REST and over MCP,
+// in-process on SQLite: their ratio is what MCP costs beyond REST.
+
+func BenchmarkRESTCandidatesList(b *testing.B) {
+	h, key := benchServer(b)
+	benchServe(b, h, func() *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/v1/api/candidates?limit=10", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		return r
+	})
+}
+
+func BenchmarkMCPCandidatesList(b *testing.B) {
+	h, key := benchServer(b)
+	const call = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"candidates_list","arguments":{"limit":10}}}`
+	benchServe(b, h, func() *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/v1/api/mcp", strings.NewReader(call))
+		r.Header.Set("Authorization", "Bearer "+key)
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Accept", "application/json, text/event-stream")
+		return r
+	})
+}
+
+func benchServer(b *testing.B) (http.Handler, string) {
+	env := newEnvOn(b, storetest.OpenSQLite(b), vmcp.Options{})
+	env.Tenant("acme")
+	key := env.Key("acme", auth.Test)
+	ten := store.Tenancy{TenantID: "acme", Environment: auth.Test}
+	now := time.Now().UTC()
+	for i := range 20 {
+		if err := env.Store.InsertCandidate(context.Background(), ten, store.Candidate{ID: store.NewID("cand"),
+			Name: "Candidate " + string(rune('A'+i)), CreatedAt: now, UpdatedAt: now}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return env.Server, key
+}
+
+func benchServe(b *testing.B, h http.Handler, req func() *http.Request) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req())
+			if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), `"isError":true`) {
+				b.Fatalf("status %d: %s", rec.Code, rec.Body)
+			}
+		}
+	})
+}
