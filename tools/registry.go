@@ -202,15 +202,15 @@ func (r *Registry) Lookup(name string) (*Tool, bool) {
 
 // Call is one invocation from any surface.
 type Call struct {
-	Principal      auth.Principal
-	Surface        string
-	TraceID        string
-	Tool           string
-	Input          json.RawMessage // a JSON object; empty means {}
+	Principal auth.Principal
+	Surface   string
+	TraceID   string
+	Tool      string
+	Input     json.RawMessage // a JSON object; empty means {}
 	// Args, when set, is the input already decoded from JSON (as
 	// encoding/json decodes into any) and its text checked (CheckText):
 	// a surface that had to parse it does not pay for a second parse.
-	Args map[string]any
+	Args           map[string]any
 	IdempotencyKey string
 	// AuditData is added to the call's audit event: how a surface decided
 	// to run it (an approval and who gave it).
