@@ -69,6 +69,7 @@ func e2eEnv(t *testing.T, extra ...string) []string {
 type devProcess struct {
 	url string
 	key string
+	db  string // its VEREF_DATABASE_URL
 	out *syncBuffer
 }
 
@@ -78,7 +79,8 @@ func startDevProcess(t *testing.T, env []string) devProcess {
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, "serve", "--dev", "--addr", "127.0.0.1:0")
-	cmd.Env = append(env, "VEREF_DATABASE_URL=sqlite:"+filepath.Join(t.TempDir(), "dev.db"))
+	db := "sqlite:" + filepath.Join(t.TempDir(), "dev.db")
+	cmd.Env = append(env, "VEREF_DATABASE_URL="+db)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	require.NoError(t, cmd.Start())
@@ -87,7 +89,7 @@ func startDevProcess(t *testing.T, env []string) devProcess {
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
-			p := devProcess{url: m[1], out: out}
+			p := devProcess{url: m[1], out: out, db: db}
 			if k := keyLine.FindStringSubmatch(out.String()); k != nil {
 				p.key = k[1]
 			}
@@ -230,14 +232,18 @@ func TestLoginDeniedOnATerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	clerk := newE2EClerk(t)
-	env := e2eEnv(t, clerk.env...)
+	// No Clerk here: the recruiter signs in with serve --dev's own identity
+	// provider, through the session `veref admin session-token --dev` prints.
+	env := e2eEnv(t)
 	srv := startDevProcess(t, env)
+	session, stderr, code := runBinary(t, append(env, "VEREF_DATABASE_URL="+srv.db),
+		"admin", "session-token", "--dev", "--tenant", "demo", "--recruiter", "recruiter_demo")
+	require.Equal(t, 0, code, stderr)
 	env = append(env, "VEREF_API_URL="+srv.url, "VEREF_ALLOW_PLAINTEXT_CLI_CREDENTIALS=1")
 
 	login := startOnPTY(t, env, "login", "--no-browser")
 	userCode := login.waitFor(t, ptyCode)[1]
-	clerk.deny(t, srv.url, userCode)
+	decide(t, srv.url, strings.TrimSpace(session), userCode, "deny", nil)
 	assert.Equal(t, 4, login.exit(t), "a denied login is an authentication failure")
 	assert.Contains(t, login.screen.String(), "denied")
 	_, err := os.Stat(filepath.Join(envValue(env, "XDG_CONFIG_HOME"), "veref", "credentials.json"))
@@ -268,10 +274,16 @@ func newE2EClerk(t *testing.T) e2eClerk {
 
 func (c e2eClerk) decide(t *testing.T, base, userCode, verb string, body any) {
 	t.Helper()
+	decide(t, base, c.iss.Session("user_demo", "org_demo", "admin", time.Hour), userCode, verb, body)
+}
+
+// decide calls the workspace route the console page calls, with a recruiter's session.
+func decide(t *testing.T, base, session, userCode, verb string, body any) {
+	t.Helper()
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequest("POST", base+"/v1/tenants/demo/cli-sessions/"+userCode+"/"+verb, bytes.NewReader(b))
 	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+c.iss.Session("user_demo", "org_demo", "admin", time.Hour))
+	req.Header.Set("Authorization", "Bearer "+session)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
@@ -284,7 +296,6 @@ func (c e2eClerk) approve(t *testing.T, base, userCode string, body any) {
 	c.decide(t, base, userCode, "approve", body)
 }
 
-func (c e2eClerk) deny(t *testing.T, base, userCode string) { c.decide(t, base, userCode, "deny", nil) }
 
 func TestWaitShowsProgressOnlyOnATerminal(t *testing.T) {
 	if testing.Short() {
