@@ -296,7 +296,6 @@ func (c e2eClerk) approve(t *testing.T, base, userCode string, body any) {
 	c.decide(t, base, userCode, "approve", body)
 }
 
-
 func TestWaitShowsProgressOnlyOnATerminal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
