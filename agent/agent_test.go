@@ -531,6 +531,11 @@ func TestInvalidRequests(t *testing.T) {
 		"too long":        map[string]any{"message": strings.Repeat("é", agent.MaxMessageChars+1)},
 		"unknown field":   map[string]any{"message": "hi", "tenantId": "globex"},
 		"not json":        "message=hi",
+		"null":            "null",
+		"array":           "[]",
+		"lone surrogate":  `{"message":"hi \ud800"}`,
+		"invalid utf-8":   "{\"message\":\"hi \xff\"}",
+		"NUL":             `{"message":"hi \u0000"}`,
 	} {
 		res := h.Do("POST", "/v1/api/agent", key, body)
 		assert.Equal(t, http.StatusUnprocessableEntity, res.Status, name)
@@ -538,6 +543,11 @@ func TestInvalidRequests(t *testing.T) {
 	}
 	res := h.Do("POST", "/v1/api/agent", key, map[string]any{"message": "  "})
 	assert.Contains(t, string(res.Body), `"location":"body.message"`, "the failing field is named")
+	res = h.Do("POST", "/v1/api/agent", key, `{"message":"hi \ud800"}`)
+	assert.Contains(t, string(res.Body), `"location":"body.message"`, "the mangling field is named")
+	res = h.Do("POST", "/v1/api/agent", key, `{"message":"hi"}`, "Content-Type", "text/plain")
+	assert.Equal(t, http.StatusUnsupportedMediaType, res.Status, string(res.Body))
+	assert.Empty(t, h.fake.Requests(), "no refused request reached the model")
 	res = h.Do("POST", "/v1/api/agent", key, map[string]any{"message": strings.Repeat("é", agent.MaxMessageChars)})
 	assert.Equal(t, http.StatusOK, res.Status, "exactly the limit is allowed")
 }
@@ -666,6 +676,8 @@ func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {
 	}
 	assert.Equal(t, []string{"ok", "ok", string(problem.ScopeMissing), string(problem.InvalidInput)},
 		[]string{out.ToolCalls[0].Outcome, out.ToolCalls[1].Outcome, out.ToolCalls[2].Outcome, out.ToolCalls[3].Outcome})
+	assert.Contains(t, out.ToolCalls[3].Error, "arguments.id", "the model is told where in its arguments")
+	assert.NotContains(t, out.ToolCalls[3].Error, "body.")
 	assert.Len(t, rows, 4)
 }
 

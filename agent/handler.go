@@ -6,6 +6,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -386,17 +387,29 @@ func usedTools(before []string, calls []ToolCall) []string {
 
 func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *failure) {
 	var req Request
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 128<<10))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 128<<10))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return req, newProblem(problem.TooLarge, "the request body is too large",
+			fmt.Sprintf("keep message under %d characters", MaxMessageChars))
+	}
+	if len(bytes.TrimSpace(body)) > 0 && !problem.IsJSONMediaType(r.Header.Get("Content-Type")) {
+		return req, newProblem(problem.UnsupportedMediaType, "the request body must be JSON", "send Content-Type: application/json")
+	}
+	// Text the decoder would mangle, or PostgreSQL could not keep in the
+	// transcript, is refused rather than changed.
+	if te := tools.CheckText(body, "body"); te != nil {
+		return req, invalid(strings.TrimPrefix(te.Errors[0].Location, "body."), te.Message)
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(&req)
+	if err == nil {
+		err = dec.Decode(&req)
+	}
 	if err == nil && dec.More() {
 		err = errors.New("unexpected data after the JSON object")
 	}
-	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
-		return req, newProblem("TOO_LARGE", "the request body is too large",
-			fmt.Sprintf("keep message under %d characters", MaxMessageChars))
 	case errors.Is(err, io.EOF):
 		return req, invalid("message", "the body must be a JSON object with a message")
 	case err != nil:
@@ -404,6 +417,11 @@ func decodeRequest(w http.ResponseWriter, r *http.Request) (Request, *failure) {
 	}
 	req.Message = strings.TrimSpace(req.Message)
 	req.ConversationID = strings.TrimSpace(req.ConversationID)
+	for field, v := range map[string]string{"message": req.Message, "conversationId": req.ConversationID} {
+		if strings.ContainsRune(v, 0) {
+			return req, invalid(field, "text may not contain NUL characters")
+		}
+	}
 	if p := validateApprovals(req); p != nil {
 		return req, p
 	}

@@ -22,6 +22,15 @@ func (s *Server) revokeSelf(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, meta.TraceID, problem.New(problem.AuthMissing, "no API key"))
 		return
 	}
+	// Malformed is refused, not taken for a request to revoke: it takes no
+	// query parameters and no body fields.
+	if input, pb := restInput(w, r, nil, true); pb != nil || len(input) > 0 {
+		if pb == nil {
+			pb = problem.New(problem.InvalidInput, "this operation takes no body fields").WithField("body", "send {} or no body")
+		}
+		writeProblem(w, meta.TraceID, pb)
+		return
+	}
 	ks := &KeyService{Store: s.opts.Store, Hasher: s.opts.Hasher, Now: s.now, MaxActive: s.opts.MaxActiveKeys}
 	v, err := ks.Revoke(r.Context(), p.TenantID, p.KeyID, "revoked with the key itself", Actor{Kind: store.ActorAPIKey, ID: p.KeyID})
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
@@ -95,6 +97,10 @@ func hardenHuma(cfg *huma.Config) func(huma.API) {
 			ctx.SetHeader("X-Trace-Id", traceID)
 			ctx = huma.WithValue(ctx, traceKey{}, traceID)
 			r, w := humago.Unwrap(ctx)
+			if pb := checkParams(ctx.Operation(), r); pb != nil {
+				writeProblem(w, traceID, pb)
+				return
+			}
 			if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 				body, pb := readJSONBody(w, r)
 				if pb == nil && len(body) > 0 {
@@ -109,6 +115,43 @@ func hardenHuma(cfg *huma.Config) func(huma.API) {
 			next(ctx)
 		})
 	}
+}
+
+// checkParams refuses what a Huma route would pass on to storage: query
+// parameters the operation does not take, and path or query text that is
+// not valid UTF-8 or holds NUL (which PostgreSQL cannot compare).
+func checkParams(op *huma.Operation, r *http.Request) *Problem {
+	var known []param
+	for _, p := range op.Parameters {
+		if p.In == "query" {
+			known = append(known, param{name: p.Name, in: "query"})
+		}
+	}
+	if pb := unknownQuery(r.URL.Query(), known); pb != nil {
+		return pb
+	}
+	for _, p := range op.Parameters {
+		var vals []string
+		switch p.In {
+		case "path":
+			vals = []string{r.PathValue(p.Name)}
+		case "query":
+			vals = r.URL.Query()[p.Name]
+		}
+		for _, v := range vals {
+			why := ""
+			switch {
+			case !utf8.ValidString(v):
+				why = "text must be valid UTF-8"
+			case strings.ContainsRune(v, 0):
+				why = "text may not contain NUL characters"
+			}
+			if why != "" {
+				return problem.Newf(problem.InvalidInput, "%s parameter %q: %s", p.In, p.Name, why).WithField(p.In+"."+p.Name, why)
+			}
+		}
+	}
+	return nil
 }
 
 // checkJSONObject refuses a body that is not a JSON object or holds text

@@ -167,21 +167,11 @@ func readJSONBody(w http.ResponseWriter, r *http.Request) ([]byte, *Problem) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, nil
 	}
-	if !isJSONMediaType(r.Header.Get("Content-Type")) {
+	if !problem.IsJSONMediaType(r.Header.Get("Content-Type")) {
 		return nil, problem.Newf(problem.UnsupportedMediaType, "the request body is %s; this operation takes JSON",
 			describeMediaType(r.Header.Get("Content-Type"))).WithHint("send Content-Type: application/json")
 	}
 	return body, nil
-}
-
-// isJSONMediaType accepts application/json and any +json type, with
-// parameters (charset) or without.
-func isJSONMediaType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil {
-		return false
-	}
-	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 func describeMediaType(ct string) string {

@@ -3,6 +3,7 @@ package mcp_test
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -96,4 +97,35 @@ func TestManglingTextOutsideArgumentsIsAnRPCError(t *testing.T) {
 	assert.Equal(t, 422, res.StatusCode, string(body))
 	assert.Contains(t, string(body), "params.name")
 	assert.Contains(t, string(body), "INVALID_INPUT")
+}
+
+// Every tool, over MCP, with a corpus of malformed arguments: each answer is
+// a tool error or a JSON-RPC error, never a 5xx or an internal error.
+func TestMalformedArgumentsCorpus(t *testing.T) {
+	forEachBackend(t, vmcp.Options{}, func(t *testing.T, env *apitest.Env) {
+		env.Tenant("acme")
+		values := []string{`null`, `123`, `"x"`, `true`, `[]`, `{}`, `"a\ud800"`, "\"a\xffb\"", `"a\u0000b"`,
+			`-1`, `1e999`, `123456789012345678901234567890`, `"` + strings.Repeat("z", 70000) + `"`,
+			strings.Repeat("[", 300) + strings.Repeat("]", 300)}
+		for _, tl := range env.Registry.Tools() {
+			key := env.Key("acme", auth.Test) // one per tool: some end or change what they touch
+			props, _ := tl.InputSchema["properties"].(map[string]any)
+			var args []string
+			for _, whole := range []string{`null`, `[]`, `"x"`, `42`, `{"zzzUnknown":1}`} {
+				args = append(args, whole)
+			}
+			for name := range props {
+				for _, v := range values {
+					args = append(args, `{"`+name+`":`+v+`}`)
+				}
+			}
+			for _, a := range args {
+				raw := `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"` + tl.Name + `","arguments":` + a + `}}`
+				res, body := rpc(t, env, key, []byte(raw))
+				assert.Less(t, res.StatusCode, 500, "%s %s: %s", tl.Name, a, body)
+				assert.NotEmpty(t, body, "%s %s", tl.Name, a)
+				assert.NotContains(t, string(body), `"code":-32603`, "%s %s: an internal error", tl.Name, a)
+			}
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 )
@@ -204,4 +205,15 @@ func (p *Problem) Line() string {
 		s += " [trace " + p.TraceID + "]"
 	}
 	return s
+}
+
+// IsJSONMediaType says whether a Content-Type is JSON: application/json or
+// any application/…+json, with parameters or without. Every surface
+// answers UNSUPPORTED_MEDIA_TYPE to a body of any other type.
+func IsJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
