@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
@@ -31,7 +32,8 @@ func BenchmarkAuthenticatedMePostgres(b *testing.B) {
 }
 
 func benchMe(b *testing.B, st store.Store) {
-	e := apitest.New(b, st, apitest.Options{})
+	// The per-key limit would answer 429 long before the benchmark ends.
+	e := apitest.New(b, st, apitest.Options{Limits: api.Limits{DefaultRate: auth.RateLimit{Requests: auth.MaxRateRequests, Per: "second"}}})
 	e.Tenant("acme")
 	key := e.Key("acme", auth.Test)
 	benchGet(b, e.Server, key)

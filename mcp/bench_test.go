@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/verefwork/veref/api"
+	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
 	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
+	"github.com/verefwork/veref/tools"
 )
 
 // The same read, candidates_list with limit 10, over REST and over MCP,
@@ -39,7 +42,11 @@ func BenchmarkMCPCandidatesList(b *testing.B) {
 }
 
 func benchServer(b *testing.B) (http.Handler, string) {
-	env := newEnvOn(b, storetest.OpenSQLite(b), vmcp.Options{})
+	env := apitest.New(b, storetest.OpenSQLite(b), apitest.Options{
+		MCP: func(reg *tools.Registry) http.Handler { return vmcp.NewHandler(reg, vmcp.Options{}) },
+		// The per-key limit would answer 429 long before the benchmark ends.
+		Limits: api.Limits{DefaultRate: auth.RateLimit{Requests: auth.MaxRateRequests, Per: "second"}},
+	})
 	env.Tenant("acme")
 	key := env.Key("acme", auth.Test)
 	ten := store.Tenancy{TenantID: "acme", Environment: auth.Test}
