@@ -33,6 +33,8 @@ type captured struct {
 	Map  map[string]any
 	Req  openrouter.ChatCompletionRequest
 	Auth string
+	// Traceparent is the W3C trace context the call carried.
+	Traceparent string
 }
 
 func newFakeOpenRouter(t testing.TB, script func(n int, req captured) (int, any)) *fakeOpenRouter {
@@ -43,7 +45,7 @@ func newFakeOpenRouter(t testing.TB, script func(n int, req captured) (int, any)
 			return
 		}
 		raw, _ := io.ReadAll(r.Body)
-		c := captured{Raw: raw, Auth: r.Header.Get("Authorization")}
+		c := captured{Raw: raw, Auth: r.Header.Get("Authorization"), Traceparent: r.Header.Get("traceparent")}
 		if err := json.Unmarshal(raw, &c.Map); err != nil {
 			http.Error(w, "bad json", http.StatusBadRequest)
 			return

@@ -232,6 +232,7 @@ func (h *handler) execute(ctx context.Context, t *turn, run *runner) (Response, 
 		msgs = append(msgs, openrouter.UserMessage(t.req.Message))
 	}
 	res, msgs, err := run.run(ctx, msgs, res)
+	countRun(ctx, res, err)
 	t.past.Pending = run.pending
 	return res, msgs, err
 }

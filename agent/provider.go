@@ -26,7 +26,7 @@ type provider struct {
 func newProvider(cfg Config) *provider {
 	oc := openrouter.DefaultConfig(cfg.APIKey)
 	oc.BaseURL = cfg.BaseURL
-	oc.HTTPClient = cfg.HTTPClient
+	oc.HTTPClient = traced(cfg.HTTPClient)
 	oc.XTitle = "Ask Veref"
 	return &provider{client: openrouter.NewClientWithConfig(*oc), models: cfg.Models, cfg: cfg}
 }

@@ -10,10 +10,12 @@ import (
 	"time"
 
 	openrouter "github.com/revrost/go-openrouter"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/prompts"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -227,6 +229,7 @@ func (r *runner) ask(ctx context.Context, msgs []openrouter.ChatCompletionMessag
 	}
 	var resp openrouter.ChatCompletionResponse
 	var err error
+	ctx, span := telemetry.Start(ctx, "agent turn", attribute.Int("veref.agent.step", res.Steps))
 	if r.streaming {
 		resp, err = r.prov.stream(ctx, req, func(text string) {
 			r.emit("answer_delta", map[string]string{"text": text})
@@ -234,6 +237,7 @@ func (r *runner) ask(ctx context.Context, msgs []openrouter.ChatCompletionMessag
 	} else {
 		resp, err = r.prov.complete(ctx, req)
 	}
+	telemetry.End(span, err)
 	if err != nil {
 		return resp, err
 	}
@@ -241,6 +245,7 @@ func (r *runner) ask(ctx context.Context, msgs []openrouter.ChatCompletionMessag
 	if u := resp.Usage; u != nil {
 		res.Usage.PromptTokens += u.PromptTokens
 		res.Usage.CompletionTokens += u.CompletionTokens
+		countTokens(resp.Model, u.PromptTokens, u.CompletionTokens)
 		res.Usage.ReasoningTokens += u.CompletionTokenDetails.ReasoningTokens
 		res.Usage.Cost += u.Cost
 		if r.cfg.OnUsage != nil {

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/verefwork/veref/telemetry"
 )
 
 // accessEntry is what inner handlers tell the access log about a request.
@@ -24,7 +26,7 @@ func requestTraceID(r *http.Request) string {
 	if e, ok := r.Context().Value(accessKey{}).(*accessEntry); ok {
 		return e.traceID
 	}
-	return traceIDFrom(r.Header.Get("traceparent"))
+	return telemetry.TraceID(r.Context())
 }
 
 // noteKeyPrefix records the public prefix of the key a request used.
@@ -49,7 +51,7 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 			return
 		}
 		start := now()
-		e := &accessEntry{traceID: traceIDFrom(r.Header.Get("traceparent"))}
+		e := &accessEntry{traceID: telemetry.TraceID(r.Context())}
 		w.Header().Set("X-Trace-Id", e.traceID)
 		rr := r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
 		sw := &statusWriter{ResponseWriter: w, onHeader: func(h http.Header, status int) {
@@ -67,6 +69,7 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 				status = http.StatusInternalServerError
 			}
 			route := rr.Pattern // the mux sets it on the request it routed
+			r.Pattern = rr.Pattern // so the tracing outside names the span by it
 			if route == "" {
 				route = "unmatched"
 			}

@@ -18,6 +18,7 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -198,7 +199,7 @@ func (s *Server) startCLISession(ctx context.Context, in *cliStartInput) (*cliSt
 			// tenant, and the approval repeats when it was issued.
 			return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), ActorKind: store.ActorSystem, ActorID: "veref-login",
 				Surface: "cli", Action: "cli_session.issue", TargetType: "cli_session", TargetID: sess.ID,
-				TraceID: traceIDFrom(in.TraceParent), Outcome: "ok",
+				TraceID: telemetry.TraceID(ctx), Outcome: "ok",
 				Data: map[string]any{"clientName": client, "hostname": host, "expiresAt": sess.ExpiresAt}, At: now})
 		})
 		if !errors.Is(err, store.ErrConflict) {

@@ -3,7 +3,6 @@ package api
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -11,13 +10,13 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
@@ -126,6 +125,7 @@ func (g *Guard) recovered(sw *statusWriter, r *http.Request, traceID string, v a
 
 func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err error) {
 	p := problemFrom(err)
+	metrics.AuthFailures.WithLabelValues(string(p.Code)).Inc()
 	if p.Status == http.StatusUnauthorized {
 		challenge := `Bearer realm="veref"`
 		if g.ResourceMetadata != nil {
@@ -146,26 +146,6 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err
 // without storing who they are.
 func (g *Guard) hashAddr(ip netip.Addr) string {
 	return hex.EncodeToString(g.Hasher.Hash("ip\x00" + ip.String())[:16])
-}
-
-// traceIDFrom takes the trace id of a W3C traceparent, or makes one.
-func traceIDFrom(traceparent string) string {
-	parts := strings.Split(strings.TrimSpace(traceparent), "-")
-	if len(parts) == 4 && len(parts[1]) == 32 && isLowerHex(parts[1]) && parts[1] != strings.Repeat("0", 32) {
-		return parts[1]
-	}
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func isLowerHex(s string) bool {
-	for _, c := range s {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // statusWriter remembers the status for the usage row and keeps streaming

@@ -15,6 +15,7 @@ import (
 
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -93,7 +94,7 @@ func hardenHuma(cfg *huma.Config) func(huma.API) {
 	})
 	return func(a huma.API) {
 		a.UseMiddleware(func(ctx huma.Context, next func(huma.Context)) {
-			traceID := traceIDFrom(ctx.Header("traceparent"))
+			traceID := telemetry.TraceID(ctx.Context())
 			ctx.SetHeader("X-Trace-Id", traceID)
 			ctx = huma.WithValue(ctx, traceKey{}, traceID)
 			r, w := humago.Unwrap(ctx)

@@ -13,10 +13,14 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -53,6 +57,10 @@ type Options struct {
 	// MCPFront runs before the guard on the MCP endpoint: the Origin check
 	// and CORS preflight, which must not wait for (or need) a key.
 	MCPFront func(http.Handler) http.Handler
+	// Tracer makes the spans of requests and what they call; nil makes
+	// trace ids (taken from an incoming traceparent when there is one)
+	// without recording anything.
+	Tracer trace.TracerProvider
 	// Public holds routes outside /v1/api that carry their own credentials
 	// (referee invitations, share links); mounted as given.
 	Public map[string]http.Handler
@@ -144,7 +152,7 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(rootCatchAll, func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, requestTraceID(r), s.noRoute(w, r))
 	})
-	s.handler = accessLog(s.log, s.now, s.mux)
+	s.handler = instrument(accessLog(s.log, s.now, metrics.Middleware(s.mux)), o.Tracer)
 	return s
 }
 
@@ -181,6 +189,28 @@ func (s *Server) methodsAt(path string) []string {
 		}
 	}
 	return out
+}
+
+// instrument starts the request's span, from an incoming traceparent when
+// there is one; everything inside (access log, metrics, handlers) takes the
+// trace id from it. Metrics wrap the mux directly: they read the pattern
+// the mux sets on the request it is handed.
+func instrument(next http.Handler, tp trace.TracerProvider) http.Handler {
+	if tp == nil {
+		tp = telemetry.Quiet()
+	}
+	return otelhttp.NewHandler(next, "veref",
+		otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(telemetry.Propagator),
+		// Until the mux has matched, the method is all that is known;
+		// otelhttp renames the span to the pattern afterwards.
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
+			if r.Pattern != "" {
+				return r.Pattern
+			}
+			return r.Method
+		}),
+	)
 }
 
 // ServeHTTP makes the server an http.Handler.

@@ -1,11 +1,13 @@
 package api
 
 import (
+	"context"
 	"time"
 
 	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/batch"
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/store"
 )
 
@@ -17,7 +19,15 @@ type UsageWriter = batch.Writer[store.Usage]
 
 // NewUsageWriter starts the background flusher (interval 0: 500ms).
 func NewUsageWriter(st store.Store, log zerolog.Logger, interval time.Duration) *UsageWriter {
-	return batch.New(st.InsertUsage, log, batch.Options{What: "usage rows", Interval: interval})
+	insert := func(ctx context.Context, rows []store.Usage) error {
+		err := st.InsertUsage(ctx, rows)
+		if err == nil {
+			metrics.UsageRowsWritten.Add(float64(len(rows)))
+		}
+		return err
+	}
+	return batch.New(insert, log, batch.Options{What: "usage rows", Interval: interval,
+		OnDrop: metrics.UsageRowsDropped.Inc})
 }
 
 // AuditWriter batches the audit events of reads (MCP and agent); it never

@@ -27,6 +27,8 @@ type Options struct {
 	// the row: for rows that must never be lost (audit), at the price of
 	// slowing requests while storage is failing.
 	Block bool
+	// OnDrop, when set, is told of every dropped row (for metrics).
+	OnDrop func()
 }
 
 // Writer batches rows of type T into insert.
@@ -80,6 +82,9 @@ func (w *Writer[T]) Record(row T) {
 		w.dropped++
 		n := w.dropped
 		w.mu.Unlock()
+		if w.o.OnDrop != nil {
+			w.o.OnDrop()
+		}
 		if n == 1 || n%10000 == 0 {
 			w.log.Error().Int("dropped", n).Msg(w.o.What + " are being dropped: storage has refused them for too long")
 		}

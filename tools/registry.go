@@ -17,10 +17,13 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 )
 
 // Surfaces a call can come from; recorded on audit events.
@@ -235,7 +238,26 @@ func Q(ctx context.Context) store.Queries {
 
 // Invoke runs a tool for a principal. The principal is the only source of
 // tenancy; nothing in the input can change it.
-func (r *Registry) Invoke(ctx context.Context, c Call) (Result, error) {
+func (r *Registry) Invoke(ctx context.Context, c Call) (res Result, err error) {
+	name := c.Tool
+	if _, ok := r.tools[name]; !ok {
+		name = "unknown" // the caller's string must not become a label or span name
+	}
+	ctx, span := telemetry.Start(ctx, "tool "+name,
+		attribute.String("veref.tool", name), attribute.String("veref.surface", c.Surface))
+	defer func() {
+		outcome := "ok"
+		if err != nil {
+			outcome = string(AsError(err).Code)
+			span.SetAttributes(attribute.String("veref.code", outcome))
+		}
+		metrics.ToolCalls.WithLabelValues(name, c.Surface, outcome).Inc()
+		telemetry.End(span, err)
+	}()
+	return r.invoke(ctx, c)
+}
+
+func (r *Registry) invoke(ctx context.Context, c Call) (Result, error) {
 	t, ok := r.tools[c.Tool]
 	if !ok {
 		// A model or MCP client asking for a tool that does not exist is

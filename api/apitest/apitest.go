@@ -17,6 +17,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
@@ -50,6 +51,8 @@ type Options struct {
 	// Limits are the guard's limits; a nil AgentTokens gets the default
 	// budget over the store.
 	Limits api.Limits
+	// Tracer records the server's spans (default: ids only, nothing kept).
+	Tracer trace.TracerProvider
 }
 
 // Env is a running server and what tests need to drive it.
@@ -100,7 +103,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)
 	e.Registry.QueueReadAudits(e.Audits)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
-		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits}
+		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits, Tracer: o.Tracer}
 	stopWatch := func() {}
 	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
 		e.KeyCache = auth.NewKeyCache(0, now)

@@ -39,6 +39,7 @@ type config struct {
 	smtpUser      string
 	smtpPassword  string
 	mcpOrigins    []string
+	metricsAddr   string
 	// clerkParties: origins whose pages may hold a session (Clerk's azp).
 	clerkParties []string
 	// keyCacheTTL is the verified-key cache's maximum age; 0 turns it off.
@@ -68,7 +69,7 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 		logFormat: getenv("VEREF_LOG_FORMAT"), clerkJWKSURL: getenv("CLERK_JWKS_URL"),
 		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL"), appURL: getenv("VEREF_APP_URL"),
 		smtpAddr: getenv("VEREF_SMTP_ADDR"), smtpFrom: getenv("VEREF_SMTP_FROM"),
-		smtpUser: getenv("VEREF_SMTP_USERNAME"), smtpPassword: getenv("VEREF_SMTP_PASSWORD")}
+		smtpUser: getenv("VEREF_SMTP_USERNAME"), metricsAddr: getenv("VEREF_METRICS_ADDR"), smtpPassword: getenv("VEREF_SMTP_PASSWORD")}
 	if c.smtpAddr != "" && c.smtpFrom == "" {
 		return c, fmt.Errorf("VEREF_SMTP_FROM must be set with VEREF_SMTP_ADDR (the sender address of invitation e-mails)")
 	}

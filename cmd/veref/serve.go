@@ -14,6 +14,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"go.opentelemetry.io/otel"
 
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
@@ -21,8 +22,10 @@ import (
 	"github.com/verefwork/veref/devidp"
 	"github.com/verefwork/veref/mail"
 	vmcp "github.com/verefwork/veref/mcp"
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 	"github.com/verefwork/veref/workers"
 )
@@ -112,6 +115,12 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	fmt.Fprintf(stdout, "veref listening on %s\n", base)
+	stopMetrics, err := serveMetrics(cfg.metricsAddr, st, errc, stdout)
+	if err != nil {
+		_ = srv.Close()
+		a.stop(ctx)
+		return err
+	}
 	log.Info().Str("addr", base).Str("database", redactURL(cfg.databaseURL)).Bool("dev", cfg.dev).Msg("serving")
 
 	select {
@@ -126,6 +135,7 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 		log.Warn().Err(serr).Msg("shutdown did not drain every request in time")
 	}
 	a.stop(shutdownCtx)
+	stopMetrics(shutdownCtx)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -184,11 +194,21 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		clerk = api.NewClerkVerifier(cfg.clerkJWKSURL, cfg.clerkIssuer, nil)
 		clerk.AuthorizedParties = cfg.clerkParties
 	}
+	tp, stopTracing, err := telemetry.NewProvider(ctx, getenv, version)
+	if err != nil {
+		return nil, fmt.Errorf("OpenTelemetry: %w", err)
+	}
+	// Globals too, for code that asks otel directly (library instrumentation).
+	otel.SetTracerProvider(tp)
+	otel.SetTextMapPropagator(telemetry.Propagator)
+	if telemetry.Exporting(getenv) {
+		log.Info().Msg("exporting traces over OTLP")
+	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
 	srv := api.New(api.Options{
-		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache,
+		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache, Tracer: tp,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout, Limits: limits,
 		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
 		Agent:    agent.NewHandler(reg, st, agentCfg),
@@ -241,6 +261,9 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 			log.Error().Err(err).Msg("flushing audit events")
 		}
 		closeLimits()
+		if err := stopTracing(ctx); err != nil {
+			log.Warn().Err(err).Msg("flushing traces")
+		}
 	}}, nil
 }
 
@@ -260,4 +283,33 @@ func watchKeys(ctx context.Context, wg *sync.WaitGroup, cfg config, st store.Sto
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = w.WatchKeys(ctx, c) }()
 	return c
+}
+
+// serveMetrics serves /metrics on its own listener when addr is set, so
+// the scrape port can stay private while the API is public. Off by
+// default, --dev included, so several dev servers never fight over a port.
+func serveMetrics(addr string, st store.Store, errc chan<- error, stdout io.Writer) (stop func(context.Context), err error) {
+	if ss, ok := st.(metrics.StoreStats); ok {
+		metrics.RegisterStore(ss)
+	}
+	if addr == "" {
+		return func(context.Context) {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listening for metrics on %s: %w (VEREF_METRICS_ADDR)", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case errc <- fmt.Errorf("metrics listener: %w", err):
+			default:
+			}
+		}
+	}()
+	fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ln.Addr())
+	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
 }

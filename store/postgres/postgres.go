@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/sqlstore"
 )
@@ -98,6 +99,13 @@ func OpenWithTimeout(ctx context.Context, url string, timeout time.Duration) (*S
 // Pool is the underlying pgx pool, for what database/sql cannot do
 // (COPY, LISTEN/NOTIFY); nothing uses it yet.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// PoolStats reports the pgx pool, which is the real pool under database/sql.
+func (s *Store) PoolStats() metrics.DBPoolStats {
+	st := s.pool.Stat()
+	return metrics.DBPoolStats{MaxOpen: int(st.MaxConns()), Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()),
+		Idle: int(st.IdleConns()), WaitCount: st.EmptyAcquireCount(), WaitDuration: st.EmptyAcquireWaitTime()}
+}
 
 // Migrate applies the embedded migrations not yet recorded, holding an
 // advisory lock so concurrent instances apply each one once.

@@ -20,6 +20,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/sqlstore"
 )
@@ -110,6 +111,14 @@ func dsn(path, extra string, pragmas ...string) string {
 		s += "&" + extra
 	}
 	return s
+}
+
+// PoolStats reports the writer and reader pools together.
+func (s *Store) PoolStats() metrics.DBPoolStats {
+	if s.read == s.write {
+		return sqlstore.SQLPoolStats(s.write)
+	}
+	return sqlstore.SQLPoolStats(s.write, s.read)
 }
 
 func newStore(ctx context.Context, writerDSN string, read, write *sql.DB) (*Store, error) {

@@ -11,8 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 )
 
 // Store is the shared part of both backends: everything in store.Store
@@ -31,7 +34,8 @@ const DefaultTimeout = 5 * time.Second
 // New wraps a reader and a writer handle (the same *sql.DB on PostgreSQL).
 // Transactions always run on the writer.
 func New(d *Dialect, read, write *sql.DB) *Store {
-	s := &Store{Q: &Q{d: d, r: read, w: write, timeout: DefaultTimeout}, d: d, write: write}
+	r, w := traced{q: read, system: d.Name}, traced{q: write, system: d.Name}
+	s := &Store{Q: &Q{d: d, r: r, w: w, timeout: DefaultTimeout}, d: d, write: write}
 	s.Q.keys = &keyWrites{store: s}
 	return s
 }
@@ -50,6 +54,8 @@ func (s *Store) InTx(ctx context.Context, fn func(q store.Queries) error) error 
 }
 
 func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
+	ctx, span := telemetry.Start(ctx, "db.tx", attribute.String("db.system.name", s.d.Name))
+	defer func() { telemetry.End(span, err) }()
 	// The whole transaction shares one deadline: database/sql rolls it back
 	// when ctx ends, so an abandoned transaction holds no locks.
 	ctx, cancel := s.Q.bounded(ctx)
@@ -64,7 +70,8 @@ func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
 		}
 	}()
 	kw := &keyWrites{inTx: true}
-	if err = fn(&Q{d: s.d, r: tx, w: tx, keys: kw, timeout: s.Q.timeout}); err != nil {
+	q := traced{q: tx, system: s.d.Name, tx: span}
+	if err = fn(&Q{d: s.d, r: q, w: q, keys: kw, timeout: s.Q.timeout}); err != nil {
 		return err
 	}
 	err = s.d.err(tx.Commit())

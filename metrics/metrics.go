@@ -1,0 +1,121 @@
+// Package metrics holds Veref's Prometheus collectors, so any package can
+// count what it does without knowing how metrics are served. The collectors
+// live on Registry, not on the global default one, so what /metrics shows
+// is exactly this list plus the Go runtime and process collectors.
+package metrics
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/felixge/httpsnoop"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Registry holds every collector below.
+var Registry = prometheus.NewRegistry()
+
+var (
+	HTTPRequests = counterVec("http_requests_total",
+		"HTTP requests answered, by route pattern, method and status.", "route", "method", "status")
+	HTTPDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "veref", Name: "http_request_duration_seconds",
+		Help:    "Time to answer an HTTP request, by route pattern and method.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"route", "method"})
+	AuthFailures = counterVec("auth_failures_total",
+		"Requests refused before any tool ran, by problem code (missing, invalid, revoked, expired key...).", "code")
+	ToolCalls = counterVec("tool_calls_total",
+		"Tool invocations, by tool, surface (rest, mcp, agent) and outcome (ok or the problem code).", "tool", "surface", "outcome")
+	UsageRowsWritten = counter("usage_rows_written_total", "Usage rows written to the database.")
+	UsageRowsDropped = counter("usage_rows_dropped_total", "Usage rows lost: the queue was full or the write failed for good.")
+	AgentTokens      = counterVec("agent_tokens_total",
+		"Tokens the model provider reported for Ask Veref, by model and kind (prompt, completion).", "model", "kind")
+	AgentRuns = counterVec("agent_runs_total",
+		"Ask Veref runs, by how they ended (ok, error, refused...).", "status")
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		HTTPRequests, HTTPDuration, AuthFailures, ToolCalls, UsageRowsWritten, UsageRowsDropped,
+		AgentTokens, AgentRuns,
+	)
+}
+
+func counter(name, help string) prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "veref", Name: name, Help: help})
+}
+
+func counterVec(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "veref", Name: name, Help: help}, labels)
+}
+
+// Handler serves Registry in the Prometheus text format.
+func Handler() http.Handler {
+	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry})
+}
+
+// Middleware counts and times every request by its ServeMux pattern. It
+// must wrap the mux directly: the mux writes the pattern into the very
+// request it is given, which is how it is read back here.
+func Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		status := 0
+		// httpsnoop keeps Flush, Hijack and the rest that w implements, so
+		// streaming answers (agent SSE) still stream.
+		ww := httpsnoop.Wrap(w, httpsnoop.Hooks{
+			WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+				return func(code int) {
+					if status == 0 {
+						status = code
+					}
+					next(code)
+				}
+			},
+			Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
+				return func(b []byte) (int, error) {
+					if status == 0 {
+						status = http.StatusOK
+					}
+					return next(b)
+				}
+			},
+		})
+		defer func() {
+			v := recover()
+			if v != nil {
+				status = http.StatusInternalServerError
+			} else if status == 0 {
+				status = http.StatusOK
+			}
+			route := Route(r)
+			HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+			HTTPDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+			if v != nil {
+				panic(v)
+			}
+		}()
+		next.ServeHTTP(ww, r)
+	})
+}
+
+// Route is the route label of a request: its ServeMux pattern without the
+// method, never the raw path, so ids and tokens in paths never become
+// label values. Requests no route matched share one label.
+func Route(r *http.Request) string {
+	p := r.Pattern
+	if p == "" {
+		return "unmatched"
+	}
+	if _, path, ok := strings.Cut(p, " "); ok {
+		return path
+	}
+	return p
+}
