@@ -68,7 +68,7 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 			if v != nil {
 				status = http.StatusInternalServerError
 			}
-			route := rr.Pattern // the mux sets it on the request it routed
+			route := rr.Pattern    // the mux sets it on the request it routed
 			r.Pattern = rr.Pattern // so the tracing outside names the span by it
 			if route == "" {
 				route = "unmatched"
