@@ -290,8 +290,14 @@ func (a *asker) decide(r askResponse) ([]askDecision, error) {
 		fmt.Fprintf(w, "To deny:    veref ask --conversation %s --deny %s\n", conv, strings.Join(ids, " --deny "))
 		return nil, approvalError{fmt.Sprintf("%d call(s) wait for approval in conversation %s", len(ids), conv)}
 	}
+	// The question goes where the person looks: stdout, unless it is
+	// redirected to a file.
+	prompt := a.stdout
+	if !isTerminal(a.stdout) {
+		prompt = a.stderr
+	}
 	for _, p := range r.PendingApprovals {
-		fmt.Fprintf(a.stdout, "Approve %s %s? [y/N] ", cell(p.Tool), cell(string(p.Arguments)))
+		fmt.Fprintf(prompt, "Approve %s %s? [y/N] ", cell(p.Tool), cell(string(p.Arguments)))
 		line, err := a.in.ReadString('\n')
 		if err != nil && line == "" {
 			return nil, approvalError{"no answer to the approval question; nothing was approved (conversation " + cell(r.ConversationID) + ")"}
