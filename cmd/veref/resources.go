@@ -155,7 +155,6 @@ func paramFlag(cmd *cobra.Command, p param) func() any {
 	usage := p.desc
 	if len(p.enum) > 0 {
 		usage = strings.TrimSpace(usage + " (" + strings.Join(p.enum, ", ") + ")")
-		_ = cmd.RegisterFlagCompletionFunc(p.name, cobra.FixedCompletions(p.enum, cobra.ShellCompDirectiveNoFileComp))
 	}
 	if p.required {
 		usage = strings.TrimSpace(usage + " (required)")
@@ -163,23 +162,29 @@ func paramFlag(cmd *cobra.Command, p param) func() any {
 	if usage == "" {
 		usage = p.in + " parameter " + p.name
 	}
+	var get func() any
 	switch p.typ {
 	case "integer":
 		v := fs.Int64(p.name, 0, usage)
-		return func() any { return *v }
+		get = func() any { return *v }
 	case "number":
 		v := fs.Float64(p.name, 0, usage)
-		return func() any { return *v }
+		get = func() any { return *v }
 	case "boolean":
 		v := fs.Bool(p.name, false, usage)
-		return func() any { return *v }
+		get = func() any { return *v }
 	case "array":
 		v := fs.StringSlice(p.name, nil, usage+" (comma-separated or repeated)")
-		return func() any { return *v }
+		get = func() any { return *v }
 	default:
 		v := fs.String(p.name, "", usage)
-		return func() any { return *v }
+		get = func() any { return *v }
 	}
+	if len(p.enum) > 0 {
+		// Registered once the flag exists: shells complete the allowed values.
+		_ = cmd.RegisterFlagCompletionFunc(p.name, cobra.FixedCompletions(p.enum, cobra.ShellCompDirectiveNoFileComp))
+	}
+	return get
 }
 
 // fileOnlyRequired names the required body fields no flag can give.
