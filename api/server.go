@@ -102,8 +102,7 @@ func New(o Options) *Server {
 	cfg.CreateHooks = nil // no $schema links: responses are plain JSON documents
 	cfg.SchemasPath = ""
 	cfg.OpenAPIPath = "/openapi"
-	cfg.DocsPath = "/docs"
-	cfg.DocsRenderer = huma.DocsRendererSwaggerUI
+	cfg.DocsPath = "" // served from embedded assets by mountDocs
 	cfg.Info.Description = "Machine-to-machine access to Veref reference checks. Authenticate with an API key " +
 		"(`Authorization: Bearer vrf_…` or `x-api-key: vrf_…`). Keys are scoped; each operation lists the scopes that allow it. " +
 		"Errors are RFC 9457 problem+json with a stable `code`."
@@ -123,6 +122,7 @@ func New(o Options) *Server {
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mountDocs()
 	s.mountKeyManagement()
 	s.mountCLISessions()
 	s.mux.Handle("POST /v1/api/me/revoke", s.guard.Wrap(tools.SurfaceREST, http.HandlerFunc(s.revokeSelf)))
