@@ -68,8 +68,13 @@ var userCodeLine = regexp.MustCompile(`shows the code\s+([A-Z]{4}-[A-Z]{4})`)
 // runLogin starts `veref login --no-browser` and returns the user code it
 // printed and a channel with its result.
 func runLogin(t *testing.T, env map[string]string, args ...string) (code string, stdout *syncBuffer, done chan error) {
+	code, stdout, _, done = runLoginErr(t, env, args...)
+	return code, stdout, done
+}
+
+func runLoginErr(t *testing.T, env map[string]string, args ...string) (code string, stdout, stderr *syncBuffer, done chan error) {
 	t.Helper()
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	done = make(chan error, 1)
 	go func() {
 		done <- run(context.Background(), append([]string{"login", "--no-browser"}, args...), envOf(env), strings.NewReader(""), stdout, stderr)
@@ -77,7 +82,7 @@ func runLogin(t *testing.T, env map[string]string, args ...string) (code string,
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := userCodeLine.FindStringSubmatch(stderr.String()); m != nil {
-			return m[1], stdout, done
+			return m[1], stdout, stderr, done
 		}
 		select {
 		case err := <-done:
@@ -156,8 +161,13 @@ func TestLoginKeychainWhoamiLogout(t *testing.T) {
 func TestLoginDenied(t *testing.T) {
 	keyring.MockInit()
 	s := startLoginServer(t)
-	env := map[string]string{"VEREF_API_URL": s.url}
-	code, _, done := runLogin(t, env)
+	env := map[string]string{"VEREF_API_URL": s.url, "VEREF_APP_URL": "https://console.example.test/app"}
+	code, _, stderr, done := runLoginErr(t, env)
+	assert.Contains(t, stderr.String(), "https://console.example.test/app/cli?code="+code, "VEREF_APP_URL names the console to open")
+	code2, _, stderr2, done2 := runLoginErr(t, env, "--app-url", "https://flag.example.test/")
+	assert.Contains(t, stderr2.String(), "https://flag.example.test/cli?code="+code2, "the flag beats the variable")
+	require.Equal(t, 200, s.decide(t, code2, nil).StatusCode)
+	require.Error(t, wait(t, done2))
 	require.Equal(t, 200, s.decide(t, code, nil).StatusCode)
 	err := wait(t, done)
 	require.Error(t, err)
