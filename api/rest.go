@@ -306,7 +306,7 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 			Description: pr.field.Tag.Get("doc"),
 		})
 	}
-	if !t.ReadOnly {
+	if t.Mutates {
 		op.Parameters = append(op.Parameters, &huma.Param{
 			Name: "Idempotency-Key", In: "header", Schema: &huma.Schema{Type: "string", MaxLength: intPtr(255)},
 			Description: "Retrying with the same key and body returns the first result without doing the work twice; the same key with a different body is a 409.",

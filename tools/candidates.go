@@ -65,8 +65,8 @@ func (c *catalogue) candidates() {
 	Add(c.r, Spec{
 		Name: "candidates_create", Title: "Create a candidate",
 		Description: "Creates a candidate. To start a reference check at the same time, use references_start with an inline candidate instead.",
-		Policy:      auth.AnyOf(auth.CandidatesWrite),
-		HTTP:        Binding{Method: "POST", Path: "/candidates", Status: 201}, Target: "candidate",
+		Policy:      auth.AnyOf(auth.CandidatesWrite), Mutates: true,
+		HTTP: Binding{Method: "POST", Path: "/candidates", Status: 201}, Target: "candidate",
 	}, func(ctx context.Context, p auth.Principal, in CandidateFields) (store.Candidate, error) {
 		return c.createCandidate(ctx, p, in, "")
 	})
@@ -74,7 +74,7 @@ func (c *catalogue) candidates() {
 		Name: "candidates_update", Title: "Update a candidate",
 		Description: "Changes the given fields of a candidate; fields left out keep their value.",
 		// Destructive: the old values are overwritten, not kept.
-		Policy: auth.AnyOf(auth.CandidatesWrite), Idempotent: true, Destructive: true,
+		Policy: auth.AnyOf(auth.CandidatesWrite), Mutates: true, Idempotent: true, Destructive: true,
 		HTTP: Binding{Method: "PATCH", Path: "/candidates/{id}"}, Target: "candidate",
 	}, func(ctx context.Context, p auth.Principal, in CandidatesUpdateInput) (store.Candidate, error) {
 		q := Q(ctx)

@@ -38,6 +38,7 @@ type catalogueHTTP struct {
 
 type catalogueHints struct {
 	ReadOnly    bool `json:"readOnly"`
+	Mutates     bool `json:"mutates"`
 	Destructive bool `json:"destructive"`
 	OpenWorld   bool `json:"openWorld"`
 	Idempotent  bool `json:"idempotent"`
@@ -58,7 +59,7 @@ func TestCatalogueGolden(t *testing.T) {
 		}
 		entries = append(entries, catalogueEntry{
 			Name: tool.Name, Title: tool.Title, Description: tool.Description, Scopes: scopes,
-			Hints:       catalogueHints{ReadOnly: tool.ReadOnly, Destructive: tool.Destructive, Idempotent: tool.Idempotent, OpenWorld: tool.OpenWorld},
+			Hints:       catalogueHints{ReadOnly: tool.ReadOnly, Mutates: tool.Mutates, Destructive: tool.Destructive, Idempotent: tool.Idempotent, OpenWorld: tool.OpenWorld},
 			HTTP:        catalogueHTTP{Method: tool.HTTP.Method, Path: "/v1/api" + tool.HTTP.Path, Status: tool.HTTP.Status},
 			AuditTarget: tool.Target,
 			InputSchema: tool.InputSchema, OutputSchema: tool.OutputSchema,

@@ -107,7 +107,7 @@ func (c *catalogue) references() {
 		Name: "references_start", Title: "Start a reference check",
 		Description: "Starts a reference check for an existing candidate (candidateId) or a new one (candidate), with 1 to 10 referees. " +
 			"Set sendInvitations to e-mail each referee a single-use link; otherwise the request stays a draft until references_send_invitations.",
-		Policy: refWrite, OpenWorld: true, OpenWorldWhen: "sendInvitations",
+		Policy: refWrite, Mutates: true, OpenWorld: true, OpenWorldWhen: "sendInvitations",
 		HTTP: Binding{Method: "POST", Path: "/references", Status: 201}, Target: "reference_request",
 	}, c.startReference)
 	Add(c.r, Spec{
@@ -115,7 +115,7 @@ func (c *catalogue) references() {
 		Description: "E-mails invitation links to the request's referees (by default every referee who has not answered or declined). " +
 			"Resending replaces the previous link, which stops working.",
 		// Destructive: resending invalidates the links already sent.
-		Policy: refWrite, OpenWorld: true, Destructive: true,
+		Policy: refWrite, Mutates: true, OpenWorld: true, Destructive: true,
 		HTTP: Binding{Method: "POST", Path: "/references/{id}/invitations"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in SendInvitationsInput) (Reference, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
@@ -142,7 +142,7 @@ func (c *catalogue) references() {
 	Add(c.r, Spec{
 		Name: "references_cancel", Title: "Cancel a reference request",
 		Description: "Cancels a reference request: outstanding invitation links stop working. Cancelling a cancelled request changes nothing.",
-		Policy:      refWrite, Destructive: true, Idempotent: true,
+		Policy:      refWrite, Mutates: true, Destructive: true, Idempotent: true,
 		HTTP: Binding{Method: "POST", Path: "/references/{id}/cancel"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in CancelInput) (store.ReferenceRequest, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()

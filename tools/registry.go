@@ -55,7 +55,12 @@ type Spec struct {
 	Title       string
 	Description string
 	Policy      auth.Policy
+	// ReadOnly is the MCP hint that the tool changes nothing. Mutates is
+	// what the registry acts on: a mutating call runs in a transaction with
+	// its audit event and honours Idempotency-Key. A tool declares one or
+	// the other, and Add refuses both or neither.
 	ReadOnly    bool
+	Mutates     bool
 	Destructive bool
 	Idempotent  bool
 	// OpenWorld marks effects outside Veref: e-mail to people, links anyone
@@ -125,6 +130,12 @@ func NewRegistry(st store.Store, now func() time.Time) *Registry {
 func Add[In, Out any](r *Registry, s Spec, h func(ctx context.Context, p auth.Principal, in In) (Out, error)) {
 	if _, dup := r.tools[s.Name]; dup {
 		panic("tools: duplicate tool " + s.Name)
+	}
+	switch {
+	case s.Mutates && s.ReadOnly:
+		panic("tools: " + s.Name + " mutates yet is marked read-only")
+	case !s.Mutates && !s.ReadOnly:
+		panic("tools: " + s.Name + " must declare Mutates or ReadOnly")
 	}
 	if s.HTTP.Status == 0 {
 		s.HTTP.Status = 200
@@ -267,7 +278,7 @@ func (r *Registry) invoke(ctx context.Context, c Call) (Result, error) {
 	}
 	// Reads from MCP and the agent are audited too: a model's reads are
 	// worth a trail. REST reads are covered by usage rows.
-	audited := !t.ReadOnly || c.Surface != SurfaceREST
+	audited := t.Mutates || c.Surface != SurfaceREST
 	if !c.Principal.Can(t.Policy) {
 		se := auth.ScopeError(t.Policy)
 		return Result{}, r.fail(ctx, c, t, &Error{Code: se.Code, Message: se.Detail, Hint: se.Hint})
@@ -277,7 +288,7 @@ func (r *Registry) invoke(ctx context.Context, c Call) (Result, error) {
 		return Result{}, r.fail(ctx, c, t, AsError(err))
 	}
 	var reqHash string
-	if c.IdempotencyKey != "" && !t.ReadOnly {
+	if c.IdempotencyKey != "" && t.Mutates {
 		reqHash = hashRequest(t.Name, in)
 		if res, done, err := r.replay(ctx, c, t, reqHash); done || err != nil {
 			return res, err
@@ -285,7 +296,7 @@ func (r *Registry) invoke(ctx context.Context, c Call) (Result, error) {
 	}
 
 	var res Result
-	queued := t.ReadOnly && r.reads != nil
+	queued := !t.Mutates && r.reads != nil
 	run := func(q store.Queries) error {
 		out, err := t.run(context.WithValue(ctx, queriesKey{}, q), c.Principal, in)
 		if err != nil {

@@ -94,8 +94,8 @@ func (c *catalogue) reports() {
 	Add(c.r, Spec{
 		Name: "reports_generate", Title: "Generate a report",
 		Description: "Generates a report from the answers a reference request has received so far. Needs at least one answer; generate again later to include more.",
-		Policy:      write,
-		HTTP:        Binding{Method: "POST", Path: "/references/{id}/reports", Status: 201}, Target: "report",
+		Policy:      write, Mutates: true,
+		HTTP: Binding{Method: "POST", Path: "/references/{id}/reports", Status: 201}, Target: "report",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (Report, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
 		r, err := q.GetReference(ctx, ten, in.ID)
@@ -124,7 +124,7 @@ func (c *catalogue) reports() {
 	Add(c.r, Spec{
 		Name: "reports_share", Title: "Share a report",
 		Description: "Creates a read-only public link to a report that expires (default one week, at most 30 days). The link is returned once.",
-		Policy:      write, OpenWorld: true,
+		Policy:      write, Mutates: true, OpenWorld: true,
 		HTTP: Binding{Method: "POST", Path: "/reports/{id}/shares", Status: 201}, Target: "report_share",
 	}, func(ctx context.Context, p auth.Principal, in ShareInput) (ShareLink, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
@@ -152,7 +152,7 @@ func (c *catalogue) reports() {
 	Add(c.r, Spec{
 		Name: "reports_revoke_share", Title: "Revoke a share link",
 		Description: "Stops a report's share link from working, immediately and for good. Revoking a revoked link changes nothing.",
-		Policy:      write, Destructive: true, Idempotent: true,
+		Policy:      write, Mutates: true, Destructive: true, Idempotent: true,
 		HTTP: Binding{Method: "DELETE", Path: "/reports/{id}/shares/{shareId}"}, Target: "report_share",
 	}, func(ctx context.Context, p auth.Principal, in RevokeShareInput) (store.Share, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()

@@ -36,8 +36,8 @@ func (c *catalogue) valuations() {
 	Add(c.r, Spec{
 		Name: "valuations_run", Title: "Run a valuation",
 		Description: "Queues a valuation of a reference request's answers and returns at once with status queued; poll valuations_get for the result. Needs at least one answer.",
-		Policy:      auth.AnyOf(auth.ValuationsWrite),
-		HTTP:        Binding{Method: "POST", Path: "/references/{id}/valuations", Status: 202}, Target: "valuation",
+		Policy:      auth.AnyOf(auth.ValuationsWrite), Mutates: true,
+		HTTP: Binding{Method: "POST", Path: "/references/{id}/valuations", Status: 202}, Target: "valuation",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (store.Valuation, error) {
 		q, ten, now := Q(ctx), store.TenancyOf(p), c.now()
 		r, err := q.GetReference(ctx, ten, in.ID)
