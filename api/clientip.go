@@ -80,3 +80,31 @@ func socketAddr(remote string) netip.Addr {
 	}
 	return a.Unmap()
 }
+
+// Scheme is "https" when r came over TLS, or through a trusted proxy that
+// says so in X-Forwarded-Proto; otherwise "http".
+func (c ClientIP) Scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https"
+	}
+	if c.trusted(socketAddr(r.RemoteAddr)) && strings.EqualFold(firstValue(r.Header.Get("X-Forwarded-Proto")), "https") {
+		return "https"
+	}
+	return "http"
+}
+
+// Host is the host the client asked for: X-Forwarded-Host from a trusted
+// proxy, else the Host header.
+func (c ClientIP) Host(r *http.Request) string {
+	if c.trusted(socketAddr(r.RemoteAddr)) {
+		if h := firstValue(r.Header.Get("X-Forwarded-Host")); h != "" {
+			return h
+		}
+	}
+	return r.Host
+}
+
+func firstValue(h string) string {
+	first, _, _ := strings.Cut(h, ",")
+	return strings.TrimSpace(first)
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
@@ -103,4 +104,54 @@ func TestStalledDatabaseAnswers503WithRetryAfter(t *testing.T) {
 	proxy.Resume()
 	r := answered(t, func() apitest.Response { return e.Do("GET", "/v1/api/candidates", key, nil) })
 	assert.Equal(t, 200, r.Status, "the pool recovers once the database answers: %s", r.Body)
+}
+
+func TestAdvertisedURLsComeFromPublicURLOrTrustedProxies(t *testing.T) {
+	challenge := func(e *apitest.Env, headers ...string) string {
+		r := e.Do("GET", "/v1/api/me", "", nil, headers...)
+		require.Equal(t, 401, r.Status)
+		return r.Header.Get("WWW-Authenticate")
+	}
+	forged := []string{"Host", "evil.test", "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.test"}
+
+	e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{PublicURL: "https://api.veref.test/"})
+	assert.Contains(t, challenge(e, forged...), `resource_metadata="https://api.veref.test/.well-known/`)
+
+	// No public URL and no trusted proxy: forwarded headers are ignored.
+	e = apitest.New(t, storetest.OpenSQLite(t), apitest.Options{})
+	c := challenge(e, "X-Forwarded-Proto", "https", "X-Forwarded-Host", "evil.test")
+	assert.Contains(t, c, `resource_metadata="http://127.0.0.1:`)
+	assert.NotContains(t, c, "evil.test")
+
+	// The test client connects from 127.0.0.1: trusted, its headers count.
+	trusted, err := api.ParseTrustedProxies("127.0.0.1/32")
+	require.NoError(t, err)
+	e = apitest.New(t, storetest.OpenSQLite(t), apitest.Options{Limits: api.Limits{ClientIP: api.ClientIP{Trusted: trusted}}})
+	assert.Contains(t, challenge(e, "X-Forwarded-Proto", "https", "X-Forwarded-Host", "api.example.com"),
+		`resource_metadata="https://api.example.com/.well-known/`)
+}
+
+func TestUsageRowsHashTheClientTheTrustedProxyNames(t *testing.T) {
+	trusted, err := api.ParseTrustedProxies("127.0.0.0/8")
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name    string
+		proxies api.ClientIP
+		same    bool
+	}{{"trusted", api.ClientIP{Trusted: trusted}, false}, {"untrusted", api.ClientIP{}, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{Limits: api.Limits{ClientIP: c.proxies}})
+			e.Tenant("acme")
+			key := e.Key("acme", auth.Test)
+			require.Equal(t, 200, e.Do("GET", "/v1/api/me", key, nil, "X-Forwarded-For", "198.51.100.1").Status)
+			require.Equal(t, 200, e.Do("GET", "/v1/api/me", key, nil, "X-Forwarded-For", "198.51.100.2").Status)
+			e.FlushUsage()
+			p := e.Principal(key)
+			rows, _, err := e.Store.ListUsage(context.Background(), "acme", p.KeyID, store.Page{})
+			require.NoError(t, err)
+			require.Len(t, rows, 2)
+			assert.Equal(t, c.same, rows[0].IPHash == rows[1].IPHash,
+				"two clients behind a trusted proxy are two callers; an untrusted peer's header changes nothing")
+		})
+	}
 }

@@ -50,6 +50,9 @@ type Options struct {
 	// Limits: rate limits, allowlists, auth-failure throttling and the
 	// agent's token budget; zero values take the defaults.
 	Limits Limits
+	// PublicURL (VEREF_PUBLIC_URL), when set, is the base of every URL the
+	// server advertises; otherwise it is built from the request.
+	PublicURL string
 
 	// MCP and Agent are mounted behind the same guard as REST when set.
 	MCP   http.Handler
@@ -94,7 +97,7 @@ func New(o Options) *Server {
 	s.guard = &Guard{
 		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now, Cache: o.KeyCache, LookupTimeout: o.AuthTimeout},
 		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Now: o.Now,
-		ResourceMetadata: func(r *http.Request) string { return baseURL(r) + protectedResourcePath },
+		ResourceMetadata: func(r *http.Request) string { return s.baseURL(r) + protectedResourcePath },
 		Limits:           o.Limits.withDefaults(o.Now), Audit: o.Store,
 	}
 
@@ -244,19 +247,22 @@ func (s *Server) protectedResource(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = jsonEncode(w, map[string]any{
-		"resource":                 baseURL(r) + "/v1/api/mcp",
+		"resource":                 s.baseURL(r) + "/v1/api/mcp",
 		"authorization_servers":    []string{},
 		"bearer_methods_supported": []string{"header"},
 		"scopes_supported":         scopes,
 		"resource_name":            "Veref",
-		"resource_documentation":   baseURL(r) + "/docs",
+		"resource_documentation":   s.baseURL(r) + "/docs",
 	})
 }
 
-func baseURL(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
-		scheme = "https"
+// baseURL is where clients reach this server: VEREF_PUBLIC_URL when set,
+// else the request's own scheme and host, taking forwarded headers only
+// from trusted proxies (anyone else could point the advertised URLs of a
+// 401 at a host of their choosing).
+func (s *Server) baseURL(r *http.Request) string {
+	if s.opts.PublicURL != "" {
+		return strings.TrimRight(s.opts.PublicURL, "/")
 	}
-	return scheme + "://" + r.Host
+	return s.guard.Limits.ClientIP.Scheme(r) + "://" + s.guard.Limits.ClientIP.Host(r)
 }

@@ -53,6 +53,8 @@ type Options struct {
 	Limits api.Limits
 	// Tracer records the server's spans (default: ids only, nothing kept).
 	Tracer trace.TracerProvider
+	// PublicURL is VEREF_PUBLIC_URL.
+	PublicURL string
 }
 
 // Env is a running server and what tests need to drive it.
@@ -103,7 +105,8 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)
 	e.Registry.QueueReadAudits(e.Audits)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
-		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits, Tracer: o.Tracer}
+		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits, Tracer: o.Tracer,
+		PublicURL: o.PublicURL}
 	stopWatch := func() {}
 	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
 		e.KeyCache = auth.NewKeyCache(0, now)

@@ -46,6 +46,9 @@ type config struct {
 	keyCacheTTL time.Duration
 	dbTimeout   time.Duration
 	authTimeout time.Duration
+	// publicURLSet: VEREF_PUBLIC_URL was given, so advertised URLs never
+	// come from request headers.
+	publicURLSet bool
 	// publicPepper: --dev without API_KEY_PEPPER, so keys hash with a
 	// pepper anyone can read.
 	publicPepper bool
@@ -122,6 +125,10 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 			}
 			c.mcpOrigins = append(c.mcpOrigins, strings.TrimRight(o, "/"))
 		}
+	}
+	c.publicURLSet = c.publicURL != ""
+	if c.publicURLSet && !strings.HasPrefix(c.publicURL, "https://") && !strings.HasPrefix(c.publicURL, "http://") {
+		return c, fmt.Errorf("VEREF_PUBLIC_URL must start with https:// or http://, not %q", c.publicURL)
 	}
 	for _, d := range []struct {
 		name string

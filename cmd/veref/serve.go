@@ -210,10 +210,11 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache, Tracer: tp,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout, Limits: limits,
-		Public:   api.PublicRoutes(tools.NewPublic(st, deps), log),
-		Agent:    agent.NewHandler(reg, st, agentCfg),
-		MCP:      vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
-		MCPFront: vmcp.Front(vmcp.Options{AllowedOrigins: cfg.mcpOrigins}),
+		PublicURL: publicURLIfSet(cfg),
+		Public:    api.PublicRoutes(tools.NewPublic(st, deps), log),
+		Agent:     agent.NewHandler(reg, st, agentCfg),
+		MCP:       vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
+		MCPFront:  vmcp.Front(vmcp.Options{AllowedOrigins: cfg.mcpOrigins}),
 	})
 
 	logf := func(level, msg string, fields map[string]any) {
@@ -312,4 +313,13 @@ func serveMetrics(addr string, st store.Store, errc chan<- error, stdout io.Writ
 	}()
 	fmt.Fprintf(stdout, "metrics on http://%s/metrics\n", ln.Addr())
 	return func(ctx context.Context) { _ = srv.Shutdown(ctx) }, nil
+}
+
+// publicURLIfSet is VEREF_PUBLIC_URL, or "" when the operator left it to
+// the listen address: then advertised URLs follow the request.
+func publicURLIfSet(cfg config) string {
+	if cfg.publicURLSet {
+		return cfg.publicURL
+	}
+	return ""
 }
