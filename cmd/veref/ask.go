@@ -311,28 +311,6 @@ func (a *asker) decide(r askResponse) ([]askDecision, error) {
 	return out, nil
 }
 
-// prose makes model text safe for a terminal while keeping its lines:
-// escape sequences, carriage returns and bidirectional overrides, which a
-// referee's answer may carry into the model's, are shown, not obeyed.
-func prose(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '\n' || r == '\t':
-			b.WriteRune(r)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case isBidiControl(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 // isTerminalReader reports whether r is a terminal a person types into.
 func isTerminalReader(r io.Reader) bool {
 	f, ok := r.(*os.File)

@@ -60,11 +60,18 @@ func writeRawJSON(out io.Writer, raw json.RawMessage) error {
 // sequences, carriage returns, tabs that would break the table) and
 // bidirectional overrides (which reorder what the eye reads) are shown as
 // escapes instead of acting.
-func cell(s string) string {
+func cell(s string) string { return escapeTerminal(s, false) }
+
+// prose is cell for text printed as paragraphs: newlines and tabs stay.
+func prose(s string) string { return escapeTerminal(s, true) }
+
+func escapeTerminal(s string, keepLayout bool) string {
 	var b strings.Builder
 	for _, r := range s {
 		switch {
-		case r == '\\':
+		case keepLayout && (r == '\n' || r == '\t'):
+			b.WriteRune(r)
+		case r == '\\' && !keepLayout:
 			b.WriteString(`\\`)
 		case r == '\n':
 			b.WriteString(`\n`)
