@@ -253,3 +253,7 @@ func (s *Server) SessionCaller(ctx context.Context, token string) (Caller, error
 
 // KeyService is the one the workspace routes use, for the console to share.
 func (s *Server) KeyService() *KeyService { return s.keys }
+
+// SessionCookieName is Clerk's session cookie, read by the workspace routes
+// and the console (the dev sign-in sets the same one).
+const SessionCookieName = "__session"

@@ -31,6 +31,9 @@ type config struct {
 	logFormat     string
 	clerkJWKSURL  string
 	clerkIssuer   string
+	// clerkPublishableKey names the Clerk instance the console's sign-in
+	// page loads its frontend from.
+	clerkPublishableKey string
 	maxActiveKeys int
 	publicURL     string
 	appURL        string // the recruiter console; default publicURL + /app
@@ -70,7 +73,7 @@ func (c config) devWarning() string {
 func loadConfig(dev bool, getenv func(string) string) (config, error) {
 	c := config{dev: dev, databaseURL: getenv("VEREF_DATABASE_URL"), addr: getenv("VEREF_ADDR"),
 		logFormat: getenv("VEREF_LOG_FORMAT"), clerkJWKSURL: getenv("CLERK_JWKS_URL"),
-		clerkIssuer: getenv("CLERK_ISSUER"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL"), appURL: getenv("VEREF_APP_URL"),
+		clerkIssuer: getenv("CLERK_ISSUER"), clerkPublishableKey: getenv("CLERK_PUBLISHABLE_KEY"), maxActiveKeys: 100, publicURL: getenv("VEREF_PUBLIC_URL"), appURL: getenv("VEREF_APP_URL"),
 		smtpAddr: getenv("VEREF_SMTP_ADDR"), smtpFrom: getenv("VEREF_SMTP_FROM"),
 		smtpUser: getenv("VEREF_SMTP_USERNAME"), metricsAddr: getenv("VEREF_METRICS_ADDR"), smtpPassword: getenv("VEREF_SMTP_PASSWORD")}
 	if c.smtpAddr != "" && c.smtpFrom == "" {

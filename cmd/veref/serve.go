@@ -19,6 +19,7 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/console"
 	"github.com/verefwork/veref/devidp"
 	"github.com/verefwork/veref/mail"
 	vmcp "github.com/verefwork/veref/mcp"
@@ -241,8 +242,15 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		go func() { defer wg.Done(); w.Run(workCtx) }()
 	}
 	drain := max(30*time.Second, agentCfg.Timeout+15*time.Second)
+	con, err := console.New(console.Options{Store: st, Keys: srv.KeyService(), Sessions: srv.SessionCaller, Dev: devIdP,
+		DevTenant: devTenant, ClerkPublishableKey: cfg.clerkPublishableKey, Now: now, Log: log})
+	if err != nil {
+		stopWork()
+		return nil, err
+	}
 	root := http.NewServeMux()
 	root.Handle("/", srv)
+	root.Handle(console.Prefix+"/", con)
 	if devIdP != nil {
 		root.Handle("GET "+devidp.JWKSPath, devIdP)
 	}
