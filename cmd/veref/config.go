@@ -24,25 +24,25 @@ const devPepper = "veref-development-pepper-never-use-in-production"
 
 // config is the server's configuration from flags and environment.
 type config struct {
-	dev           bool
-	databaseURL   string
-	pepper        []byte
-	addr          string
-	logFormat     string
-	clerkJWKSURL  string
-	clerkIssuer   string
+	dev          bool
+	databaseURL  string
+	pepper       []byte
+	addr         string
+	logFormat    string
+	clerkJWKSURL string
+	clerkIssuer  string
 	// clerkPublishableKey names the Clerk instance the console's sign-in
 	// page loads its frontend from.
 	clerkPublishableKey string
-	maxActiveKeys int
-	publicURL     string
-	appURL        string // the recruiter console; default publicURL + /app
-	smtpAddr      string
-	smtpFrom      string
-	smtpUser      string
-	smtpPassword  string
-	mcpOrigins    []string
-	metricsAddr   string
+	maxActiveKeys       int
+	publicURL           string
+	appURL              string // the recruiter console; default publicURL + /app
+	smtpAddr            string
+	smtpFrom            string
+	smtpUser            string
+	smtpPassword        string
+	mcpOrigins          []string
+	metricsAddr         string
 	// clerkParties: origins whose pages may hold a session (Clerk's azp).
 	clerkParties []string
 	// keyCacheTTL is the verified-key cache's maximum age; 0 turns it off.
