@@ -2,6 +2,8 @@ package api_test
 
 import (
 	"context"
+	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
+	"github.com/verefwork/veref/store/sqlite"
+	"github.com/verefwork/veref/store/sqlstore"
 	"github.com/verefwork/veref/store/storetest"
 )
 
@@ -142,5 +146,31 @@ func TestSQLiteRevocationEvictsDirectly(t *testing.T) {
 	revoke(t, e, key)
 	// No waiting: the writer's hook evicted before the revocation committed.
 	assert.Equal(t, 0, e.KeyCache.Len())
+	assert.EqualValues(t, problem.AuthRevokedKey, e.Do("GET", "/v1/api/me", key, nil).Code())
+}
+
+// Another process writing the same SQLite file (veref admin keys revoke
+// beside a running server) is not seen by this process's writer hook; the
+// change counter its triggers keep is.
+func TestSQLiteRevocationByAnotherProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "veref.db")
+	st, err := sqlite.Open(context.Background(), path)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	require.NoError(t, st.Migrate(context.Background()))
+	e := apitest.New(t, st, apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	require.Equal(t, 200, e.Do("GET", "/v1/api/me", key, nil).Status)
+	require.Equal(t, 1, e.KeyCache.Len())
+
+	// A connection of its own, without the server's hook: another process.
+	other, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer other.Close()
+	_, err = other.Exec("UPDATE api_keys SET revoked_at = ? WHERE id = ?",
+		time.Now().UTC().Format(sqlstore.SQLiteTimeFormat), e.Principal(key).KeyID)
+	require.NoError(t, err)
+	eventually(t, "the server notices the other process's change", func() bool { return e.KeyCache.Len() == 0 })
 	assert.EqualValues(t, problem.AuthRevokedKey, e.Do("GET", "/v1/api/me", key, nil).Code())
 }

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -16,7 +17,8 @@ import (
 // pre-update hook on it sees every change to api_keys, including those made
 // by queries added later (suspension, rolling, limits): eviction needs no
 // cooperation from them. Another process writing the same file (an admin
-// command) is not seen; the cache's maximum age bounds that case.
+// command) is seen through a change counter that triggers keep (migration
+// 0010b) and WatchKeys polls.
 
 // writers maps a writer DSN to the stores listening on it.
 var writers = struct {
@@ -105,12 +107,39 @@ func (s *Store) WatchKeys(ctx context.Context, ev auth.KeyEvents) error {
 	s.events.sinks[&ev] = ev
 	s.events.mu.Unlock()
 	ev.SetLive(true)
-	<-ctx.Done()
+	s.pollEpoch(ctx, ev)
 	ev.SetLive(false)
 	s.events.mu.Lock()
 	delete(s.events.sinks, &ev)
 	s.events.mu.Unlock()
 	return nil
+}
+
+// epochPoll is how often the change counter is read: the longest another
+// process's revocation goes unseen.
+const epochPoll = 100 * time.Millisecond
+
+// pollEpoch clears ev whenever the change counter moves; this process's
+// own changes move it too, and were evicted already. Until the counter can
+// be read (an unmigrated file), it keeps trying.
+func (s *Store) pollEpoch(ctx context.Context, ev auth.KeyEvents) {
+	t := time.NewTicker(epochPoll)
+	defer t.Stop()
+	last := int64(-1)
+	for {
+		var n int64
+		if err := s.read.QueryRowContext(ctx, "SELECT n FROM api_key_epoch WHERE id = 1").Scan(&n); err == nil {
+			if last >= 0 && n != last {
+				ev.Evict("")
+			}
+			last = n
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // FreshKeyByPrefix implements auth.FreshKeyLookup: it reads on the writer,
