@@ -97,7 +97,7 @@ func (b *backend) setup(ctx context.Context) error {
 	}
 	b.keys = &api.KeyService{Store: b.st, Hasher: h, Now: time.Now, MaxActive: 1_000_000}
 	b.key, b.keyID = map[string]string{}, map[string]string{}
-	for _, s := range []string{"me", "rest", "mcp", "load"} {
+	for _, s := range []string{"me", "guard", "rest", "mcp", "load"} {
 		tok, id, err := b.newKey(ctx, "bench "+s)
 		if err != nil {
 			return err
@@ -131,6 +131,9 @@ func (b *backend) start(ctx context.Context, bin, tmp string) error {
 	}
 	b.servers = append(b.servers, p)
 	for _, t := range b.targets() {
+		if t.refused {
+			continue
+		}
 		if err := check(ctx, t.req); err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -155,6 +158,10 @@ func (b *backend) targets() []*target {
 	mcpHeaders["Accept"] = "application/json, text/event-stream"
 	return []*target{
 		{name: meName(b.kind), backend: b.kind, req: request{url: base + "/v1/api/me", headers: bearer(b.key["me"])}},
+		// /me reads the key's agent token budget from storage; a path that
+		// does not exist is answered by the guard after authentication
+		// alone, which is what "key checks near the bare handler" measures.
+		{name: guardName(b.kind), backend: b.kind, refused: true, req: request{url: base + "/v1/api/bench-no-such-path", headers: bearer(b.key["guard"])}},
 		{name: restName(b.kind), backend: b.kind, req: request{url: base + "/v1/api/candidates?limit=10", headers: bearer(b.key["rest"])}},
 		{name: mcpName(b.kind), backend: b.kind, req: request{url: base + "/v1/api/mcp", method: "POST", body: mcpCall, headers: mcpHeaders}},
 	}

@@ -49,6 +49,9 @@ type target struct {
 	backend string // "", sqlite, postgres
 	req     request
 	results []result
+	// refused: every answer is expected to be a non-2xx (the guard-only
+	// target answers 404 after authenticating).
+	refused bool
 }
 
 func run(dur time.Duration, rounds, conns, trials int) error {
@@ -107,6 +110,9 @@ func run(dur time.Duration, rounds, conns, trials int) error {
 			res, err := gen.run(ctx, t.req, conns, dur)
 			if err != nil {
 				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			if t.refused {
+				res.errors = 0
 			}
 			if res.errors > 0 {
 				return fmt.Errorf("%s: %d requests failed (non-2xx or socket errors)", t.name, res.errors)
@@ -192,6 +198,7 @@ func printRatios(ts []*target) {
 	fmt.Println("ratios (per round, median):")
 	for _, be := range []string{"sqlite", "postgres"} {
 		ratio("authenticated GET /me on "+be+" / bare handler", meName(be), "bare handler GET /me", 0.6)
+		ratio("authentication alone (guard, 404) on "+be+" / bare handler", guardName(be), "bare handler GET /me", 0.6)
 	}
 	for _, be := range []string{"sqlite", "postgres"} {
 		ratio("MCP candidates_list / REST candidates?limit=10 on "+be, mcpName(be), restName(be), 0.8)
@@ -206,6 +213,7 @@ func fmtList(v []float64) string {
 	return strings.Join(s, " ")
 }
 
-func meName(be string) string   { return "GET /v1/api/me, " + be }
-func restName(be string) string { return "GET /v1/api/candidates?limit=10, " + be }
-func mcpName(be string) string  { return "MCP tools/call candidates_list, " + be }
+func meName(be string) string    { return "GET /v1/api/me, " + be }
+func guardName(be string) string { return "authenticated 404 (guard only), " + be }
+func restName(be string) string  { return "GET /v1/api/candidates?limit=10, " + be }
+func mcpName(be string) string   { return "MCP tools/call candidates_list, " + be }

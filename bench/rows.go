@@ -13,12 +13,15 @@ import (
 // audit events of its reads) against the responses the load generator
 // received, plus the one check request made before loading.
 func (b *backend) printRows(ctx context.Context, ts []*target) error {
-	for _, sc := range []struct{ key, target string }{{"me", meName(b.kind)}, {"rest", restName(b.kind)}, {"mcp", mcpName(b.kind)}} {
+	for _, sc := range []struct{ key, target string }{{"me", meName(b.kind)}, {"guard", guardName(b.kind)}, {"rest", restName(b.kind)}, {"mcp", mcpName(b.kind)}} {
 		t := find(ts, sc.target)
 		if t == nil {
 			continue
 		}
-		answered := 1
+		answered := 1 // the check request before loading
+		if t.refused {
+			answered = 0
+		}
 		for _, r := range t.results {
 			answered += r.answered
 		}
