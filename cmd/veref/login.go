@@ -158,14 +158,18 @@ func (c *cli) login(ctx context.Context, appURL string, noBrowser bool) (loginRe
 		Scopes: login.APIKey.Scopes, CredentialSource: store.source}, nil
 }
 
+// pollUnit is the unit of the server's interval: seconds, shortened by tests.
+var pollUnit = time.Second
+
 // pollLogin asks for the key every interval until the login is approved,
 // denied or expired, as RFC 8628 describes.
 func (c *cli) pollLogin(ctx context.Context, client *apiClient, a cliAuthorization) (cliLogin, error) {
-	interval := time.Duration(max(a.Interval, 1)) * time.Second
+	interval := time.Duration(max(a.Interval, 1)) * pollUnit
 	deadline := time.Now().Add(time.Duration(max(a.ExpiresIn, 1)) * time.Second)
 	progress := c.progress()
 	defer progress("")
 	body, _ := json.Marshal(map[string]string{"deviceCode": a.DeviceCode})
+	failures := 0 // in a row: a server restarting or a network blip is waited out, a few times
 	for {
 		progress(fmt.Sprintf("Waiting for approval of %s (expires in %s)…", a.UserCode, time.Until(deadline).Round(time.Second)))
 		select {
@@ -182,13 +186,17 @@ func (c *cli) pollLogin(ctx context.Context, client *apiClient, a cliAuthorizati
 			return login, nil
 		}
 		var p cliProblem
-		if !errors.As(err, &p) {
-			return cliLogin{}, err
+		if transient := !errors.As(err, &p) || p.Status >= 500; transient {
+			if failures++; failures > 3 || ctx.Err() != nil {
+				return cliLogin{}, err
+			}
+			continue
 		}
+		failures = 0
 		switch p.Code {
 		case problem.AuthorizationPending:
 		case problem.SlowDown:
-			interval += 5 * time.Second
+			interval += 5 * pollUnit
 		case problem.AccessDenied:
 			return cliLogin{}, authError{"the login was denied in the console; nothing was stored"}
 		case problem.ExpiredToken:

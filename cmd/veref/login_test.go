@@ -5,11 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -228,4 +231,65 @@ func TestLoginWithoutACredentialStore(t *testing.T) {
 	assert.NotContains(t, string(b), entry.Key)
 	code, body := get(t, s.url+"/v1/api/me", "Authorization", "Bearer "+entry.Key)
 	assert.Equal(t, 401, code, body)
+}
+
+// TestPollLoginFollowsTheServer drives the polling loop with each answer
+// RFC 8628 allows, plus a server hiccup, and checks the CLI's pace.
+func TestPollLoginFollowsTheServer(t *testing.T) {
+	pollUnit = 10 * time.Millisecond
+	t.Cleanup(func() { pollUnit = time.Second })
+	answers := []struct {
+		status int
+		code   string
+	}{{503, "UNAVAILABLE"}, {400, "authorization_pending"}, {400, "slow_down"}, {400, "authorization_pending"}, {200, ""}}
+	var mu sync.Mutex
+	var times []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		var in struct{ DeviceCode string }
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if r.URL.Path != "/v1/cli/sessions/token" || in.DeviceCode != "dev-code" {
+			http.Error(w, "unexpected "+r.URL.Path, 500)
+			return
+		}
+		a := answers[len(times)]
+		times = append(times, time.Now())
+		if a.status == 200 {
+			_, _ = w.Write([]byte(`{"apiKey":{"id":"key_1","name":"CLI on h","prefix":"p","environment":"test"},"plaintext":"vrf_test_x","tenantId":"demo"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(a.status)
+		_ = json.NewEncoder(w).Encode(map[string]any{"status": a.status, "code": a.code, "title": "x", "type": "about:blank"})
+	}))
+	defer srv.Close()
+	c := &cli{getenv: envOf(nil), stderr: io.Discard}
+	login, err := c.pollLogin(context.Background(), &apiClient{base: srv.URL, http: newHTTPClient()},
+		cliAuthorization{DeviceCode: "dev-code", UserCode: "BBBB-CCCC", Interval: 2, ExpiresIn: 600})
+	require.NoError(t, err)
+	assert.Equal(t, "vrf_test_x", login.Plaintext)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, times, 5, "a 503 is waited out, pending and slow_down keep polling")
+	assert.GreaterOrEqual(t, times[3].Sub(times[2]), 7*pollUnit, "after slow_down the interval grows by 5")
+}
+
+func TestPollLoginStopsOnDenialAndExpiry(t *testing.T) {
+	pollUnit = time.Millisecond
+	t.Cleanup(func() { pollUnit = time.Second })
+	for code, want := range map[string]string{"access_denied": "denied", "expired_token": "expired"} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(400)
+			_ = json.NewEncoder(w).Encode(map[string]any{"status": 400, "code": code, "title": "x", "type": "about:blank"})
+		}))
+		c := &cli{getenv: envOf(nil), stderr: io.Discard}
+		_, err := c.pollLogin(context.Background(), &apiClient{base: srv.URL, http: newHTTPClient()},
+			cliAuthorization{DeviceCode: "d", UserCode: "BBBB-CCCC", Interval: 1, ExpiresIn: 600})
+		srv.Close()
+		require.Error(t, err, code)
+		assert.Contains(t, err.Error(), want)
+		assert.Equal(t, 4, exitCode(err), code)
+	}
 }
