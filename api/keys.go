@@ -304,12 +304,7 @@ func (ks *KeyService) UpdateLimits(ctx context.Context, tenantID, id string, c L
 		if out, err = q.SetAPIKeyLimits(ctx, tenantID, id, limits); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, store.AuditEvent{
-			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
-			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.update_limits",
-			TargetType: "api_key", TargetID: id, Outcome: "ok",
-			Data: map[string]any{"before": k.KeyLimits, "after": limits}, At: now,
-		})
+		return q.InsertAudit(ctx, keyEvent(k, by, "api_key.update_limits", map[string]any{"before": k.KeyLimits, "after": limits}, now))
 	})
 	if err != nil {
 		return KeyView{}, err

@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -110,4 +111,43 @@ func TestSharedFallsBackWhenRedisStops(t *testing.T) {
 	assert.Equal(t, 3, allowed, "the in-process bucket enforces the limit meanwhile")
 	assert.Equal(t, uint64(5), s.Fallbacks())
 	assert.Equal(t, int32(1), logs.Load(), "logged once per interval")
+}
+
+// A Redis that accepts connections but never answers (a hung server, a
+// black-holed network) costs one bounded wait, then the in-process bucket.
+func TestSharedFallsBackWhenRedisHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	rdb, err := ratelimit.NewRedisClient("redis://" + ln.Addr().String() + "/0")
+	require.NoError(t, err)
+	defer rdb.Close()
+	s := &ratelimit.Shared{Redis: rdb, Local: ratelimit.NewLocal(nil), Timeout: 50 * time.Millisecond}
+	lim := ratelimit.Limit{Requests: 2, Window: time.Hour}
+	got := []bool{}
+	for range 3 {
+		got = append(got, s.AllowN(context.Background(), "k", lim, 1).Allowed)
+	}
+	assert.Equal(t, []bool{true, true, false}, got)
+	assert.Equal(t, uint64(3), s.Fallbacks(), "the first call timed out; the cooldown kept the next two off Redis")
 }

@@ -21,7 +21,10 @@ func NewRedisClient(url string) (*redis.Client, error) {
 	opt.DialTimeout = 250 * time.Millisecond
 	opt.ReadTimeout = 100 * time.Millisecond
 	opt.WriteTimeout = 100 * time.Millisecond
-	opt.PoolTimeout = 100 * time.Millisecond
+	// Waiting for a pooled connection is bounded by the caller's per-call
+	// timeout (Shared.Timeout), not by a pool timeout of its own: a burst
+	// that briefly drains the pool should queue, not fall back.
+	opt.PoolSize = max(opt.PoolSize, 64)
 	opt.ContextTimeoutEnabled = true
 	opt.MaxRetries = -1 // a retry doubles the wait; the fallback is the retry
 	return redis.NewClient(opt), nil

@@ -99,6 +99,7 @@ const (
 	PurgeConversations PurgeKind = "conversations" // conversations by updated_at
 	PurgeAudit         PurgeKind = "audit"         // audit_events by at
 	PurgeAgentSpend    PurgeKind = "agent_spend"   // agent_token_spend by day
+	PurgeCLISessions   PurgeKind = "cli_sessions"  // cli_sessions by expires_at
 )
 
 // Queries are the operations available both outside and inside a transaction.

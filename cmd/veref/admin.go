@@ -51,6 +51,7 @@ type adminEnv struct {
 	out     io.Writer
 	maxKeys int
 	dev     bool
+	limits  limitsConfig
 }
 
 func (e *adminEnv) print(v any, table func(w *tabwriter.Writer)) error {
@@ -74,7 +75,8 @@ func (c *cli) adminCmd() *cobra.Command {
 		c.adminLeaf("revoke", "Revoke an API key", c.keysRevoke),
 		c.adminLeaf("suspend", "Suspend an API key until it is resumed", c.keysSuspend),
 		c.adminLeaf("resume", "Resume a suspended API key", c.keysResume),
-		c.adminLeaf("roll", "Roll an API key: a new secret, the old one ending after --grace-hours", c.keysRoll))
+		c.adminLeaf("roll", "Roll an API key: a new secret, the old one ending after --grace-hours", c.keysRoll),
+		c.adminLeaf("limits", "Change an API key's rate limit, IP allowlist or agent token budget", c.keysLimits))
 	admin.AddCommand(tenants, recruiters, keys,
 		c.adminLeaf("session-token", "Print a workspace session token from the --dev identity provider", c.sessionToken))
 	return admin
@@ -127,7 +129,7 @@ func (c *cli) adminLeaf(use, short string, define func(fs *pflag.FlagSet, f admi
 		if err != nil {
 			return err
 		}
-		return do(cmd.Context(), &adminEnv{st: st, hasher: hasher, json: asJSON, out: c.stdout, maxKeys: cfg.maxActiveKeys, dev: dev})
+		return do(cmd.Context(), &adminEnv{st: st, hasher: hasher, json: asJSON, out: c.stdout, maxKeys: cfg.maxActiveKeys, dev: dev, limits: cfg.limits})
 	}
 	return cmd
 }
@@ -173,8 +175,13 @@ func (c *cli) keysCreate(fs *pflag.FlagSet, f adminFlags) func(ctx context.Conte
 	f.str(fs, "env", "test or live (required)")
 	f.str(fs, "scopes", "comma-separated scopes; empty means all")
 	f.str(fs, "expires-at", "RFC 3339 expiry, e.g. 2027-01-01T00:00:00Z")
+	limitFlags(fs, f)
 	return func(ctx context.Context, e *adminEnv) error {
 		req := api.NewKey{TenantID: *f["tenant"], RecruiterID: *f["recruiter"], Name: *f["name"], Environment: auth.Environment(*f["env"])}
+		var err error
+		if req.LimitsChange, err = limitsFrom(fs, f); err != nil {
+			return err
+		}
 		if s := strings.TrimSpace(*f["scopes"]); s != "" {
 			req.Scopes = strings.Split(s, ",")
 		}
@@ -188,8 +195,7 @@ func (c *cli) keysCreate(fs *pflag.FlagSet, f adminFlags) func(ctx context.Conte
 		if _, err := e.st.GetTenant(ctx, req.TenantID); err != nil {
 			return explain(err, "tenant "+req.TenantID)
 		}
-		ks := &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: e.maxKeys}
-		created, err := ks.Create(ctx, req, api.Actor{Kind: store.ActorOperator, ID: "veref-admin"})
+		created, err := e.keyService().Create(ctx, req, api.Actor{Kind: store.ActorOperator, ID: "veref-admin"})
 		if err != nil {
 			return explain(err, "key")
 		}

@@ -18,7 +18,8 @@ import (
 var operator = api.Actor{Kind: store.ActorOperator, ID: "veref-admin", Surface: "cli"}
 
 func (e *adminEnv) keyService() *api.KeyService {
-	return &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: e.maxKeys}
+	return &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: e.maxKeys,
+		DefaultRate: e.limits.defaultRate, DefaultAgentTokens: e.limits.agentDailyTokens}
 }
 
 func (c *cli) keysSuspend(fs *pflag.FlagSet, f adminFlags) func(ctx context.Context, e *adminEnv) error {

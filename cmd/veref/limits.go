@@ -6,14 +6,17 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
 
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/ratelimit"
+	"github.com/verefwork/veref/retention"
 	"github.com/verefwork/veref/store"
 )
 
@@ -118,4 +121,85 @@ func (c limitsConfig) limits(st store.Store, now func() time.Time, log zerolog.L
 			log.Warn().Err(err).Uint64("fallbacks", n).Msg("Redis rate limiter unavailable; limiting in-process for now")
 		}}
 	return l, func() { _ = rdb.Close() }, nil
+}
+
+// sweeper is the retention worker (VEREF_RETENTION_*).
+func (c limitsConfig) sweeper(st store.Store, now func() time.Time, log zerolog.Logger) *retention.Sweeper {
+	return &retention.Sweeper{Store: st, Now: now, Usage: c.retentionUsage, Audit: c.retentionAudit,
+		Log: func(deleted map[store.PurgeKind]int, err error) {
+			ev := log.Info()
+			if err != nil {
+				ev = log.Warn().Err(err)
+			}
+			d := zerolog.Dict()
+			for k, n := range deleted {
+				d = d.Int(string(k), n)
+			}
+			ev.Dict("deleted", d).Msg("retention sweep")
+		}}
+}
+
+// limitFlags are the limits a key is created with or changed to.
+func limitFlags(fs *pflag.FlagSet, f adminFlags) {
+	f.str(fs, "rate-limit", "requests per second, minute or hour, e.g. 600/minute (default $VEREF_DEFAULT_RATE_LIMIT)")
+	f.str(fs, "allowed-ips", "comma-separated CIDRs the key may be used from, e.g. 203.0.113.0/24,2001:db8::/32; empty means any address")
+	f.str(fs, "agent-daily-tokens", "Ask Veref tokens per UTC day (default $VEREF_AGENT_DAILY_TOKENS)")
+}
+
+// limitsFrom reads the limit flags that were given; others stay nil.
+func limitsFrom(fs *pflag.FlagSet, f adminFlags) (api.LimitsChange, error) {
+	var c api.LimitsChange
+	if fs.Changed("rate-limit") {
+		l, err := auth.ParseRateLimit(*f["rate-limit"])
+		if err != nil {
+			return c, usageError{"--rate-limit: " + err.Error()}
+		}
+		c.RateLimit = &l
+	}
+	if fs.Changed("allowed-ips") {
+		c.AllowedIPs = []string{}
+		for _, e := range strings.Split(*f["allowed-ips"], ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				c.AllowedIPs = append(c.AllowedIPs, e)
+			}
+		}
+	}
+	if fs.Changed("agent-daily-tokens") {
+		n, err := strconv.ParseInt(strings.ReplaceAll(*f["agent-daily-tokens"], ",", ""), 10, 64)
+		if err != nil {
+			return c, usageError{"--agent-daily-tokens must be a whole number of tokens"}
+		}
+		c.AgentDailyTokens = &n
+	}
+	return c, nil
+}
+
+func (c *cli) keysLimits(fs *pflag.FlagSet, f adminFlags) func(ctx context.Context, e *adminEnv) error {
+	f.str(fs, "tenant", "tenant id (required)")
+	f.str(fs, "id", "key id (required)")
+	limitFlags(fs, f)
+	return func(ctx context.Context, e *adminEnv) error {
+		change, err := limitsFrom(fs, f)
+		if err != nil {
+			return err
+		}
+		if change.RateLimit == nil && change.AllowedIPs == nil && change.AgentDailyTokens == nil {
+			return usageError{"give at least one of --rate-limit, --allowed-ips, --agent-daily-tokens"}
+		}
+		v, err := e.keyService().UpdateLimits(ctx, *f["tenant"], *f["id"], change, operator)
+		if err != nil {
+			return explain(err, "key")
+		}
+		return e.print(v, func(w *tabwriter.Writer) {
+			rl := "default"
+			if v.RateLimit != nil {
+				rl = v.RateLimit.String()
+			}
+			ips := strings.Join(v.AllowedIPs, ",")
+			if ips == "" {
+				ips = "any"
+			}
+			fmt.Fprintf(w, "updated key\t%s\trate %s\tallowed %s\n", v.ID, rl, cell(ips))
+		})
+	}
 }

@@ -237,6 +237,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	for _, w := range []interface{ Run(context.Context) }{
 		&workers.ValuationWorker{Store: st, Now: now, Log: logf},
 		&workers.OutboxWorker{Store: st, Live: live, Test: mail.LogMailer{Log: logf}, Now: now, Log: logf},
+		cfg.limits.sweeper(st, now, log),
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(workCtx) }()

@@ -156,12 +156,15 @@ func (s *Store) Exclusive(ctx context.Context, name string, fn func(ctx context.
 	}
 	defer conn.Close()
 	var got bool
-	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "veref:"+name).Scan(&got); err != nil {
+	// The schema is part of the key: deployments (and tests) sharing a
+	// database in separate schemas do not exclude each other.
+	key := "veref:" + name + ":"
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock(hashtextextended($1 || current_schema(), 0))", key).Scan(&got); err != nil {
 		return false, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	if !got {
 		return false, nil
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtextextended($1, 0))", "veref:"+name) //nolint:errcheck
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(hashtextextended($1 || current_schema(), 0))", key) //nolint:errcheck
 	return true, fn(ctx)
 }

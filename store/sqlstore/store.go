@@ -284,7 +284,8 @@ var purgeSQL = map[store.PurgeKind]string{
 	store.PurgeConversations: "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < ? ORDER BY updated_at LIMIT ?)",
 	store.PurgeIdempotency: `DELETE FROM idempotency_keys WHERE (tenant_id, environment, key_id, key) IN
 		(SELECT tenant_id, environment, key_id, key FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
-	store.PurgeAgentSpend: "DELETE FROM agent_token_spend WHERE (key_id, day) IN (SELECT key_id, day FROM agent_token_spend WHERE day < ? ORDER BY day LIMIT ?)",
+	store.PurgeCLISessions: "DELETE FROM cli_sessions WHERE id IN (SELECT id FROM cli_sessions WHERE expires_at < ? ORDER BY expires_at LIMIT ?)",
+	store.PurgeAgentSpend:  "DELETE FROM agent_token_spend WHERE (key_id, day) IN (SELECT key_id, day FROM agent_token_spend WHERE day < ? ORDER BY day LIMIT ?)",
 }
 
 // Purge deletes up to batch rows of kind older than before.

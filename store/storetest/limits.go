@@ -93,9 +93,15 @@ func testPurge(t *testing.T, f *fixture) {
 		require.NoError(t, s.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: a, Environment: auth.Live,
 			ActorKind: store.ActorSystem, ActorID: "x", Surface: "rest", Action: "a", Outcome: "ok", At: at(d)}))
 	}
+	for i, d := range []time.Duration{0, 48 * time.Hour} {
+		code := auth.RandomString(8)
+		require.NoError(t, s.InsertCLISession(ctx, store.CLISession{ID: "cls_" + string(rune('a'+i)), DeviceHash: []byte("h-" + code),
+			UserCode: code, ClientName: "veref", Hostname: "h", Status: store.CLISessionPending, CreatedAt: at(0), ExpiresAt: at(d),
+			Interval: 2, Scopes: []auth.Scope{}, Version: 1}))
+	}
 	require.NoError(t, s.AddAgentTokens(ctx, "key_1", at(0).Format(time.DateOnly), 5))
 	require.NoError(t, s.AddAgentTokens(ctx, "key_1", at(48*time.Hour).Format(time.DateOnly), 5))
-	for _, kind := range []store.PurgeKind{store.PurgeIdempotency, store.PurgeConversations, store.PurgeAudit, store.PurgeAgentSpend} {
+	for _, kind := range []store.PurgeKind{store.PurgeIdempotency, store.PurgeConversations, store.PurgeAudit, store.PurgeAgentSpend, store.PurgeCLISessions} {
 		n, err := s.Purge(ctx, kind, at(24*time.Hour), 100)
 		require.NoError(t, err, kind)
 		assert.Equal(t, 1, n, kind)
