@@ -108,14 +108,14 @@ func TestAuthenticationFailuresExitFourWithCodeAndTrace(t *testing.T) {
 		w.Header().Set("Content-Type", "application/problem+json")
 		w.WriteHeader(401)
 		_ = json.NewEncoder(w).Encode(map[string]any{"status": 401, "code": "AUTH_REVOKED_KEY", "title": "Unauthorized",
-			"detail": "this key was revoked\non purpose", "traceId": "trace-abc"})
+			"detail": "this key was revoked\non \u202epurpose\x1b[2J", "traceId": "trace-abc"})
 	}))
 	defer srv.Close()
 	tok, err := auth.NewToken(auth.Test)
 	require.NoError(t, err)
 	_, errOut, code = runCLI(map[string]string{"VEREF_API_KEY": tok.String(), "VEREF_API_URL": srv.URL}, "whoami", "-o", "json")
 	assert.Equal(t, 4, code, errOut)
-	assert.Equal(t, "veref: AUTH_REVOKED_KEY (401): this key was revoked on purpose [trace trace-abc]\n", errOut)
+	assert.Equal(t, "veref: AUTH_REVOKED_KEY (401): this key was revoked on \\u202epurpose\\x1b[2J [trace trace-abc]\n", errOut)
 }
 
 func TestTableEscapesControlAndBidiCharacters(t *testing.T) {

@@ -78,9 +78,11 @@ func exitCode(err error) int {
 	return exitError
 }
 
-// printError writes err as one line: scripts and people read the same thing.
+// printError writes err as one line: scripts and people read the same
+// thing. A server's detail can quote stored text, so escape sequences and
+// bidirectional overrides in it are shown, not obeyed.
 func printError(w io.Writer, err error) {
-	msg := strings.Join(strings.Fields(err.Error()), " ")
+	msg := prose(strings.Join(strings.Fields(err.Error()), " "))
 	if msg == "" {
 		return
 	}
