@@ -229,10 +229,16 @@ func (a *asker) print(r askResponse) {
 		// Not the model's words but the server's account of a stopped run.
 		fmt.Fprintln(w, "\n"+prose(r.Answer))
 	}
-	if len(r.ToolCalls) > 0 {
+	calls := r.ToolCalls[:0:0]
+	for _, c := range r.ToolCalls {
+		if c.Outcome != "APPROVAL_REQUIRED" { // those are listed under "Waiting for your approval"
+			calls = append(calls, c)
+		}
+	}
+	if len(calls) > 0 {
 		fmt.Fprintln(w, "\nTool calls:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for _, c := range r.ToolCalls {
+		for _, c := range calls {
 			line := "  " + cell(c.Name) + "\t" + cell(c.Outcome)
 			if c.Error != "" {
 				line += "\t" + cell(c.Error)
@@ -250,6 +256,11 @@ func (a *asker) print(r askResponse) {
 			fmt.Fprintf(w, "  %s  %s %s\n      %s; expires %s\n", cell(p.CallID), cell(p.Tool), cell(string(p.Arguments)),
 				reasonText(p.Reason), p.ExpiresAt.Local().Format("15:04 MST"))
 		}
+	}
+	if r.Status == "requires_approval" {
+		// The way on is a decision, not a new question: see below.
+		fmt.Fprintf(w, "\nConversation %s\n", cell(r.ConversationID))
+		return
 	}
 	fmt.Fprintf(w, "\nConversation %s (continue with: veref ask --conversation %s \"…\")\n", cell(r.ConversationID), cell(r.ConversationID))
 }
