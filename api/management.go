@@ -262,6 +262,7 @@ func (s *Server) mountKeyManagement() {
 			}
 			return &keyOutput{Body: v}, nil
 		})
+	finishWorkspaceDoc(m.OpenAPI())
 }
 
 // sessionToken picks the session token from the Authorization header, or

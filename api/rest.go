@@ -288,10 +288,9 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 		Summary:     t.Title,
 		Description: t.Documented(),
 		Tags:        []string{tagOf(t.Name)},
-		Security: []map[string][]string{
-			{"bearerAuth": scopes},
-			{"apiKeyAuth": scopes},
-		},
+		// Scopes are in x-veref-scopes and the description: OpenAPI lists
+		// scopes in security requirements only for OAuth schemes.
+		Security:   []map[string][]string{{"bearerAuth": {}}, {"apiKeyAuth": {}}},
 		Extensions: map[string]any{"x-veref-scopes": scopes, "x-veref-tool": t.Name},
 		Responses:  map[string]*huma.Response{},
 	}
@@ -327,6 +326,12 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 		Content: map[string]*huma.MediaType{
 			"application/json": {Schema: reg.Schema(t.OutType, true, t.Name+"Output")},
 		},
+	}
+	if t.Mutates {
+		op.Responses[strconv.Itoa(t.HTTP.Status)].Headers = map[string]*huma.Param{
+			"Idempotent-Replayed": {Description: "true when this is the stored answer to an earlier request with the same Idempotency-Key (link tokens in it are shown as [redacted])",
+				Schema: &huma.Schema{Type: "string", Enum: []any{"true"}}},
+		}
 	}
 	problem := problemSchema(reg)
 	codes := []string{"401", "403", "404", "409", "422", "500", "503"}

@@ -109,6 +109,7 @@ func New(o Options) *Server {
 	cfg.Info.Description = "Machine-to-machine access to Veref reference checks. Authenticate with an API key " +
 		"(`Authorization: Bearer vrf_…` or `x-api-key: vrf_…`). Keys are scoped; each operation lists the scopes that allow it. " +
 		"Errors are RFC 9457 problem+json with a stable `code`."
+	describeDocument(cfg.OpenAPI, integrationTags)
 	cfg.Components.SecuritySchemes = map[string]*huma.SecurityScheme{
 		"bearerAuth": {Type: "http", Scheme: "bearer", BearerFormat: "vrf_<env>_<prefix>_<secret>",
 			Description: "A Veref API key sent as a bearer token."},
