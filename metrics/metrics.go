@@ -37,6 +37,8 @@ var (
 		"Tokens the model provider reported for Ask Veref, by model and kind (prompt, completion).", "model", "kind")
 	AgentRuns = counterVec("agent_runs_total",
 		"Ask Veref runs, by how they ended (ok, error, refused...).", "status")
+	RateLimitFallbacks = counter("ratelimit_fallbacks_total",
+		"Rate-limit decisions made in-process because Redis (VEREF_REDIS_URL) did not answer in time.")
 )
 
 func init() {
@@ -44,7 +46,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		HTTPRequests, HTTPDuration, AuthFailures, ToolCalls, UsageRowsWritten, UsageRowsDropped,
-		AgentTokens, AgentRuns,
+		AgentTokens, AgentRuns, RateLimitFallbacks,
 	)
 }
 

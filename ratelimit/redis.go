@@ -49,7 +49,9 @@ type Shared struct {
 	// Log is told about a failure at most once per LogEvery, with the
 	// number of fallback decisions so far.
 	Log func(err error, fallbacks uint64)
-	Now func() time.Time
+	// OnFallback is called for every in-process decision (a metric).
+	OnFallback func()
+	Now        func() time.Time
 
 	fallbacks atomic.Uint64
 	downUntil atomic.Int64
@@ -73,6 +75,9 @@ func (s *Shared) AllowN(ctx context.Context, key string, lim Limit, n int) Resul
 	now := s.now()
 	if now.UnixNano() < s.downUntil.Load() {
 		s.fallbacks.Add(1)
+		if s.OnFallback != nil {
+			s.OnFallback()
+		}
 		return s.Local.AllowN(ctx, key, lim, n)
 	}
 	timeout := s.Timeout
@@ -104,6 +109,9 @@ func (s *Shared) limiter() *redis_rate.Limiter {
 
 func (s *Shared) fail(now time.Time, err error) {
 	n := s.fallbacks.Add(1)
+	if s.OnFallback != nil {
+		s.OnFallback()
+	}
 	cooldown := s.Cooldown
 	if cooldown <= 0 {
 		cooldown = time.Second

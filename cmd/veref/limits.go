@@ -14,6 +14,7 @@ import (
 
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/ratelimit"
 	"github.com/verefwork/veref/retention"
@@ -116,7 +117,7 @@ func (c limitsConfig) limits(st store.Store, now func() time.Time, log zerolog.L
 		// Not fatal: the limiter falls back until Redis answers.
 		log.Warn().Err(err).Str("redis", redactURL(c.redisURL)).Msg("Redis is not answering; rate limits are per instance until it does")
 	}
-	l.Limiter = &ratelimit.Shared{Redis: rdb, Prefix: "veref:", Local: local,
+	l.Limiter = &ratelimit.Shared{Redis: rdb, Prefix: "veref:", Local: local, OnFallback: metrics.RateLimitFallbacks.Inc,
 		Log: func(err error, n uint64) {
 			log.Warn().Err(err).Uint64("fallbacks", n).Msg("Redis rate limiter unavailable; limiting in-process for now")
 		}}
