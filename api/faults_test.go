@@ -2,7 +2,10 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,5 +156,68 @@ func TestUsageRowsHashTheClientTheTrustedProxyNames(t *testing.T) {
 			assert.Equal(t, c.same, rows[0].IPHash == rows[1].IPHash,
 				"two clients behind a trusted proxy are two callers; an untrusted peer's header changes nothing")
 		})
+	}
+}
+
+// Creates racing for the last places under the cap must not pass it.
+func TestActiveKeyCapHoldsUnderConcurrentCreates(t *testing.T) {
+	st := storetest.OpenPostgres(t)
+	e := apitest.New(t, st, apitest.Options{})
+	e.Tenant("acme")
+	ks := &api.KeyService{Store: st, Hasher: e.Hasher, Now: time.Now, MaxActive: 5}
+	var wg sync.WaitGroup
+	var ok atomic.Int32
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := ks.Create(context.Background(), api.NewKey{TenantID: "acme", RecruiterID: "acme_recruiter",
+				Name: fmt.Sprintf("racer %d", i), Environment: auth.Test}, api.Actor{Kind: store.ActorOperator, ID: "test"})
+			if err == nil {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	n, err := st.CountActiveAPIKeys(context.Background(), "acme", time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, 5, n, "active keys after 16 concurrent creates against a cap of 5")
+	assert.Equal(t, int32(5), ok.Load())
+}
+
+// Referees of one request answering at the same moment all get through:
+// the server retries the version conflict instead of answering 409.
+func TestRefereesAnsweringAtOnceAllSucceed(t *testing.T) {
+	e := apitest.New(t, storetest.OpenPostgres(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+	var refs []any
+	for i := range 5 {
+		refs = append(refs, refereeIn(fmt.Sprintf("Ref %d", i), fmt.Sprintf("ref%d@example.com", i), "peer"))
+	}
+	ref := expect(t, e.Do("POST", "/v1/api/references", key, map[string]any{
+		"candidate": map[string]any{"name": "Cara"}, "referees": refs, "sendInvitations": true}), 201)
+	links := invitationLinks(t, e, ref)
+	require.Len(t, links, 5)
+	var wg sync.WaitGroup
+	statuses := make(chan int, len(links))
+	start := make(chan struct{})
+	for _, path := range links {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses <- e.Do("POST", path+"/response", "", refereeAnswers([4]int{5, 4, 4, 5}, "Calm", "Delegation")).Status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		assert.Equal(t, 200, s)
+	}
+	got := expect(t, e.Do("GET", "/v1/api/references/"+jstr(ref, "id"), key, nil), 200)
+	for _, r := range got["referees"].([]any) {
+		assert.Equal(t, "responded", jstr(r, "state"))
 	}
 }

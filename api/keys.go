@@ -206,6 +206,11 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 		}
 		return CreatedKey{}, err
 	}
+	// Two creates counting at once would both see room under the cap:
+	// the second waits here until the first commits.
+	if err := q.LockTenant(ctx, req.TenantID); err != nil {
+		return CreatedKey{}, err
+	}
 	n, err := q.CountActiveAPIKeys(ctx, req.TenantID, now)
 	if err != nil {
 		return CreatedKey{}, err

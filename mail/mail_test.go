@@ -3,6 +3,7 @@ package mail
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -91,4 +92,16 @@ func TestSMTPMailerGivesUpOnAStalledRelay(t *testing.T) {
 	m := SMTPMailer{Addr: addr, From: "refs@veref.test", Timeout: 200 * time.Millisecond}
 	err := m.Send(context.Background(), "walter@example.com", "s", "b")
 	require.Error(t, err, "a relay that never answers must fail the send, not hang it")
+}
+
+func TestLogMailerKeepsPersonalDataOutOfTheLog(t *testing.T) {
+	var logged []map[string]any
+	m := LogMailer{Log: func(_, _ string, f map[string]any) { logged = append(logged, f) }}
+	require.NoError(t, m.Send(context.Background(), "wanda.referee@example.com", "Reference request for Carla Candidate", "https://veref.test/v1/referee/secret"))
+	require.Len(t, logged, 1)
+	line := fmt.Sprint(logged[0])
+	assert.NotContains(t, line, "wanda.referee")
+	assert.NotContains(t, line, "Carla")
+	assert.NotContains(t, line, "secret")
+	assert.Contains(t, line, "w***@example.com")
 }

@@ -107,6 +107,9 @@ type Queries interface {
 	// Tenants and recruiters (operator and management surfaces).
 	CreateTenant(ctx context.Context, t Tenant) error
 	GetTenant(ctx context.Context, id string) (Tenant, error)
+	// LockTenant holds the tenant's row until the transaction ends, so
+	// checks across its rows (the active-key cap) cannot race.
+	LockTenant(ctx context.Context, id string) error
 	TenantByClerkOrg(ctx context.Context, orgID string) (Tenant, error)
 	CreateRecruiter(ctx context.Context, r Recruiter) error
 	GetRecruiter(ctx context.Context, tenantID, id string) (Recruiter, error)

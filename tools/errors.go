@@ -95,10 +95,16 @@ func AsError(err error) *Error {
 	case errors.Is(err, store.ErrBadCursor):
 		return Invalid("cursor", "the cursor is not one this API issued; start again without it")
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return &Error{Code: problem.Unavailable, Message: "the request timed out or was cancelled", cause: err}
+		return &Error{Code: problem.Unavailable, Message: "the request timed out or was cancelled", cause: err, Hint: retrySafe}
 	case errors.Is(err, store.ErrUnavailable):
-		return &Error{Code: problem.Unavailable, Message: "storage is unavailable; try again shortly", cause: err}
+		return &Error{Code: problem.Unavailable, Message: "storage is unavailable; try again shortly", cause: err, Hint: retrySafe}
 	default:
 		return &Error{Code: problem.Internal, Message: "an internal error occurred; quote the trace id when reporting it", cause: err}
 	}
 }
+
+// retrySafe is the hint of every storage 503. Such a failure can come at
+// commit, when the change may or may not have been saved; the
+// Idempotency-Key makes the retry safe either way.
+const retrySafe = "retry after Retry-After seconds; a change may or may not have been saved, so send the same Idempotency-Key: " +
+	"if the first attempt was saved you get its result, not a second copy"

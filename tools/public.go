@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cenkalti/backoff/v5"
 	"regexp"
 	"strings"
 	"time"
@@ -137,6 +138,21 @@ func (pub *Public) OpenInvitation(ctx context.Context, token string) (Invitation
 
 // SubmitResponse records a referee's answers (or refusal) and spends the link.
 func (pub *Public) SubmitResponse(ctx context.Context, token string, in ResponseInput) (ResponseReceipt, error) {
+	// Referees of one request answer into the same record, so two at the
+	// same moment conflict on its version. A referee is a person on a web
+	// form: retry here, with jitter, instead of asking them to.
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = 20*time.Millisecond, 200*time.Millisecond
+	return backoff.Retry(ctx, func() (ResponseReceipt, error) {
+		out, err := pub.submitOnce(ctx, token, in)
+		if err != nil && !errors.Is(err, store.ErrConflict) {
+			return out, backoff.Permanent(err)
+		}
+		return out, err
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(6))
+}
+
+func (pub *Public) submitOnce(ctx context.Context, token string, in ResponseInput) (ResponseReceipt, error) {
 	var out ResponseReceipt
 	err := pub.store.InTx(ctx, func(q store.Queries) error {
 		t, err := pub.token(ctx, q, store.TokenInvitation, token)

@@ -187,13 +187,33 @@ func splitDatabaseURL(u string) (kind, dsn string, err error) {
 	}
 }
 
+// redactURL hides the secrets a database or Redis URL can carry: the
+// user-info part and password-like query parameters (libpq accepts
+// ?password= as well as user:password@).
 func redactURL(u string) string {
 	if i := strings.Index(u, "@"); i > 0 {
 		if j := strings.Index(u, "://"); j > 0 && j < i {
-			return u[:j+3] + "…" + u[i:]
+			u = u[:j+3] + "…" + u[i:]
 		}
 	}
-	return u
+	base, query, ok := strings.Cut(u, "?")
+	if !ok {
+		return u
+	}
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if lk := strings.ToLower(k); strings.Contains(lk, "password") || lk == "sslkey" || strings.Contains(lk, "secret") || strings.Contains(lk, "token") {
+			parts[i] = k + "=…"
+		}
+	}
+	return base + "?" + strings.Join(parts, "&")
+}
+
+// foldLines folds a driver error that lists every connection attempt on its
+// own line into the single line a failed start prints.
+func foldLines(err error) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
 }
 
 func openStore(ctx context.Context, databaseURL string, timeout time.Duration) (store.Store, error) {
@@ -214,7 +234,9 @@ func openStore(ctx context.Context, databaseURL string, timeout time.Duration) (
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", redactURL(databaseURL), err)
+		// The driver's message can quote the URL it was given.
+		msg := strings.ReplaceAll(foldLines(err), databaseURL, redactURL(databaseURL))
+		return nil, fmt.Errorf("opening %s: %s", redactURL(databaseURL), msg)
 	}
 	return st, nil
 }

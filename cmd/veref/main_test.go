@@ -286,3 +286,23 @@ func TestDevWarnsWhenPointedAtAnotherDatabase(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, errOut.String(), "a real pepper needs no warning")
 }
+
+func TestRedactURLHidesPasswordsAnywhere(t *testing.T) {
+	for _, u := range []string{
+		"postgres://veref:s3cret@db:5432/veref?sslmode=require",
+		"postgres://veref@db:5432/veref?sslmode=require&password=s3cret",
+		"postgresql://db/veref?PASSWORD=s3cret&user=veref",
+		"redis://:s3cret@127.0.0.1:6379/0",
+	} {
+		r := redactURL(u)
+		assert.NotContains(t, r, "s3cret", u)
+		assert.Regexp(t, `db|127\.0\.0\.1`, r, "the host stays, for the operator to read")
+	}
+}
+
+func TestFailedStartIsOneLineWithoutThePassword(t *testing.T) {
+	_, err := openStore(context.Background(), "postgres://veref@127.0.0.1:1,127.0.0.1:2/none?password=s3cret&connect_timeout=1&sslmode=disable", time.Second)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "\n")
+	assert.NotContains(t, err.Error(), "s3cret")
+}

@@ -46,6 +46,7 @@ var dialect = &sqlstore.Dialect{
 	Name:         "postgres",
 	Numbered:     true,
 	SkipLocked:   " FOR UPDATE SKIP LOCKED",
+	ForUpdate:    " FOR UPDATE",
 	IsUnique:     func(err error) bool { return hasCode(err, "23505") },
 	IsForeignKey: func(err error) bool { return hasCode(err, "23503") },
 }

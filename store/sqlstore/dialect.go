@@ -34,6 +34,9 @@ type Dialect struct {
 	// pass over rows another transaction is claiming ("" where a single
 	// writer already serialises claims).
 	SkipLocked string
+	// ForUpdate locks the rows a SELECT reads until the transaction ends
+	// (PostgreSQL); SQLite needs none, its transactions take the write lock.
+	ForUpdate string
 	// IsUnique and IsForeignKey classify driver errors.
 	IsUnique     func(error) bool
 	IsForeignKey func(error) bool

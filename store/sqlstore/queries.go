@@ -162,6 +162,12 @@ func (q *Q) GetTenant(ctx context.Context, id string) (store.Tenant, error) {
 	return get(ctx, q, q.r, scanTenant, "SELECT "+tenantCols+" FROM tenants WHERE id = ?", id)
 }
 
+func (q *Q) LockTenant(ctx context.Context, id string) error {
+	_, err := get(ctx, q, q.w, func(s scanner) (id string, err error) { return id, s.Scan(&id) },
+		"SELECT id FROM tenants WHERE id = ?"+q.d.ForUpdate, id)
+	return err
+}
+
 func (q *Q) TenantByClerkOrg(ctx context.Context, orgID string) (store.Tenant, error) {
 	return get(ctx, q, q.r, scanTenant, "SELECT "+tenantCols+" FROM tenants WHERE clerk_org_id = ? AND clerk_org_id <> ''", orgID)
 }

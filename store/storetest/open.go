@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -34,6 +35,12 @@ func Backends() []Backend {
 	}
 }
 
+// testTimeout replaces VEREF_DB_TIMEOUT's 5 seconds in tests: a shared CI
+// machine running everything under -race can queue a write for longer than
+// that, which would fail tests about something else. The deadline itself is
+// tested through a stalled proxy with short timeouts of its own.
+const testTimeout = time.Minute
+
 // OpenSQLite returns a migrated store on a fresh temporary file, closed when the test ends.
 func OpenSQLite(t testing.TB) store.Store {
 	t.Helper()
@@ -42,6 +49,7 @@ func OpenSQLite(t testing.TB) store.Store {
 	if err != nil {
 		t.Fatalf("open sqlite: %v", err)
 	}
+	s.SetTimeout(testTimeout)
 	t.Cleanup(func() { _ = s.Close() })
 	if err := s.Migrate(ctx); err != nil {
 		t.Fatalf("migrate sqlite: %v", err)
@@ -57,7 +65,7 @@ const pgHowTo = "set VEREF_TEST_DATABASE_URL to run against PostgreSQL, e.g. " +
 func OpenPostgres(t testing.TB) store.Store {
 	t.Helper()
 	ctx := context.Background()
-	s, err := postgres.Open(ctx, PostgresURL(t))
+	s, err := postgres.OpenWithTimeout(ctx, PostgresURL(t), testTimeout)
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
