@@ -147,7 +147,7 @@ func (s *Server) mountCLISessions() {
 				return nil, problemFrom(tools.Invalid("scopes", err.Error()))
 			}
 			sess.Environment, sess.Scopes = auth.Environment(in.Body.Environment), scopes
-			sess, err = s.decideCLISession(ctx, c, sess, store.CLISessionApproved)
+			sess, err = s.decideCLISession(ctx, c, sess, store.CLISessionApproved, "management")
 			if err != nil {
 				return nil, problemFrom(err)
 			}
@@ -159,7 +159,7 @@ func (s *Server) mountCLISessions() {
 			if err != nil {
 				return nil, err
 			}
-			sess, err = s.decideCLISession(ctx, c, sess, store.CLISessionDenied)
+			sess, err = s.decideCLISession(ctx, c, sess, store.CLISessionDenied, "management")
 			if err != nil {
 				return nil, problemFrom(err)
 			}
@@ -300,23 +300,65 @@ func (s *Server) cliSessionFor(ctx context.Context, in cliSessionPath) (caller, 
 	if err != nil {
 		return c, store.CLISession{}, err
 	}
-	notFound := problemFrom(tools.NotFound("login request", in.UserCode))
-	code, ok := normalizeUserCode(in.UserCode)
+	sess, err := s.findCLISession(ctx, c.tenant.ID, in.UserCode)
+	return c, sess, err
+}
+
+// findCLISession finds a session by the code a person typed. A session
+// decided by another tenant is not found, like one that does not exist.
+func (s *Server) findCLISession(ctx context.Context, tenantID, userCode string) (store.CLISession, error) {
+	notFound := problemFrom(tools.NotFound("login request", userCode))
+	code, ok := normalizeUserCode(userCode)
 	if !ok {
-		return c, store.CLISession{}, notFound
+		return store.CLISession{}, notFound
 	}
 	sess, err := s.opts.Store.CLISessionByUserCode(ctx, code)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && sess.TenantID != "" && sess.TenantID != c.tenant.ID) {
-		return c, store.CLISession{}, notFound
+	if errors.Is(err, store.ErrNotFound) || (err == nil && sess.TenantID != "" && sess.TenantID != tenantID) {
+		return store.CLISession{}, notFound
 	}
 	if err != nil {
-		return c, store.CLISession{}, problemFrom(err)
+		return store.CLISession{}, problemFrom(err)
 	}
-	return c, sess, nil
+	return sess, nil
+}
+
+// CLISession is the login request with userCode as a recruiter of
+// tenantID sees it (for the console's approval page).
+func (s *Server) CLISession(ctx context.Context, tenantID, userCode string) (CLISessionView, error) {
+	sess, err := s.findCLISession(ctx, tenantID, userCode)
+	if err != nil {
+		return CLISessionView{}, err
+	}
+	return s.cliSessionView(sess), nil
+}
+
+// DecideCLISession approves (with environment and scopes; none means all)
+// or denies the login request with userCode, as the console does.
+func (s *Server) DecideCLISession(ctx context.Context, c Caller, userCode string, approve bool, env string, scopes []string, surface string) (CLISessionView, error) {
+	sess, err := s.findCLISession(ctx, c.Tenant.ID, userCode)
+	if err != nil {
+		return CLISessionView{}, err
+	}
+	status := store.CLISessionDenied
+	if approve {
+		parsed, err := auth.ParseScopes(scopes)
+		if err != nil {
+			return CLISessionView{}, problemFrom(tools.Invalid("scopes", err.Error()))
+		}
+		if !auth.Environment(env).Valid() {
+			return CLISessionView{}, problemFrom(tools.Invalid("environment", "environment must be live or test"))
+		}
+		status, sess.Environment, sess.Scopes = store.CLISessionApproved, auth.Environment(env), parsed
+	}
+	sess, err = s.decideCLISession(ctx, caller{tenant: c.Tenant, recruiter: c.Recruiter, admin: c.Admin}, sess, status, surface)
+	if err != nil {
+		return CLISessionView{}, problemFrom(err)
+	}
+	return s.cliSessionView(sess), nil
 }
 
 // decideCLISession approves or denies a pending session, once, with its audit event.
-func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLISession, status string) (store.CLISession, error) {
+func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLISession, status, surface string) (store.CLISession, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	switch {
 	case sess.Status != store.CLISessionPending:
@@ -343,7 +385,7 @@ func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLIS
 			return err
 		}
 		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: c.tenant.ID, Environment: env,
-			ActorKind: store.ActorRecruiter, ActorID: c.recruiter.ID, Surface: "management", Action: action,
+			ActorKind: store.ActorRecruiter, ActorID: c.recruiter.ID, Surface: surface, Action: action,
 			TargetType: "cli_session", TargetID: sess.ID, Outcome: "ok", Data: data, At: now})
 	})
 	return sess, err

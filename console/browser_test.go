@@ -44,7 +44,7 @@ func newSite(t *testing.T) site {
 	require.NoError(t, err)
 	e := apitest.New(t, st, apitest.Options{Clerk: api.NewClerkVerifier("http://dev.veref.invalid"+devidp.JWKSPath, devidp.Issuer, idp.Client())})
 	con, err := console.New(console.Options{Store: st, Keys: e.Server.KeyService(), Sessions: e.Server.SessionCaller,
-		Dev: idp, DevTenant: "demo"})
+		Dev: idp, DevTenant: "demo", CLI: e.Server})
 	require.NoError(t, err)
 	root := http.NewServeMux()
 	root.Handle("/", e.Server)

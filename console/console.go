@@ -49,8 +49,10 @@ type Options struct {
 	// ClerkPublishableKey names the Clerk instance whose frontend the
 	// production sign-in page loads.
 	ClerkPublishableKey string
-	Now                 func() time.Time
-	Log                 zerolog.Logger
+	// CLI approves and denies `veref login` requests (the API server).
+	CLI CLILogins
+	Now func() time.Time
+	Log zerolog.Logger
 }
 
 // Console is the /app/ handler.
@@ -109,6 +111,8 @@ func (c *Console) routes() {
 	c.mux.HandleFunc("GET "+Prefix+"/keys/{id}/revoke", c.signedIn(c.revokePage))
 	c.mux.HandleFunc("POST "+Prefix+"/keys/{id}/{action}", c.form(c.signedIn(c.keyAction)))
 	c.mux.HandleFunc("GET "+Prefix+"/audit", c.signedIn(c.auditPage))
+	c.mux.HandleFunc("GET "+Prefix+"/cli", c.signedIn(c.cliPage))
+	c.mux.HandleFunc("POST "+Prefix+"/cli", c.form(c.signedIn(c.decideCLI)))
 	c.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		c.render(w, r, http.StatusNotFound, "error", page{Title: "Not found", Error: "There is no page at " + r.URL.Path + "."})
 	})
