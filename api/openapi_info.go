@@ -43,6 +43,7 @@ var workspaceTags = []*huma.Tag{
 // and the problem responses for operations registered without them.
 func finishWorkspaceDoc(doc *huma.OpenAPI) {
 	describeDocument(doc, workspaceTags)
+	addRequestExamples(doc)
 	for path, item := range doc.Paths {
 		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
 			if op == nil {
@@ -100,4 +101,44 @@ func sentence(id string) string {
 		b.WriteRune(r)
 	}
 	return strings.ReplaceAll(b.String(), "api ", "API ")
+}
+
+// requestExamples are shown with each request body, in the reference and in
+// generated clients' documentation; the linters check them against the
+// schemas (Redocly's no-invalid-media-type-examples).
+var requestExamples = map[string]any{
+	"candidates_create": map[string]any{"name": "Dana Scully", "email": "dana@example.com", "role": "Staff Engineer", "externalRef": "ats-4711"},
+	"candidates_update": map[string]any{"role": "Principal Engineer"},
+	"references_start": map[string]any{
+		"candidate": map[string]any{"name": "Dana Scully", "email": "dana@example.com", "role": "Staff Engineer"},
+		"referees": []any{
+			map[string]any{"name": "Walter Skinner", "email": "walter@example.com", "relationship": "manager"},
+			map[string]any{"name": "Fox Mulder", "email": "fox@example.com", "relationship": "peer"},
+		},
+		"sendInvitations": true,
+	},
+	"references_cancel":           map[string]any{"reason": "The candidate withdrew"},
+	"references_send_invitations": map[string]any{"refereeIds": []any{"rfe_2b9x"}},
+	"reports_share":               map[string]any{"expiresInHours": 48},
+	"createApiKey": map[string]any{"name": "Zapier sync", "environment": "live", "scopes": []any{"references:read"},
+		"expiresAt": "2027-01-01T00:00:00Z"},
+	"revokeApiKey":       map[string]any{"note": "leaked in a CI log"},
+	"updateApiKeyLimits": map[string]any{"allowedIps": []any{"203.0.113.0/24"}, "agentDailyTokens": 200000},
+	"rollApiKey":         map[string]any{"graceHours": 24},
+	"suspendApiKey":      map[string]any{"note": "Investigating unusual traffic"},
+	"ask_veref":          map[string]any{"message": "Which of Dana's referees have not answered yet? Resend their invitations.", "autoApprove": []any{"references_send_invitations"}},
+}
+
+// addRequestExamples puts requestExamples on the operations' JSON bodies.
+func addRequestExamples(doc *huma.OpenAPI) {
+	for _, item := range doc.Paths {
+		for _, op := range []*huma.Operation{item.Get, item.Post, item.Put, item.Patch, item.Delete} {
+			if op == nil || op.RequestBody == nil {
+				continue
+			}
+			if mt := op.RequestBody.Content["application/json"]; mt != nil && mt.Example == nil {
+				mt.Example = requestExamples[op.OperationID]
+			}
+		}
+	}
 }

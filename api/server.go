@@ -147,6 +147,7 @@ func New(o Options) *Server {
 		s.mux.Handle(pattern, h)
 	}
 	documentLimits(s.api.OpenAPI())
+	addRequestExamples(s.api.OpenAPI())
 	// Anything else under /v1/api is answered in our problem shape after
 	// authentication, so unknown paths do not reveal which exist; anything
 	// else at all, without it.
