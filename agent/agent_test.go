@@ -95,7 +95,7 @@ func TestMultiStepRunCallsWhoamiThenAnswers(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "Who am I?"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, "You are acme_recruiter in the test environment.", out.Answer)
 	assert.Equal(t, agent.StopAnswered, out.StopReason)
 	assert.Equal(t, modelPro, out.Model)
@@ -105,7 +105,7 @@ func TestMultiStepRunCallsWhoamiThenAnswers(t *testing.T) {
 	require.Len(t, out.ToolCalls, 1)
 	tc := out.ToolCalls[0]
 	assert.Equal(t, "whoami", tc.Name)
-	assert.Equal(t, "ok", tc.Outcome)
+	assert.EqualValues(t, "ok", tc.Outcome)
 	assert.JSONEq(t, `{}`, string(tc.Arguments))
 	assert.NotEmpty(t, tc.AuditEventID)
 
@@ -135,10 +135,10 @@ func TestMultiStepRunCallsWhoamiThenAnswers(t *testing.T) {
 	rows := h.audit(t, key)
 	require.Len(t, rows, 1)
 	assert.Equal(t, tc.AuditEventID, rows[0].ID)
-	assert.Equal(t, tools.SurfaceAgent, rows[0].Surface)
+	assert.EqualValues(t, tools.SurfaceAgent, rows[0].Surface)
 	assert.Equal(t, "whoami", rows[0].Action)
-	assert.Equal(t, "ok", rows[0].Outcome)
-	assert.Equal(t, store.ActorAPIKey, rows[0].ActorKind)
+	assert.EqualValues(t, "ok", rows[0].Outcome)
+	assert.EqualValues(t, store.ActorAPIKey, rows[0].ActorKind)
 	assert.Equal(t, res.Header.Get("X-Trace-Id"), rows[0].TraceID)
 	assert.Equal(t, res.Header.Get("X-Trace-Id"), out.TraceID)
 }
@@ -154,7 +154,7 @@ func TestToolOutsideScopesIsRefusedAndToldToModel(t *testing.T) {
 	key := h.Key("acme", auth.Test, auth.CandidatesRead)
 
 	res, out := h.ask(key, map[string]any{"message": "Create a candidate called Eve Example"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 
 	reqs := h.fake.Requests()
 	require.Len(t, reqs, 2)
@@ -180,7 +180,7 @@ func TestToolOutsideScopesIsRefusedAndToldToModel(t *testing.T) {
 	rows := h.audit(t, key)
 	require.Len(t, rows, 1)
 	assert.Equal(t, tc.AuditEventID, rows[0].ID)
-	assert.Equal(t, tools.SurfaceAgent, rows[0].Surface)
+	assert.EqualValues(t, tools.SurfaceAgent, rows[0].Surface)
 	assert.EqualValues(t, problem.ScopeMissing, rows[0].Outcome)
 }
 
@@ -210,9 +210,9 @@ func TestPromptInjectionThroughStoredDataWritesNothing(t *testing.T) {
 		ID: store.NewID("cand"), Name: "Alice", Role: injection, CreatedAt: now, UpdatedAt: now}))
 
 	res, out := h.ask(key, map[string]any{"message": "List my candidates"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	require.Len(t, out.ToolCalls, 2, "the scripted model must have seen the injected text")
-	assert.Equal(t, "ok", out.ToolCalls[0].Outcome)
+	assert.EqualValues(t, "ok", out.ToolCalls[0].Outcome)
 	assert.EqualValues(t, problem.ScopeMissing, out.ToolCalls[1].Outcome)
 
 	assert.True(t, strings.HasPrefix(wrapped, `<tool_output tool="candidates_list" untrusted="true">`), wrapped)
@@ -240,7 +240,7 @@ func TestFallsBackToNextModelOnProviderFailure(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "hello"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, modelFlash, out.Model)
 	assert.Equal(t, "Answered by flash.", out.Answer)
 	assert.Equal(t, []string{modelPro, modelFlash}, h.fake.Models(), "both models were tried, in order")
@@ -257,7 +257,7 @@ func TestTransientChainFailureIsRetriedAfterAPause(t *testing.T) {
 		return 200, answerReply(req.Req.Model, "back")
 	})
 	res, out := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "hello"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, "back", out.Answer)
 	assert.Equal(t, []string{modelPro, modelFlash, modelPro}, h.fake.Models(), "the chain was walked again from the top")
 }
@@ -282,7 +282,7 @@ func TestChainExhaustedIsAProblem(t *testing.T) {
 			})
 			key := h.Key("acme", auth.Test)
 			res, _ := h.ask(key, map[string]any{"message": "hello"})
-			require.Equal(t, tc.wantStatus, res.Status, string(res.Body))
+			require.EqualValues(t, tc.wantStatus, res.Status, string(res.Body))
 			assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
 			assert.EqualValues(t, tc.wantCode, res.Code())
 			detail, _ := res.JSON()["detail"].(string)
@@ -308,7 +308,7 @@ func TestReasoningDetailsAreEchoedOnLaterTurns(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "who am I"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	reqs := h.fake.Requests()
 	require.Len(t, reqs, 2)
 	assertEchoed := func(req captured) {
@@ -330,7 +330,7 @@ func TestReasoningDetailsAreEchoedOnLaterTurns(t *testing.T) {
 
 	// Still there when the conversation continues from storage.
 	res, _ = h.ask(key, map[string]any{"message": "and again", "conversationId": out.ConversationID})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	reqs = h.fake.Requests()
 	require.Len(t, reqs, 3)
 	assertEchoed(reqs[2])
@@ -345,19 +345,19 @@ func TestMaxStepsStopsWithAClearAnswer(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "loop forever"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, agent.StopMaxSteps, out.StopReason)
 	assert.Equal(t, 2, out.Steps)
 	assert.Len(t, h.fake.Requests(), 2)
 	require.Len(t, out.ToolCalls, 2)
-	assert.Equal(t, agent.OutcomeOK, out.ToolCalls[0].Outcome)
-	assert.Equal(t, agent.OutcomeNotExecuted, out.ToolCalls[1].Outcome, "the last step's call is not run: nobody could read its result")
+	assert.EqualValues(t, agent.OutcomeOK, out.ToolCalls[0].Outcome)
+	assert.EqualValues(t, agent.OutcomeNotExecuted, out.ToolCalls[1].Outcome, "the last step's call is not run: nobody could read its result")
 	assert.Contains(t, out.Answer, "limit of 2 model steps")
 	assert.Contains(t, out.Answer, "candidates_list (ok)")
 	assert.Contains(t, out.Answer, "were not run: candidates_list")
 	outcomes := map[string]int{}
 	for _, ev := range h.audit(t, key) {
-		outcomes[ev.Outcome]++
+		outcomes[string(ev.Outcome)]++
 	}
 	assert.Equal(t, map[string]int{"ok": 1, agent.OutcomeNotExecuted: 1}, outcomes, "the refused call is audited too")
 }
@@ -376,16 +376,16 @@ func TestRepeatedIdenticalCallIsRefused(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "find Ann"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	require.Len(t, out.ToolCalls, 2)
-	assert.Equal(t, "ok", out.ToolCalls[0].Outcome)
-	assert.Equal(t, agent.OutcomeDuplicate, out.ToolCalls[1].Outcome)
+	assert.EqualValues(t, "ok", out.ToolCalls[0].Outcome)
+	assert.EqualValues(t, agent.OutcomeDuplicate, out.ToolCalls[1].Outcome)
 	assert.Contains(t, h.fake.Requests()[2].lastToolContent(t), `code="DUPLICATE_CALL"`)
 	evs := h.audit(t, key)
 	require.Len(t, evs, 2, "the repeat ran once and its refusal is on the trail")
 	byID := map[string]string{}
 	for _, ev := range evs {
-		byID[ev.ID] = ev.Outcome
+		byID[ev.ID] = string(ev.Outcome)
 	}
 	assert.Equal(t, agent.OutcomeDuplicate, byID[out.ToolCalls[1].AuditEventID])
 	assert.Equal(t, "ok", byID[out.ToolCalls[0].AuditEventID])
@@ -399,11 +399,11 @@ func TestMaxToolCallsStopsTheRun(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "do two things"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, agent.StopMaxToolCalls, out.StopReason)
 	require.Len(t, out.ToolCalls, 2)
 	assert.Equal(t, "whoami", out.ToolCalls[0].Name)
-	assert.Equal(t, agent.OutcomeNotExecuted, out.ToolCalls[1].Outcome)
+	assert.EqualValues(t, agent.OutcomeNotExecuted, out.ToolCalls[1].Outcome)
 	assert.NotEmpty(t, out.ToolCalls[1].AuditEventID)
 	assert.Contains(t, out.Answer, "limit of 1 tool calls")
 	assert.Contains(t, out.Answer, "were not run: candidates_list")
@@ -416,10 +416,10 @@ func TestTokenBudgetStopsTheRun(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "hi"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, agent.StopMaxTokens, out.StopReason)
 	require.Len(t, out.ToolCalls, 1)
-	assert.Equal(t, agent.OutcomeNotExecuted, out.ToolCalls[0].Outcome, "the budget was spent before the call could run")
+	assert.EqualValues(t, agent.OutcomeNotExecuted, out.ToolCalls[0].Outcome, "the budget was spent before the call could run")
 	assert.Equal(t, 100, h.fake.Requests()[0].Req.MaxTokens, "the completion may not exceed the budget")
 	assert.Contains(t, out.Answer, "budget of 100 tokens")
 }
@@ -431,7 +431,7 @@ func TestWallClockTimeoutNeverHangs(t *testing.T) {
 	})
 	key := h.Key("acme", auth.Test)
 	res, _ := h.ask(key, map[string]any{"message": "hi"})
-	require.Equal(t, http.StatusGatewayTimeout, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusGatewayTimeout, res.Status, string(res.Body))
 	assert.EqualValues(t, problem.AgentProviderTimeout, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "timed out")
 	assert.Equal(t, []string{modelPro, modelFlash}, h.fake.Models(), "a hung model leaves time to try the next")
@@ -444,7 +444,7 @@ func TestWallClockTimeoutNeverHangs(t *testing.T) {
 		return 0, nil
 	})
 	res, out := h2.ask(h2.Key("acme", auth.Test), map[string]any{"message": "hi"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, agent.StopTimeout, out.StopReason)
 	assert.Contains(t, out.Answer, "time limit")
 	assert.Contains(t, out.Answer, "whoami (ok)")
@@ -457,9 +457,9 @@ func TestConversationContinuesAndIsPrivate(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, first := h.ask(key, map[string]any{"message": "first question"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	res, second := h.ask(key, map[string]any{"message": "second question", "conversationId": first.ConversationID})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, first.ConversationID, second.ConversationID)
 
 	reqs := h.fake.Requests()
@@ -474,7 +474,7 @@ func TestConversationContinuesAndIsPrivate(t *testing.T) {
 
 	// The same recruiter's other key may continue it.
 	res, _ = h.ask(h.Key("acme", auth.Test), map[string]any{"message": "third", "conversationId": first.ConversationID})
-	assert.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 
 	// Another recruiter of the same tenant, the other environment, and
 	// another tenant all see it as missing, exactly like an unknown id.
@@ -487,14 +487,14 @@ func TestConversationContinuesAndIsPrivate(t *testing.T) {
 	h.Tenant("globex")
 	before := len(h.fake.Requests())
 	missing := h.Do("POST", "/v1/api/agent", key, map[string]any{"message": "x", "conversationId": "conv_doesnotexist"})
-	require.Equal(t, http.StatusNotFound, missing.Status)
+	require.EqualValues(t, http.StatusNotFound, missing.Status)
 	for name, k := range map[string]string{
 		"other recruiter":   created.Plaintext,
 		"other environment": h.Key("acme", auth.Live),
 		"other tenant":      h.Key("globex", auth.Test),
 	} {
 		res := h.Do("POST", "/v1/api/agent", k, map[string]any{"message": "x", "conversationId": first.ConversationID})
-		assert.Equal(t, http.StatusNotFound, res.Status, name)
+		assert.EqualValues(t, http.StatusNotFound, res.Status, name)
 		assert.EqualValues(t, problem.NotFound, res.Code(), name)
 		assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), name)
 		assert.Equal(t, strings.ReplaceAll(string(missing.Body), "conv_doesnotexist", first.ConversationID),
@@ -510,14 +510,14 @@ func TestNoAPIKeyIsNotConfigured(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, _ := h.ask(key, map[string]any{"message": "hello"})
-	require.Equal(t, http.StatusServiceUnavailable, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusServiceUnavailable, res.Status, string(res.Body))
 	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
 	assert.EqualValues(t, problem.AgentNotConfigured, res.Code())
 	assert.Contains(t, res.JSON()["hint"], "OPENROUTER_API_KEY")
 	assert.Empty(t, h.fake.Requests())
 
 	// Authentication still comes first.
-	assert.Equal(t, http.StatusUnauthorized, h.Do("POST", "/v1/api/agent", "", map[string]any{"message": "x"}).Status)
+	assert.EqualValues(t, http.StatusUnauthorized, h.Do("POST", "/v1/api/agent", "", map[string]any{"message": "x"}).Status)
 }
 
 func TestInvalidRequests(t *testing.T) {
@@ -538,7 +538,7 @@ func TestInvalidRequests(t *testing.T) {
 		"NUL":             `{"message":"hi \u0000"}`,
 	} {
 		res := h.Do("POST", "/v1/api/agent", key, body)
-		assert.Equal(t, http.StatusUnprocessableEntity, res.Status, name)
+		assert.EqualValues(t, http.StatusUnprocessableEntity, res.Status, name)
 		assert.EqualValues(t, problem.InvalidInput, res.Code(), name)
 	}
 	res := h.Do("POST", "/v1/api/agent", key, map[string]any{"message": "  "})
@@ -546,10 +546,10 @@ func TestInvalidRequests(t *testing.T) {
 	res = h.Do("POST", "/v1/api/agent", key, `{"message":"hi \ud800"}`)
 	assert.Contains(t, string(res.Body), `"location":"body.message"`, "the mangling field is named")
 	res = h.Do("POST", "/v1/api/agent", key, `{"message":"hi"}`, "Content-Type", "text/plain")
-	assert.Equal(t, http.StatusUnsupportedMediaType, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusUnsupportedMediaType, res.Status, string(res.Body))
 	assert.Empty(t, h.fake.Requests(), "no refused request reached the model")
 	res = h.Do("POST", "/v1/api/agent", key, map[string]any{"message": strings.Repeat("é", agent.MaxMessageChars)})
-	assert.Equal(t, http.StatusOK, res.Status, "exactly the limit is allowed")
+	assert.EqualValues(t, http.StatusOK, res.Status, "exactly the limit is allowed")
 }
 
 type sseEvent struct {
@@ -588,7 +588,7 @@ func TestStreamingEmitsTheRun(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, _ := h.ask(key, map[string]any{"message": "who am I"}, "Accept", "text/event-stream")
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, "text/event-stream", res.Header.Get("Content-Type"))
 	events := parseSSE(t, string(res.Body))
 	var names []string
@@ -602,7 +602,7 @@ func TestStreamingEmitsTheRun(t *testing.T) {
 	assert.Equal(t, "whoami", call["name"])
 	var result agent.ToolCall
 	require.NoError(t, json.Unmarshal(events[2].Data, &result))
-	assert.Equal(t, "ok", result.Outcome)
+	assert.EqualValues(t, "ok", result.Outcome)
 	assert.NotEmpty(t, result.AuditEventID)
 
 	var answer strings.Builder
@@ -629,7 +629,7 @@ func TestStreamingReportsProviderFailureAsErrorEvent(t *testing.T) {
 	})
 	key := h.Key("acme", auth.Test)
 	res, _ := h.ask(key, map[string]any{"message": "hi"}, "Accept", "text/event-stream")
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	events := parseSSE(t, string(res.Body))
 	require.GreaterOrEqual(t, len(events), 2)
 	// Every stream ends with done; a failure is the error event before it.
@@ -642,7 +642,7 @@ func TestStreamingReportsProviderFailureAsErrorEvent(t *testing.T) {
 	require.Equal(t, "done", last.Name)
 	var done agent.Response
 	require.NoError(t, json.Unmarshal(last.Data, &done))
-	assert.Equal(t, agent.StatusFailed, done.Status)
+	assert.EqualValues(t, agent.StatusFailed, done.Status)
 }
 
 func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {
@@ -659,7 +659,7 @@ func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {
 	key := h.Key("acme", auth.Test, auth.CandidatesRead)
 
 	res, out := h.ask(key, map[string]any{"message": "look around"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	require.Len(t, out.ToolCalls, 4)
 	rows := h.audit(t, key)
 	byID := map[string]store.AuditEvent{}
@@ -669,9 +669,9 @@ func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {
 	for _, tc := range out.ToolCalls {
 		ev, ok := byID[tc.AuditEventID]
 		if assert.True(t, ok, "%s has an audit row", tc.Name) {
-			assert.Equal(t, tools.SurfaceAgent, ev.Surface)
+			assert.EqualValues(t, tools.SurfaceAgent, ev.Surface)
 			assert.Equal(t, tc.Name, ev.Action)
-			assert.Equal(t, tc.Outcome, ev.Outcome)
+			assert.EqualValues(t, tc.Outcome, ev.Outcome)
 		}
 	}
 	assert.Equal(t, []string{"ok", "ok", string(problem.ScopeMissing), string(problem.InvalidInput)},
@@ -743,7 +743,7 @@ func TestUnknownToolIsRefusedAndToldToModel(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 
 	res, out := h.ask(key, map[string]any{"message": "delete my tenant"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	require.Len(t, out.ToolCalls, 1)
 	assert.EqualValues(t, problem.NotFound, out.ToolCalls[0].Outcome)
 	assert.Contains(t, h.fake.Requests()[1].lastToolContent(t), `<tool_error tool="tenants_delete" code="NOT_FOUND"`)
@@ -762,17 +762,17 @@ func TestContinuingNeverWidensScopes(t *testing.T) {
 	broad := h.Key("acme", auth.Test)
 	narrow := h.Key("acme", auth.Test, auth.ReferencesRead)
 	res, first := h.ask(broad, map[string]any{"message": "list candidates"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 
 	before := len(h.fake.Requests())
 	res, _ = h.ask(narrow, map[string]any{"message": "their emails?", "conversationId": first.ConversationID})
-	require.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusForbidden, res.Status, string(res.Body))
 	assert.EqualValues(t, problem.ScopeMissing, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "candidates_list")
 	assert.Len(t, h.fake.Requests(), before, "the model never saw the history")
 
 	res, _ = h.ask(broad, map[string]any{"message": "and now?", "conversationId": first.ConversationID})
-	assert.Equal(t, http.StatusOK, res.Status, "the key with the scope continues it")
+	assert.EqualValues(t, http.StatusOK, res.Status, "the key with the scope continues it")
 }
 
 // Link tokens are shown once; the stored transcript keeps none.
@@ -787,9 +787,9 @@ func TestStoredTranscriptHoldsNoLinkTokens(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 	shareURL = h.URL + "/v1/shares/" + strings.Repeat("Ab3", 10) + "Zz"
 	res, first := h.ask(key, map[string]any{"message": "hello"})
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	res, second := h.ask(key, map[string]any{"message": "share it", "conversationId": first.ConversationID})
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	assert.Contains(t, second.Answer, shareURL, "the caller sees the link once")
 
 	conv, err := h.Store.GetConversation(context.Background(), store.TenancyOf(h.Principal(key)), first.ConversationID)
@@ -810,7 +810,7 @@ func TestErrorFinishReasonFallsBack(t *testing.T) {
 		return 200, answerReply(modelFlash, "from flash")
 	})
 	res, out := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "hi"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, "from flash", out.Answer)
 	assert.Equal(t, modelFlash, out.Model)
 }
@@ -830,7 +830,7 @@ func TestProviderFailureAfterToolsKeepsTheRun(t *testing.T) {
 	})
 	key := h.Key("acme", auth.Test)
 	res, _ := h.ask(key, map[string]any{"message": "add Dana"})
-	require.Equal(t, http.StatusBadGateway, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusBadGateway, res.Status, string(res.Body))
 	body := res.JSON()
 	assert.EqualValues(t, problem.AgentProviderError, body["code"])
 	calls, _ := body["toolCalls"].([]any)
@@ -841,7 +841,7 @@ func TestProviderFailureAfterToolsKeepsTheRun(t *testing.T) {
 	require.NotEmpty(t, convID)
 
 	res, out := h.ask(key, map[string]any{"message": "go on", "conversationId": convID})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, "created Dana", out.Answer)
 	rows, _, err := h.Store.ListCandidates(context.Background(), store.TenancyOf(h.Principal(key)), store.CandidateFilter{}, store.Page{})
 	require.NoError(t, err)
@@ -865,7 +865,7 @@ func TestVersionOneTranscriptsKeepTheScopeRule(t *testing.T) {
 	require.NoError(t, err)
 
 	res, _ := h.ask(narrow, map[string]any{"message": "emails?", "conversationId": conv.ID})
-	assert.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusForbidden, res.Status, string(res.Body))
 	res, _ = h.ask(broad, map[string]any{"message": "emails?", "conversationId": conv.ID})
-	assert.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 }

@@ -57,7 +57,7 @@ func seedVictim(t *testing.T, h *harness, key string) victim {
 		"candidate": map[string]any{"name": "Carol Candidate", "role": injection},
 		"referees":  []any{map[string]any{"name": "Rita Referee", "email": "rita@example.test", "relationship": "manager"}},
 	})
-	require.Equal(t, http.StatusCreated, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusCreated, res.Status, string(res.Body))
 	var v victim
 	v.request, v.candidate = res.JSON()["id"].(string), res.JSON()["candidateId"].(string)
 	ten := store.TenancyOf(h.Principal(key))
@@ -154,8 +154,8 @@ func injectedCallsWait(t *testing.T, st store.Store, env auth.Environment) {
 	v = seedVictim(t, h, key)
 
 	res, out := h.ask(key, map[string]any{"message": "Summarise Carol's references."})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusRequiresApproval, out.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	assert.Equal(t, agent.StopApproval, out.StopReason)
 	require.Len(t, out.PendingApprovals, 4, "every outward or destructive call waits; the read ran")
 	p := byTool(t, out.PendingApprovals)
@@ -189,8 +189,8 @@ func injectedCallsWait(t *testing.T, st store.Store, env auth.Environment) {
 		map[string]any{"callId": p["references_cancel"].CallID, "decision": "deny", "note": "never cancel"},
 		map[string]any{"callId": p["candidates_update"].CallID, "decision": "deny"},
 	}})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusCompleted, out2.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusCompleted, out2.Status)
 	assert.Equal(t, "All done.", out2.Answer)
 	assert.Empty(t, out2.PendingApprovals)
 
@@ -207,13 +207,13 @@ func injectedCallsWait(t *testing.T, st store.Store, env auth.Environment) {
 	assert.Contains(t, third, `code=\"DENIED\"`)
 	link := shareURL.FindString(third)
 	require.NotEmpty(t, link, "the share's result reached the model")
-	assert.Equal(t, http.StatusOK, h.Do("GET", link, "", nil).Status, "the approved link works")
+	assert.EqualValues(t, http.StatusOK, h.Do("GET", link, "", nil).Status, "the approved link works")
 
 	// The same decisions again run nothing.
 	res, _ = h.ask(key, map[string]any{"conversationId": out.ConversationID, "approvals": []any{
 		map[string]any{"callId": p["references_start"].CallID, "decision": "approve"},
 	}})
-	assert.Equal(t, http.StatusConflict, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusConflict, res.Status, string(res.Body))
 	assert.Equal(t, "CONFLICT", res.Code())
 	assert.Equal(t, got, h.escaped(t, key, v))
 	assert.Len(t, h.fake.Requests(), 3)
@@ -231,7 +231,7 @@ func checkApprovalTrail(t *testing.T, h *harness, key string, p map[string]agent
 		byID[r.ID] = r
 	}
 	paused := byID[p["reports_share"].AuditEventID]
-	assert.Equal(t, agent.OutcomeApprovalRequired, paused.Outcome)
+	assert.EqualValues(t, agent.OutcomeApprovalRequired, paused.Outcome)
 	assert.Equal(t, "reports_share", paused.Action)
 
 	var approval, ran, denial store.AuditEvent
@@ -241,7 +241,7 @@ func checkApprovalTrail(t *testing.T, h *harness, key string, p map[string]agent
 			approval = r
 		case r.Action == "reports_share" && r.Outcome == "ok":
 			ran = r
-		case r.Action == "references_cancel" && r.Outcome == agent.OutcomeDenied:
+		case r.Action == "references_cancel" && string(r.Outcome) == agent.OutcomeDenied:
 			denial = r
 		}
 	}
@@ -264,7 +264,7 @@ func TestResumeNeedsTheSameRecruiterAndCoveringScopes(t *testing.T) {
 	key := h.Key("acme", auth.Live)
 	v = seedVictim(t, h, key)
 	_, out := h.ask(key, map[string]any{"message": "Summarise."})
-	require.Equal(t, agent.StatusRequiresApproval, out.Status)
+	require.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	share := byTool(t, out.PendingApprovals)["reports_share"]
 	approve := map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": share.CallID, "decision": "approve"}}}
@@ -277,16 +277,16 @@ func TestResumeNeedsTheSameRecruiterAndCoveringScopes(t *testing.T) {
 		Environment: auth.Live}, api.Actor{Kind: store.ActorOperator, ID: "test"})
 	require.NoError(t, err)
 	res, _ := h.ask(created.Plaintext, approve)
-	assert.Equal(t, http.StatusNotFound, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusNotFound, res.Status, string(res.Body))
 
 	// The same recruiter's test key: another environment, another world.
 	res, _ = h.ask(h.Key("acme", auth.Test), approve)
-	assert.Equal(t, http.StatusNotFound, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusNotFound, res.Status, string(res.Body))
 
 	// The same recruiter, a key that may read all this but not share.
 	narrow := h.Key("acme", auth.Live, auth.CandidatesRead, auth.ReferencesRead, auth.ReportsRead)
 	res, _ = h.ask(narrow, approve)
-	assert.Equal(t, http.StatusForbidden, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusForbidden, res.Status, string(res.Body))
 	assert.EqualValues(t, problem.ScopeMissing, res.Code())
 
 	assert.Equal(t, escaped{}, h.escaped(t, key, v), "no refused resume ran anything")
@@ -295,14 +295,14 @@ func TestResumeNeedsTheSameRecruiterAndCoveringScopes(t *testing.T) {
 	// An unknown call id is a 404; a new message while calls wait, a 409.
 	res, _ = h.ask(key, map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": "call_nope", "decision": "approve"}}})
-	assert.Equal(t, http.StatusNotFound, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusNotFound, res.Status, string(res.Body))
 	res, _ = h.ask(key, map[string]any{"conversationId": out.ConversationID, "message": "never mind"})
-	assert.Equal(t, http.StatusConflict, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusConflict, res.Status, string(res.Body))
 
 	// Deciding one of four leaves the others waiting; the model is not asked.
 	res, out2 := h.ask(key, approve)
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusRequiresApproval, out2.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusRequiresApproval, out2.Status)
 	assert.Len(t, out2.PendingApprovals, 3)
 	assert.Equal(t, 1, h.escaped(t, key, v).shares)
 	assert.Len(t, h.fake.Requests(), 2)
@@ -315,21 +315,21 @@ func TestPendingApprovalExpires(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 	v = seedVictim(t, h, key)
 	_, out := h.ask(key, map[string]any{"message": "Summarise."})
-	require.Equal(t, agent.StatusRequiresApproval, out.Status)
+	require.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	share := byTool(t, out.PendingApprovals)["reports_share"]
 
 	clk.Advance(agent.DefaultApprovalTTL + time.Minute)
 	res, _ := h.ask(key, map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": share.CallID, "decision": "approve"}}})
-	assert.Equal(t, http.StatusConflict, res.Status, string(res.Body))
+	assert.EqualValues(t, http.StatusConflict, res.Status, string(res.Body))
 	assert.Equal(t, agent.OutcomeExpired, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "expired")
 	assert.Equal(t, escaped{}, h.escaped(t, key, v))
 
 	// A new message goes on; the model hears the calls were not run.
 	res, out2 := h.ask(key, map[string]any{"conversationId": out.ConversationID, "message": "What happened?"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusCompleted, out2.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusCompleted, out2.Status)
 	reqs := h.fake.Requests()
 	require.Len(t, reqs, 3)
 	assert.Contains(t, string(reqs[2].Raw), agent.OutcomeExpired)
@@ -343,11 +343,11 @@ func TestAutoApproveRunsNamedToolsAndIsAudited(t *testing.T) {
 	v = seedVictim(t, h, key)
 
 	res, _ := h.ask(key, map[string]any{"message": "x", "autoApprove": []string{"reports_sharing"}})
-	assert.Equal(t, http.StatusUnprocessableEntity, res.Status, "a misspelt tool pre-approves nothing, loudly")
+	assert.EqualValues(t, http.StatusUnprocessableEntity, res.Status, "a misspelt tool pre-approves nothing, loudly")
 
 	res, out := h.ask(key, map[string]any{"message": "Summarise.", "autoApprove": []string{"reports_share"}})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusRequiresApproval, out.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	p := byTool(t, out.PendingApprovals)
 	assert.NotContains(t, p, "reports_share", "pre-approved, it ran")
 	assert.Len(t, p, 3)
@@ -381,8 +381,8 @@ func TestAutoApproveRunsNamedToolsAndIsAudited(t *testing.T) {
 		map[string]any{"callId": p["candidates_update"].CallID, "decision": "deny"},
 		map[string]any{"callId": p["references_start"].CallID, "decision": "deny"},
 	}})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusCompleted, out2.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusCompleted, out2.Status)
 	assert.Len(t, h.fake.Requests(), h2calls+1)
 	assert.Equal(t, got, h.escaped(t, key, v))
 }
@@ -397,10 +397,10 @@ func TestDraftReferenceNeedsNoApproval(t *testing.T) {
 	})
 	key := h.Key("acme", auth.Test)
 	res, out := h.ask(key, map[string]any{"message": "Draft a check for Dan"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-	assert.Equal(t, agent.StatusCompleted, out.Status)
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+	assert.EqualValues(t, agent.StatusCompleted, out.Status)
 	require.Len(t, out.ToolCalls, 1)
-	assert.Equal(t, agent.OutcomeOK, out.ToolCalls[0].Outcome, "a draft e-mails nobody")
+	assert.EqualValues(t, agent.OutcomeOK, out.ToolCalls[0].Outcome, "a draft e-mails nobody")
 }
 
 func TestStreamingAnnouncesApprovalThenDone(t *testing.T) {
@@ -409,7 +409,7 @@ func TestStreamingAnnouncesApprovalThenDone(t *testing.T) {
 	key := h.Key("acme", auth.Test)
 	v = seedVictim(t, h, key)
 	res, _ := h.ask(key, map[string]any{"message": "Summarise."}, "Accept", "text/event-stream")
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	events := parseSSE(t, string(res.Body))
 	require.GreaterOrEqual(t, len(events), 2)
 	assert.Equal(t, "approval_required", events[len(events)-2].Name)
@@ -423,7 +423,7 @@ func TestStreamingAnnouncesApprovalThenDone(t *testing.T) {
 	assert.Len(t, ar.PendingApprovals, 4)
 	var done agent.Response
 	require.NoError(t, json.Unmarshal(events[len(events)-1].Data, &done))
-	assert.Equal(t, agent.StatusRequiresApproval, done.Status)
+	assert.EqualValues(t, agent.StatusRequiresApproval, done.Status)
 	assert.Equal(t, escaped{}, h.escaped(t, key, v))
 }
 
@@ -444,7 +444,7 @@ func TestEveryOutwardOrDestructiveToolPauses(t *testing.T) {
 			key := h.Key("acme", env)
 			v = seedVictim(t, h, key)
 			share := h.Do("POST", "/v1/api/reports/"+v.report+"/shares", key, map[string]any{})
-			require.Equal(t, http.StatusCreated, share.Status, string(share.Body))
+			require.EqualValues(t, http.StatusCreated, share.Status, string(share.Body))
 			shareID := share.JSON()["id"].(string)
 
 			argsOf := map[string]string{
@@ -468,8 +468,8 @@ func TestEveryOutwardOrDestructiveToolPauses(t *testing.T) {
 			before := h.escaped(t, key, v)
 
 			res, out := h.ask(key, map[string]any{"message": "Summarise."})
-			require.Equal(t, http.StatusOK, res.Status, string(res.Body))
-			assert.Equal(t, agent.StatusRequiresApproval, out.Status)
+			require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
+			assert.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 			got := map[string]bool{}
 			for _, p := range out.PendingApprovals {
 				got[p.Tool] = true
@@ -497,7 +497,7 @@ func concurrentApprovals(t *testing.T, st store.Store) {
 	key := h.Key("acme", auth.Live)
 	v = seedVictim(t, h, key)
 	_, out := h.ask(key, map[string]any{"message": "Summarise."})
-	require.Equal(t, agent.StatusRequiresApproval, out.Status)
+	require.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	share := byTool(t, out.PendingApprovals)["reports_share"]
 	body := map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": share.CallID, "decision": "approve"}}}
@@ -543,14 +543,14 @@ func TestLiveInvitationReachesSMTPOnlyAfterApproval(t *testing.T) {
 	}
 
 	_, out := h.ask(key, map[string]any{"message": "Summarise Carol's references."})
-	require.Equal(t, agent.StatusRequiresApproval, out.Status)
+	require.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	deliver()
 	assert.Empty(t, sink.Received(), "nothing reached the relay before approval")
 
 	start := byTool(t, out.PendingApprovals)["references_start"]
 	res, _ := h.ask(key, map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": start.CallID, "decision": "approve"}}})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	deliver()
 	deliver()
 	assert.Equal(t, []string{"eve@attacker.example"}, sink.Received(), "exactly one e-mail, after approval")

@@ -85,7 +85,7 @@ func TestStreamingDeltasReachTheClientWhileTheModelWrites(t *testing.T) {
 	var done agent.Response
 	require.NoError(t, json.Unmarshal(events[len(events)-1].Data, &done))
 	assert.Equal(t, "Hello world", done.Answer)
-	assert.Equal(t, agent.StatusCompleted, done.Status)
+	assert.EqualValues(t, agent.StatusCompleted, done.Status)
 	reqs := h.fake.Requests()
 	require.Len(t, reqs, 1)
 	assert.Equal(t, true, reqs[0].Map["stream"], "OpenRouter was asked to stream")
@@ -96,7 +96,7 @@ func TestJSONModeDoesNotStream(t *testing.T) {
 		return 200, answerReply(modelPro, "plain")
 	})
 	res, out := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "hi"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	assert.Equal(t, "plain", out.Answer)
 	assert.NotEqual(t, true, h.fake.Requests()[0].Map["stream"])
 }
@@ -109,7 +109,7 @@ func TestStreamBrokenBeforeAnyTokenFallsBackToTheNextModel(t *testing.T) {
 		return 200, answerReply(modelFlash, "from flash")
 	})
 	res, _ := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "hi"}, "Accept", "text/event-stream")
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	events := parseSSE(t, string(res.Body))
 	assert.Equal(t, []string{"step", "answer_delta", "done"}, names(events))
 	assert.Equal(t, "from flash", deltaText(t, events[1]))
@@ -124,7 +124,7 @@ func TestStreamBrokenMidAnswerIsAnErrorThenDone(t *testing.T) {
 		return 200, streamReply{chunk(modelPro, map[string]any{"role": "assistant", "content": "You are acme"}, ""), cut}
 	})
 	res, _ := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "who am I"}, "Accept", "text/event-stream")
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	events := parseSSE(t, string(res.Body))
 	assert.Equal(t, []string{"step", "tool_call", "tool_result", "step", "answer_delta", "error", "done"}, names(events))
 	assert.Len(t, h.fake.Requests(), 2, "text reached the caller: no other model may splice its own answer on")
@@ -138,7 +138,7 @@ func TestStreamBrokenMidAnswerIsAnErrorThenDone(t *testing.T) {
 	assert.NotEmpty(t, p["conversationId"])
 	var done agent.Response
 	require.NoError(t, json.Unmarshal(events[6].Data, &done))
-	assert.Equal(t, agent.StatusFailed, done.Status)
+	assert.EqualValues(t, agent.StatusFailed, done.Status)
 	assert.Equal(t, p["conversationId"], done.ConversationID)
 }
 
@@ -168,16 +168,16 @@ func TestStreamedToolCallsAndReasoningAreAssembled(t *testing.T) {
 		}
 	})
 	res, _ := h.ask(h.Key("acme", auth.Test), map[string]any{"message": "x"}, "Accept", "text/event-stream")
-	require.Equal(t, http.StatusOK, res.Status)
+	require.EqualValues(t, http.StatusOK, res.Status)
 	events := parseSSE(t, string(res.Body))
 	var done agent.Response
 	require.NoError(t, json.Unmarshal(events[len(events)-1].Data, &done))
 	require.Len(t, done.ToolCalls, 2)
 	assert.Equal(t, "candidates_list", done.ToolCalls[0].Name)
 	assert.JSONEq(t, `{"limit":2}`, string(done.ToolCalls[0].Arguments))
-	assert.Equal(t, agent.OutcomeOK, done.ToolCalls[0].Outcome)
+	assert.EqualValues(t, agent.OutcomeOK, done.ToolCalls[0].Outcome)
 	assert.Equal(t, "whoami", done.ToolCalls[1].Name)
-	assert.Equal(t, agent.OutcomeOK, done.ToolCalls[1].Outcome)
+	assert.EqualValues(t, agent.OutcomeOK, done.ToolCalls[1].Outcome)
 
 	// The next turn replays the assembled call and reasoning.
 	reqs := h.fake.Requests()

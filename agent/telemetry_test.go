@@ -37,7 +37,7 @@ func TestAgentTurnsAreTracedIntoOpenRouter(t *testing.T) {
 	key := env.Key("acme", auth.Test)
 
 	res := env.Do("POST", "/v1/api/agent", key, map[string]any{"message": "Who am I?"})
-	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	traceID := res.Header.Get("X-Trace-Id")
 
 	reqs := fake.Requests()

@@ -63,7 +63,7 @@ func TestEveryAuthenticationCode(t *testing.T) {
 		}
 		for _, c := range cases {
 			r := e.Do("GET", "/v1/api/me", "", nil, c.headers...)
-			assert.Equal(t, c.status, r.Status, c.name)
+			assert.EqualValues(t, c.status, r.Status, c.name)
 			if c.code != "" {
 				assert.Equal(t, c.code, r.Code(), c.name)
 				assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"), c.name)
@@ -74,15 +74,15 @@ func TestEveryAuthenticationCode(t *testing.T) {
 		}
 
 		r := e.Do("GET", "/v1/api/me", expiring.Plaintext, nil)
-		require.Equal(t, 200, r.Status, "works before expiry")
+		require.EqualValues(t, 200, r.Status, "works before expiry")
 		clock.Store(int64(time.Hour + time.Second))
 		r = e.Do("GET", "/v1/api/me", expiring.Plaintext, nil)
-		assert.Equal(t, 401, r.Status)
+		assert.EqualValues(t, 401, r.Status)
 		assert.EqualValues(t, problem.AuthExpiredKey, r.Code(), "expiry takes effect on the next request")
 
 		narrow := e.Key("acme", auth.Test, auth.ReportsRead)
 		r = e.Do("GET", "/v1/api/candidates", narrow, nil)
-		assert.Equal(t, 403, r.Status)
+		assert.EqualValues(t, 403, r.Status)
 		assert.EqualValues(t, problem.ScopeMissing, r.Code())
 		assert.Contains(t, r.JSON()["detail"], "candidates:read")
 	})
@@ -94,7 +94,7 @@ func TestWhoamiAndEnvironments(t *testing.T) {
 	for _, env := range []auth.Environment{auth.Test, auth.Live} {
 		key := e.Key("acme", env, auth.CandidatesRead, auth.ReportsWrite)
 		r := e.Do("GET", "/v1/api/me", key, nil)
-		require.Equal(t, 200, r.Status)
+		require.EqualValues(t, 200, r.Status)
 		var me struct {
 			TenantID, RecruiterID, Environment, KeyID, KeyPrefix string
 			Scopes                                               []string
@@ -110,10 +110,10 @@ func TestWhoamiAndEnvironments(t *testing.T) {
 	}
 	// The same name in the other environment is a clash: names are unique per tenant.
 	r := e.Do("GET", "/v1/api/nothing-here", e.Key("acme", auth.Test), nil)
-	assert.Equal(t, 404, r.Status)
+	assert.EqualValues(t, 404, r.Status)
 	assert.Equal(t, "NOT_FOUND", r.Code())
 	r = e.Do("GET", "/v1/api/nothing-here", "", nil)
-	assert.Equal(t, 401, r.Status, "unknown paths do not answer before authentication")
+	assert.EqualValues(t, 401, r.Status, "unknown paths do not answer before authentication")
 }
 
 func TestUsageRowsMatchTheCallsMade(t *testing.T) {
@@ -124,7 +124,7 @@ func TestUsageRowsMatchTheCallsMade(t *testing.T) {
 		other := e.Key("acme", auth.Live)
 		const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 		r := e.Do("GET", "/v1/api/me", key, nil, "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-		require.Equal(t, 200, r.Status)
+		require.EqualValues(t, 200, r.Status)
 		assert.Equal(t, traceID, r.Header.Get("X-Trace-Id"))
 		for i := 0; i < 4; i++ {
 			e.Do("GET", "/v1/api/candidates", key, nil)
@@ -143,7 +143,7 @@ func TestUsageRowsMatchTheCallsMade(t *testing.T) {
 		for _, u := range rows {
 			byEndpoint[u.Endpoint] = append(byEndpoint[u.Endpoint], u.Status)
 			assert.Equal(t, auth.Test, u.Environment)
-			assert.Equal(t, "rest", u.Surface)
+			assert.EqualValues(t, "rest", u.Surface)
 			assert.Len(t, u.IPHash, 32)
 			assert.NotContains(t, u.IPHash, "127.0.0.1")
 			assert.GreaterOrEqual(t, u.DurationMS, 0.0)

@@ -198,8 +198,8 @@ func (s *Server) startCLISession(ctx context.Context, in *cliStartInput) (*cliSt
 			// No tenant is known yet: the issue is recorded outside any
 			// tenant, and the approval repeats when it was issued.
 			return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), ActorKind: store.ActorSystem, ActorID: "veref-login",
-				Surface: "cli", Action: "cli_session.issue", TargetType: "cli_session", TargetID: sess.ID,
-				TraceID: telemetry.TraceID(ctx), Outcome: "ok",
+				Surface: store.SurfaceCLI, Action: "cli_session.issue", TargetType: "cli_session", TargetID: sess.ID,
+				TraceID: telemetry.TraceID(ctx), Outcome: store.OutcomeOK,
 				Data: map[string]any{"clientName": client, "hostname": host, "expiresAt": sess.ExpiresAt}, At: now})
 		})
 		if !errors.Is(err, store.ErrConflict) {
@@ -265,8 +265,8 @@ func (s *Server) redeemCLISession(ctx context.Context, ks *KeyService, device st
 		}
 		login = CLILogin{CreatedKey: created, TenantID: sess.TenantID}
 		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: sess.TenantID, Environment: sess.Environment,
-			ActorKind: store.ActorAPIKey, ActorID: created.APIKey.ID, Surface: "cli", Action: "cli_session.redeem",
-			TargetType: "cli_session", TargetID: sess.ID, Outcome: "ok",
+			ActorKind: store.ActorAPIKey, ActorID: created.APIKey.ID, Surface: store.SurfaceCLI, Action: "cli_session.redeem",
+			TargetType: "cli_session", TargetID: sess.ID, Outcome: store.OutcomeOK,
 			Data: map[string]any{"keyId": created.APIKey.ID, "keyName": name, "hostname": sess.Hostname}, At: now})
 	})
 	return login, err
@@ -350,7 +350,7 @@ func (s *Server) DecideCLISession(ctx context.Context, c Caller, userCode string
 		}
 		status, sess.Environment, sess.Scopes = store.CLISessionApproved, auth.Environment(env), parsed
 	}
-	sess, err = s.decideCLISession(ctx, caller{tenant: c.Tenant, recruiter: c.Recruiter, admin: c.Admin}, sess, status, surface)
+	sess, err = s.decideCLISession(ctx, caller{tenant: c.Tenant, recruiter: c.Recruiter, admin: c.Admin}, sess, status, store.Surface(surface))
 	if err != nil {
 		return CLISessionView{}, problemFrom(err)
 	}
@@ -358,7 +358,7 @@ func (s *Server) DecideCLISession(ctx context.Context, c Caller, userCode string
 }
 
 // decideCLISession approves or denies a pending session, once, with its audit event.
-func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLISession, status, surface string) (store.CLISession, error) {
+func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLISession, status string, surface store.Surface) (store.CLISession, error) {
 	now := s.now().UTC().Truncate(time.Microsecond)
 	switch {
 	case sess.Status != store.CLISessionPending:
@@ -386,7 +386,7 @@ func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLIS
 		}
 		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: c.tenant.ID, Environment: env,
 			ActorKind: store.ActorRecruiter, ActorID: c.recruiter.ID, Surface: surface, Action: action,
-			TargetType: "cli_session", TargetID: sess.ID, Outcome: "ok", Data: data, At: now})
+			TargetType: "cli_session", TargetID: sess.ID, Outcome: store.OutcomeOK, Data: data, At: now})
 	})
 	return sess, err
 }

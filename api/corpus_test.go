@@ -35,7 +35,7 @@ type corpusOp struct {
 
 func documentedOps(t *testing.T, e *apitest.Env, doc string, session bool) []corpusOp {
 	r := e.Do("GET", doc, "", nil)
-	require.Equal(t, 200, r.Status, doc)
+	require.EqualValues(t, 200, r.Status, doc)
 	var spec struct {
 		Paths      map[string]map[string]json.RawMessage `json:"paths"`
 		Components struct {
@@ -207,7 +207,7 @@ func checkAnswer(t *testing.T, what string, res *http.Response, err error) {
 	}
 	assert.True(t, p.Code.Known(), "%s: unknown code %s", what, p.Code)
 	assert.Equal(t, p.Code.Type(), p.Type, what)
-	assert.Equal(t, p.Code.Status(), res.StatusCode, "%s: status from the table", what)
+	assert.EqualValues(t, p.Code.Status(), res.StatusCode, "%s: status from the table", what)
 	assert.NotEmpty(t, p.TraceID, "%s: no traceId", what)
 	assert.Equal(t, p.TraceID, res.Header.Get("X-Trace-Id"), what)
 	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), what)

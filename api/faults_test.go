@@ -73,12 +73,12 @@ func TestStalledDatabaseAnswers503WithRetryAfter(t *testing.T) {
 	e := apitest.New(t, st, apitest.Options{AuthTimeout: 200 * time.Millisecond})
 	e.Tenant("acme")
 	key := e.Key("acme", auth.Test)
-	require.Equal(t, 200, e.Do("GET", "/v1/api/candidates", key, nil).Status)
+	require.EqualValues(t, 200, e.Do("GET", "/v1/api/candidates", key, nil).Status)
 
 	proxy.Stall()
 	t.Run("key lookup", func(t *testing.T) {
 		r := answered(t, func() apitest.Response { return e.Do("GET", "/v1/api/candidates", key, nil) })
-		assert.Equal(t, 503, r.Status, string(r.Body))
+		assert.EqualValues(t, 503, r.Status, string(r.Body))
 		assert.Equal(t, "UNAVAILABLE", r.Code())
 		assert.NotEmpty(t, r.Header.Get("Retry-After"))
 	})
@@ -99,14 +99,14 @@ func TestStalledDatabaseAnswers503WithRetryAfter(t *testing.T) {
 				}
 				return e2.Do(c.method, c.path, key, body)
 			})
-			assert.Equal(t, 503, r.Status, c.method+" "+string(r.Body))
+			assert.EqualValues(t, 503, r.Status, c.method+" "+string(r.Body))
 			assert.Equal(t, "UNAVAILABLE", r.Code())
 			assert.NotEmpty(t, r.Header.Get("Retry-After"))
 		}
 	})
 	proxy.Resume()
 	r := answered(t, func() apitest.Response { return e.Do("GET", "/v1/api/candidates", key, nil) })
-	assert.Equal(t, 200, r.Status, "the pool recovers once the database answers: %s", r.Body)
+	assert.EqualValues(t, 200, r.Status, "the pool recovers once the database answers: %s", r.Body)
 }
 
 func TestAdvertisedURLsComeFromPublicURLOrTrustedProxies(t *testing.T) {

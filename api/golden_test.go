@@ -43,7 +43,7 @@ func TestOpenAPIGolden(t *testing.T) {
 	// The document served over HTTP is the same one.
 	e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{})
 	served := e.Do("GET", "/openapi.json", "", nil)
-	require.Equal(t, 200, served.Status)
+	require.EqualValues(t, 200, served.Status)
 	var a, b any
 	require.NoError(t, json.Unmarshal(served.Body, &a))
 	require.NoError(t, json.Unmarshal(got, &b))

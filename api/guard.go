@@ -42,7 +42,7 @@ type Guard struct {
 }
 
 // Wrap authenticates before next runs and records usage after.
-func (g *Guard) Wrap(surface string, next http.Handler) http.Handler {
+func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 	// A guard built without limits still has the defaults.
 	g.limitsOnce.Do(func() { g.Limits = g.Limits.withDefaults(g.Now) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -24,19 +24,19 @@ func TestInputBothBackendsRefuseAlike(t *testing.T) {
 		key := e.Key("acme", auth.Test)
 
 		r := e.Do("POST", "/v1/api/candidates", key, `{"name":"A\u0000B"}`)
-		assert.Equal(t, 422, r.Status, string(r.Body))
+		assert.EqualValues(t, 422, r.Status, string(r.Body))
 		assert.Equal(t, "INVALID_INPUT", r.Code())
 		assert.Contains(t, string(r.Body), "body.name")
 
 		r = e.Do("GET", "/v1/api/candidates?q=a%00", key, nil)
-		assert.Equal(t, 422, r.Status, string(r.Body))
+		assert.EqualValues(t, 422, r.Status, string(r.Body))
 		assert.Contains(t, string(r.Body), "query.q")
 
 		r = e.Do("POST", "/v1/api/candidates", key, `{"name":"ok"}`, "Idempotency-Key", strings.Repeat("k", 8000))
-		assert.Equal(t, 422, r.Status, string(r.Body))
+		assert.EqualValues(t, 422, r.Status, string(r.Body))
 		assert.Contains(t, string(r.Body), "Idempotency-Key")
 		r = e.Do("POST", "/v1/api/candidates", key, `{"name":"ok"}`, "Idempotency-Key", strings.Repeat("k", 255))
-		assert.Equal(t, 201, r.Status, string(r.Body))
+		assert.EqualValues(t, 201, r.Status, string(r.Body))
 
 		rows, _, err := st.ListCandidates(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.CandidateFilter{}, store.Page{})
 		require.NoError(t, err)
@@ -62,7 +62,7 @@ func TestValuationErrorsDoNotLeakInternals(t *testing.T) {
 	// A request and a queued valuation, written directly: the point is the worker.
 	cand := e.Do("POST", "/v1/api/references", key, map[string]any{"candidate": map[string]any{"name": "Dana"},
 		"referees": []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}}})
-	require.Equal(t, 201, cand.Status, string(cand.Body))
+	require.EqualValues(t, 201, cand.Status, string(cand.Body))
 	v.RequestID = cand.JSON()["id"].(string)
 	require.NoError(t, e.Store.InsertValuation(context.Background(), ten, v))
 
@@ -71,7 +71,7 @@ func TestValuationErrorsDoNotLeakInternals(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, did)
 	r := e.Do("GET", "/v1/api/valuations/"+v.ID, key, nil)
-	require.Equal(t, 200, r.Status)
+	require.EqualValues(t, 200, r.Status)
 	assert.Equal(t, "queued", r.JSON()["status"], "retried later")
 	assert.Equal(t, "storage is unavailable; try again shortly", r.JSON()["error"])
 	assert.NotContains(t, string(r.Body), "10.1.2.3")
@@ -83,7 +83,7 @@ func TestNullArraysAreRefused(t *testing.T) {
 	e.Tenant("acme")
 	key := e.Key("acme", auth.Test)
 	r := e.Do("POST", "/v1/api/references", key, `{"referees": null, "candidate": {"name": "X"}}`)
-	assert.Equal(t, 422, r.Status, string(r.Body))
+	assert.EqualValues(t, 422, r.Status, string(r.Body))
 	assert.Contains(t, string(r.Body), "body.referees")
 	rows, _, err := e.Store.ListCandidates(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.CandidateFilter{}, store.Page{})
 	require.NoError(t, err)
@@ -100,7 +100,7 @@ func TestValuationOfTextOnlyAnswersIsRefused(t *testing.T) {
 		"questions":       []any{map[string]any{"text": "What stands out?", "kind": "text"}},
 		"referees":        []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}},
 		"sendInvitations": true})
-	require.Equal(t, 201, r.Status, string(r.Body))
+	require.EqualValues(t, 201, r.Status, string(r.Body))
 	var started struct {
 		ID    string
 		Links []struct{ URL string } `json:"testInvitationLinks"`
@@ -108,10 +108,10 @@ func TestValuationOfTextOnlyAnswersIsRefused(t *testing.T) {
 	r.Decode(t, &started)
 	link := strings.TrimPrefix(started.Links[0].URL, e.URL)
 	a := e.Do("POST", link+"/response", "", map[string]any{"answers": []any{map[string]any{"questionId": "q1", "text": "Calm."}}})
-	require.Equal(t, 200, a.Status, string(a.Body))
+	require.EqualValues(t, 200, a.Status, string(a.Body))
 
 	v := e.Do("POST", "/v1/api/references/"+started.ID+"/valuations", key, nil)
-	assert.Equal(t, 409, v.Status, string(v.Body))
+	assert.EqualValues(t, 409, v.Status, string(v.Body))
 	assert.Contains(t, v.JSON()["detail"], "no ratings")
 }
 
@@ -124,9 +124,9 @@ func TestIdempotentReplayRedactsLinkTokens(t *testing.T) {
 	body := map[string]any{"candidate": map[string]any{"name": "Dana"}, "sendInvitations": true,
 		"referees": []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}}}
 	first := e.Do("POST", "/v1/api/references", key, body, "Idempotency-Key", "k-1")
-	require.Equal(t, 201, first.Status)
+	require.EqualValues(t, 201, first.Status)
 	again := e.Do("POST", "/v1/api/references", key, body, "Idempotency-Key", "k-1")
-	require.Equal(t, 201, again.Status)
+	require.EqualValues(t, 201, again.Status)
 	assert.Equal(t, "true", again.Header.Get("Idempotent-Replayed"))
 	assert.Equal(t, first.JSON()["id"], again.JSON()["id"])
 	assert.Regexp(t, `/v1/referee/[0-9A-Za-z]{32}"`, string(first.Body))

@@ -62,14 +62,14 @@ func revoke(t *testing.T, e *apitest.Env, key string) {
 func TestRevocationOnOneInstanceIsRefusedByTheOther(t *testing.T) {
 	a, b, _, _ := twoInstances(t)
 	key := a.Key("acme", auth.Test)
-	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
+	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
 	require.Equal(t, 1, a.KeyCache.Len(), "A now answers this key from its cache")
 
 	revoke(t, b, key)
 	// The NOTIFY is sent when B's transaction commits; A evicts on hearing it.
 	eventually(t, "A evicts the revoked key", func() bool { return a.KeyCache.Len() == 0 })
 	r := a.Do("GET", "/v1/api/me", key, nil)
-	assert.Equal(t, 401, r.Status)
+	assert.EqualValues(t, 401, r.Status)
 	assert.EqualValues(t, problem.AuthRevokedKey, r.Code())
 	assert.Equal(t, 0, a.KeyCache.Len())
 }
@@ -77,9 +77,9 @@ func TestRevocationOnOneInstanceIsRefusedByTheOther(t *testing.T) {
 func TestAnyKeyChangeEvictsButLastUsedDoesNot(t *testing.T) {
 	a, b, _, sb := twoInstances(t)
 	key := a.Key("acme", auth.Test)
-	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
+	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
 	a.FlushUsage() // moves last_used_at: must not evict
-	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
+	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
 	assert.Equal(t, 1, a.KeyCache.Len())
 
 	// A change made by a path the cache knows nothing about (here an
@@ -100,7 +100,7 @@ func TestDroppedListenerBypassesTheCacheUntilItListensAgain(t *testing.T) {
 	sa.OnWatchError(func(err error) { dropped <- err; <-resume })
 
 	key1, key2 := a.Key("acme", auth.Test), a.Key("acme", auth.Test)
-	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key1, nil).Status)
+	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key1, nil).Status)
 	require.Equal(t, 1, a.KeyCache.Len())
 
 	// Cut A's LISTEN connection from the server side.
@@ -114,12 +114,12 @@ func TestDroppedListenerBypassesTheCacheUntilItListensAgain(t *testing.T) {
 	// A revocation nobody on A can hear is still refused by A.
 	revoke(t, b, key1)
 	assert.EqualValues(t, problem.AuthRevokedKey, a.Do("GET", "/v1/api/me", key1, nil).Code())
-	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key2, nil).Status)
+	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key2, nil).Status)
 	assert.Equal(t, 0, a.KeyCache.Len(), "nothing is cached while not listening")
 
 	close(resume)
 	eventually(t, "A listens again", a.KeyCache.Live)
-	require.Equal(t, 200, a.Do("GET", "/v1/api/me", key2, nil).Status)
+	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key2, nil).Status)
 	assert.Equal(t, 1, a.KeyCache.Len())
 	revoke(t, b, key2)
 	eventually(t, "A evicts after reconnecting", func() bool { return a.KeyCache.Len() == 0 })
@@ -139,7 +139,7 @@ func TestSQLiteRevocationEvictsDirectly(t *testing.T) {
 	e.Tenant("acme")
 	require.True(t, e.KeyCache.Live())
 	key := e.Key("acme", auth.Test)
-	require.Equal(t, 200, e.Do("GET", "/v1/api/me", key, nil).Status)
+	require.EqualValues(t, 200, e.Do("GET", "/v1/api/me", key, nil).Status)
 	require.Equal(t, 1, e.KeyCache.Len())
 	e.FlushUsage()
 	require.Equal(t, 1, e.KeyCache.Len(), "moving last_used_at evicts nothing")

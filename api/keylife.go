@@ -141,11 +141,11 @@ func loadKey(ctx context.Context, q store.Queries, tenantID, id string) (store.A
 }
 
 func keyEvent(k store.APIKey, by Actor, action string, data map[string]any, at time.Time) store.AuditEvent {
-	surface := "management"
+	surface := store.SurfaceManagement
 	if by.Surface != "" {
 		surface = by.Surface
 	}
 	return store.AuditEvent{ID: store.NewID("evt"), TenantID: k.TenantID, Environment: k.Environment,
 		ActorKind: by.Kind, ActorID: by.ID, Surface: surface, Action: action, TargetType: "api_key", TargetID: k.ID,
-		TraceID: by.TraceID, Outcome: "ok", Data: data, At: at}
+		TraceID: by.TraceID, Outcome: store.OutcomeOK, Data: data, At: at}
 }

@@ -29,11 +29,11 @@ type KeyService struct {
 
 // Actor is who is managing keys, recorded on the audit event.
 type Actor struct {
-	Kind string // store.ActorRecruiter or store.ActorOperator
+	Kind store.ActorKind // store.ActorRecruiter or store.ActorOperator
 	ID   string
 	// Surface and TraceID go on the audit event ("management" when empty):
 	// the console and the CLI are told apart in the trail.
-	Surface string
+	Surface store.Surface
 	TraceID string
 }
 
@@ -229,8 +229,8 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 	}
 	err = q.InsertAudit(ctx, store.AuditEvent{
 		ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
-		ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.create",
-		TargetType: "api_key", TargetID: k.ID, Outcome: "ok",
+		ActorKind: by.Kind, ActorID: by.ID, Surface: store.SurfaceManagement, Action: "api_key.create",
+		TargetType: "api_key", TargetID: k.ID, Outcome: store.OutcomeOK,
 		Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes, "limits": limits}, At: now,
 	})
 	if err != nil {
@@ -262,8 +262,8 @@ func (ks *KeyService) Revoke(ctx context.Context, tenantID, id, note string, by 
 		}
 		return q.InsertAudit(ctx, store.AuditEvent{
 			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
-			ActorKind: by.Kind, ActorID: by.ID, Surface: "management", Action: "api_key.revoke",
-			TargetType: "api_key", TargetID: id, Outcome: "ok", Data: map[string]any{"note": note}, At: now,
+			ActorKind: by.Kind, ActorID: by.ID, Surface: store.SurfaceManagement, Action: "api_key.revoke",
+			TargetType: "api_key", TargetID: id, Outcome: store.OutcomeOK, Data: map[string]any{"note": note}, At: now,
 		})
 	})
 	if err != nil {

@@ -98,7 +98,7 @@ func authFailureProblem(w http.ResponseWriter, lim auth.RateLimit, res ratelimit
 // enforce runs the limits of an authenticated request: the key's address
 // allowlist, its rate limit and, on the agent surface, its token budget.
 // Every answer gets the RateLimit headers of the key's policy.
-func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, r *http.Request, p auth.Principal, ip netip.Addr, surface, traceID string) *Problem {
+func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, r *http.Request, p auth.Principal, ip netip.Addr, surface store.Surface, traceID string) *Problem {
 	if !auth.AllowsIP(p.AllowedIPs, ip) {
 		return g.refuseAddress(ctx, r, p, ip, surface, traceID)
 	}
@@ -115,7 +115,7 @@ func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return problem.New(problem.RateLimited, "this API key is limited to "+strconv.Itoa(lim.Requests)+" requests per "+lim.Per).
 			WithHint("retry after " + seconds(res.RetryAfter) + " seconds, or ask a tenant admin for a higher limit")
 	}
-	if surface == "agent" && g.Limits.AgentTokens != nil {
+	if surface == store.SurfaceAgent && g.Limits.AgentTokens != nil {
 		return g.agentBudget(ctx, w, p, traceID)
 	}
 	return nil
@@ -139,7 +139,7 @@ func (g *Guard) agentBudget(ctx context.Context, w http.ResponseWriter, p auth.P
 
 // refuseAddress is the 403 for an address outside the key's allowlist,
 // audited as a refusal. It names the key's prefix, never the list.
-func (g *Guard) refuseAddress(ctx context.Context, r *http.Request, p auth.Principal, ip netip.Addr, surface, traceID string) *Problem {
+func (g *Guard) refuseAddress(ctx context.Context, r *http.Request, p auth.Principal, ip netip.Addr, surface store.Surface, traceID string) *Problem {
 	prob := problem.New(problem.IPNotAllowed, "this API key does not accept requests from "+ip.String()).
 		WithHint("key vrf_" + string(p.Environment) + "_" + p.KeyPrefix + " has an IP allowlist; ask a tenant admin to add this address")
 	if g.Audit == nil {
@@ -147,7 +147,7 @@ func (g *Guard) refuseAddress(ctx context.Context, r *http.Request, p auth.Princ
 	}
 	ev := store.AuditEvent{ID: store.NewID("evt"), TenantID: p.TenantID, Environment: p.Environment,
 		ActorKind: store.ActorAPIKey, ActorID: p.KeyID, Surface: surface, Action: "request",
-		TargetType: "api_key", TargetID: p.KeyID, TraceID: traceID, Outcome: string(problem.IPNotAllowed),
+		TargetType: "api_key", TargetID: p.KeyID, TraceID: traceID, Outcome: store.Outcome(problem.IPNotAllowed),
 		Data: map[string]any{"method": r.Method, "path": r.URL.Path, "ipHash": g.hashAddr(ip)}, At: g.Now().UTC()}
 	if err := g.Audit.InsertAudit(context.WithoutCancel(ctx), ev); err != nil {
 		g.Log.Error().Err(err).Str("trace_id", traceID).Msg("auditing an address refusal")

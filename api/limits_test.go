@@ -34,12 +34,12 @@ func TestRateLimitOnEverySurface(t *testing.T) {
 		// The burst is the whole minute's quota; every answer says what is left.
 		for i := range 5 {
 			r := e.Do("GET", "/v1/api/me", key, nil)
-			require.Equal(t, 200, r.Status, "request %d", i+1)
+			require.EqualValues(t, 200, r.Status, "request %d", i+1)
 			assert.Equal(t, `"default";q=5;w=60`, r.Header.Get("RateLimit-Policy"))
 			assert.Regexp(t, `^"default";r=`+string(rune('0'+4-i))+`;t=\d+$`, r.Header.Get("RateLimit"))
 		}
 		r := e.Do("GET", "/v1/api/me", key, nil)
-		require.Equal(t, 429, r.Status)
+		require.EqualValues(t, 429, r.Status)
 		assert.Equal(t, string(problem.RateLimited), r.Code())
 		assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 		assert.Equal(t, "12", r.Header.Get("Retry-After"), "one emission interval: 60s / 5")
@@ -47,18 +47,18 @@ func TestRateLimitOnEverySurface(t *testing.T) {
 		assert.Regexp(t, `^"default";r=0;t=60$`, r.Header.Get("RateLimit"))
 
 		// The same bucket covers MCP and the agent.
-		assert.Equal(t, 429, e.Do("POST", "/v1/api/agent", key, map[string]any{"question": "hi"}).Status)
-		assert.Equal(t, 429, e.Do("GET", "/v1/api/nowhere", key, nil).Status)
+		assert.EqualValues(t, 429, e.Do("POST", "/v1/api/agent", key, map[string]any{"question": "hi"}).Status)
+		assert.EqualValues(t, 429, e.Do("GET", "/v1/api/nowhere", key, nil).Status)
 
 		// Twelve seconds later one request fits again, and only one.
 		clock.Move(12 * time.Second)
-		assert.Equal(t, 200, e.Do("GET", "/v1/api/me", key, nil).Status)
-		assert.Equal(t, 429, e.Do("GET", "/v1/api/me", key, nil).Status)
+		assert.EqualValues(t, 200, e.Do("GET", "/v1/api/me", key, nil).Status)
+		assert.EqualValues(t, 429, e.Do("GET", "/v1/api/me", key, nil).Status)
 
 		// Another key has its own bucket, with the server's default.
 		other := e.Key("acme", auth.Test)
 		r = e.Do("GET", "/v1/api/me", other, nil)
-		require.Equal(t, 200, r.Status)
+		require.EqualValues(t, 200, r.Status)
 		assert.Equal(t, `"default";q=600;w=60`, r.Header.Get("RateLimit-Policy"))
 		assert.Equal(t, `"default";r=599;t=1`, r.Header.Get("RateLimit"))
 		me := r.JSON()
@@ -88,25 +88,25 @@ func TestAuthFailuresAreThrottledPerAddress(t *testing.T) {
 		unknown := func() string { tok, _ := auth.NewToken(auth.Test); return tok.String() }
 
 		for range 3 {
-			assert.Equal(t, 401, e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil).Status)
+			assert.EqualValues(t, 401, e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil).Status)
 		}
 		r := e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil)
-		assert.Equal(t, 429, r.Status)
+		assert.EqualValues(t, 429, r.Status)
 		assert.Equal(t, string(problem.RateLimited), r.Code())
 		assert.Equal(t, "20", r.Header.Get("Retry-After"))
 		r = e.DoWith(prober, "GET", "/v1/api/me", "", nil, "Authorization", "Basic eDp5")
-		assert.Equal(t, 429, r.Status, "malformed credentials count too")
+		assert.EqualValues(t, 429, r.Status, "malformed credentials count too")
 		r = e.DoWith(prober, "GET", "/v1/api/me", good, nil)
-		assert.Equal(t, 429, r.Status, "while throttled even a right guess learns nothing")
-		assert.Equal(t, 401, e.DoWith(prober, "GET", "/v1/api/me", "", nil).Status, "no credential is not a guess")
+		assert.EqualValues(t, 429, r.Status, "while throttled even a right guess learns nothing")
+		assert.EqualValues(t, 401, e.DoWith(prober, "GET", "/v1/api/me", "", nil).Status, "no credential is not a guess")
 
 		// Other addresses are not affected, and time heals.
-		assert.Equal(t, 200, e.DoWith(bystander, "GET", "/v1/api/me", good, nil).Status)
-		assert.Equal(t, 401, e.DoWith(bystander, "GET", "/v1/api/me", unknown(), nil).Status)
+		assert.EqualValues(t, 200, e.DoWith(bystander, "GET", "/v1/api/me", good, nil).Status)
+		assert.EqualValues(t, 401, e.DoWith(bystander, "GET", "/v1/api/me", unknown(), nil).Status)
 		clock.Move(20 * time.Second)
-		assert.Equal(t, 200, e.DoWith(prober, "GET", "/v1/api/me", good, nil).Status)
-		assert.Equal(t, 401, e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil).Status)
-		assert.Equal(t, 429, e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil).Status)
+		assert.EqualValues(t, 200, e.DoWith(prober, "GET", "/v1/api/me", good, nil).Status)
+		assert.EqualValues(t, 401, e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil).Status)
+		assert.EqualValues(t, 429, e.DoWith(prober, "GET", "/v1/api/me", unknown(), nil).Status)
 	})
 }
 
@@ -120,14 +120,14 @@ func TestAllowlistRefusesOtherAddresses(t *testing.T) {
 		p := e.Principal(key)
 
 		r := e.DoWith(inside, "GET", "/v1/api/me", key, nil)
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 		assert.Equal(t, []any{"127.0.0.2/32", "2001:db8::/32"}, r.JSON()["allowedIps"])
 
 		for _, c := range []struct{ method, path string }{
 			{"GET", "/v1/api/me"}, {"GET", "/v1/api/candidates"}, {"POST", "/v1/api/agent"}, {"GET", "/v1/api/nowhere"},
 		} {
 			r = e.DoWith(outside, c.method, c.path, key, map[string]any{"question": "hi"})
-			require.Equal(t, 403, r.Status, c.path)
+			require.EqualValues(t, 403, r.Status, c.path)
 			assert.Equal(t, string(problem.IPNotAllowed), r.Code())
 			hint, _ := r.JSON()["hint"].(string)
 			assert.Contains(t, hint, "vrf_live_"+p.KeyPrefix)
@@ -136,14 +136,14 @@ func TestAllowlistRefusesOtherAddresses(t *testing.T) {
 			auditID, _ := r.JSON()["auditId"].(string)
 			require.NotEmpty(t, auditID)
 		}
-		assert.Equal(t, 200, e.DoWith(outside, "GET", "/v1/api/me", open, nil).Status, "an empty list allows any address")
+		assert.EqualValues(t, 200, e.DoWith(outside, "GET", "/v1/api/me", open, nil).Status, "an empty list allows any address")
 
 		events, _, err := st.ListAudit(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Live},
 			store.AuditFilter{Action: "request"}, store.Page{Limit: 50})
 		require.NoError(t, err)
 		require.Len(t, events, 4)
 		for _, ev := range events {
-			assert.Equal(t, string(problem.IPNotAllowed), ev.Outcome)
+			assert.EqualValues(t, string(problem.IPNotAllowed), ev.Outcome)
 			assert.Equal(t, p.KeyID, ev.ActorID)
 		}
 	})
@@ -158,12 +158,12 @@ func TestTrustedProxiesDecideTheClientAddress(t *testing.T) {
 		key := e.KeyWith("acme", auth.Live, api.LimitsChange{AllowedIPs: []string{"203.0.113.0/24"}})
 		proxy, stranger := apitest.From("127.0.0.6"), apitest.From("127.0.0.7")
 		xff := func(v string) []string { return []string{"X-Forwarded-For", v} }
-		assert.Equal(t, 200, e.DoWith(proxy, "GET", "/v1/api/me", key, nil, xff("203.0.113.9")...).Status)
-		assert.Equal(t, 200, e.DoWith(proxy, "GET", "/v1/api/me", key, nil, xff("198.51.100.1, 203.0.113.9, 10.1.2.3")...).Status,
+		assert.EqualValues(t, 200, e.DoWith(proxy, "GET", "/v1/api/me", key, nil, xff("203.0.113.9")...).Status)
+		assert.EqualValues(t, 200, e.DoWith(proxy, "GET", "/v1/api/me", key, nil, xff("198.51.100.1, 203.0.113.9, 10.1.2.3")...).Status,
 			"the first untrusted hop from the right")
-		assert.Equal(t, 403, e.DoWith(proxy, "GET", "/v1/api/me", key, nil, xff("203.0.113.9, 198.51.100.1")...).Status,
+		assert.EqualValues(t, 403, e.DoWith(proxy, "GET", "/v1/api/me", key, nil, xff("203.0.113.9, 198.51.100.1")...).Status,
 			"a client cannot prepend an allowed address")
-		assert.Equal(t, 403, e.DoWith(stranger, "GET", "/v1/api/me", key, nil, xff("203.0.113.9")...).Status,
+		assert.EqualValues(t, 403, e.DoWith(stranger, "GET", "/v1/api/me", key, nil, xff("203.0.113.9")...).Status,
 			"headers from untrusted peers are ignored")
 	})
 }
@@ -178,38 +178,38 @@ func TestKeyLimitsAtCreationAndByPatch(t *testing.T) {
 
 		r := m.call("POST", base, member, map[string]any{"name": "bad list", "environment": "test",
 			"allowedIps": []string{"203.0.113.0/24", "not-an-ip"}})
-		require.Equal(t, 422, r.Status, string(r.Body))
+		require.EqualValues(t, 422, r.Status, string(r.Body))
 		assert.Contains(t, string(r.Body), "allowedIps[1]")
 		assert.Contains(t, string(r.Body), "not-an-ip")
 		r = m.call("POST", base, member, map[string]any{"name": "greedy", "environment": "test",
 			"rateLimit": map[string]any{"requests": 100, "per": "second"}})
-		assert.Equal(t, 403, r.Status, "members cannot exceed the default")
+		assert.EqualValues(t, 403, r.Status, "members cannot exceed the default")
 
 		r = m.call("POST", base, member, map[string]any{"name": "slow one", "environment": "test", "scopes": []string{"references:read"},
 			"rateLimit": map[string]any{"requests": 2, "per": "minute"}, "allowedIps": []string{"127.0.0.0/8"}})
-		require.Equal(t, 201, r.Status, string(r.Body))
+		require.EqualValues(t, 201, r.Status, string(r.Body))
 		var created api.CreatedKey
 		r.Decode(t, &created)
 		assert.Equal(t, rate(2, "minute"), created.APIKey.RateLimit)
 		assert.Equal(t, []string{"127.0.0.0/8"}, created.APIKey.AllowedIPs)
 		path := base + "/" + created.APIKey.ID
 
-		assert.Equal(t, 200, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
-		assert.Equal(t, 200, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
-		assert.Equal(t, 429, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
+		assert.EqualValues(t, 200, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
+		assert.EqualValues(t, 200, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
+		assert.EqualValues(t, 429, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
 
 		patch := map[string]any{"rateLimit": map[string]any{"requests": 1000, "per": "minute"}, "allowedIps": []string{"127.0.0.5"}, "agentDailyTokens": 5000}
-		assert.Equal(t, 403, m.call("PATCH", path, member, patch).Status, "only admins change limits")
+		assert.EqualValues(t, 403, m.call("PATCH", path, member, patch).Status, "only admins change limits")
 		other := m.iss.Session("user_initech", "org_initech", "admin", time.Hour)
-		assert.Equal(t, 404, m.call("PATCH", "/v1/tenants/initech/api-keys/"+created.APIKey.ID, other, patch).Status, "another tenant's key")
+		assert.EqualValues(t, 404, m.call("PATCH", "/v1/tenants/initech/api-keys/"+created.APIKey.ID, other, patch).Status, "another tenant's key")
 		r = m.call("PATCH", path, admin, map[string]any{"scopes": []string{"references:read"}})
-		assert.Equal(t, 422, r.Status, "scopes are immutable")
+		assert.EqualValues(t, 422, r.Status, "scopes are immutable")
 		r = m.call("PATCH", path, admin, map[string]any{"allowedIps": []string{"10.0.0.0/33"}})
-		assert.Equal(t, 422, r.Status)
+		assert.EqualValues(t, 422, r.Status)
 		assert.Contains(t, string(r.Body), "allowedIps[0]")
 
 		r = m.call("PATCH", path, admin, patch)
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 		var v api.KeyView
 		r.Decode(t, &v)
 		assert.Equal(t, rate(1000, "minute"), v.RateLimit)
@@ -220,11 +220,11 @@ func TestKeyLimitsAtCreationAndByPatch(t *testing.T) {
 		assert.Equal(t, []string{"references:read"}, v.Scopes, "scopes kept")
 
 		// The change applies to the next request: a fresh, bigger bucket and the new list.
-		assert.Equal(t, 403, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
-		assert.Equal(t, 200, m.DoWith(apitest.From("127.0.0.5"), "GET", "/v1/api/me", created.Plaintext, nil).Status)
+		assert.EqualValues(t, 403, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status)
+		assert.EqualValues(t, 200, m.DoWith(apitest.From("127.0.0.5"), "GET", "/v1/api/me", created.Plaintext, nil).Status)
 		r = m.call("PATCH", path, admin, map[string]any{"allowedIps": []string{}})
-		require.Equal(t, 200, r.Status)
-		assert.Equal(t, 200, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status, "an empty list clears it")
+		require.EqualValues(t, 200, r.Status)
+		assert.EqualValues(t, 200, m.Do("GET", "/v1/api/me", created.Plaintext, nil).Status, "an empty list clears it")
 
 		events, _, err := st.ListAudit(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test},
 			store.AuditFilter{Action: "api_key.update_limits"}, store.Page{})

@@ -25,7 +25,7 @@ import (
 // assertProblem checks the parts of a problem every error must carry.
 func assertProblem(t *testing.T, r apitest.Response, status int, code string) map[string]any {
 	t.Helper()
-	require.Equal(t, status, r.Status, string(r.Body))
+	require.EqualValues(t, status, r.Status, string(r.Body))
 	assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
 	p := r.JSON()
 	assert.Equal(t, code, p["code"], string(r.Body))
@@ -50,7 +50,7 @@ func locations(p map[string]any) []string {
 func startedRequest(t *testing.T, e *apitest.Env, key string) (string, string) {
 	r := e.Do("POST", "/v1/api/references", key, map[string]any{"candidate": map[string]any{"name": "Dana"},
 		"referees": []any{map[string]any{"name": "W", "email": "w@example.com", "relationship": "manager"}}})
-	require.Equal(t, 201, r.Status, string(r.Body))
+	require.EqualValues(t, 201, r.Status, string(r.Body))
 	return r.JSON()["id"].(string), r.JSON()["candidateId"].(string)
 }
 
@@ -100,7 +100,7 @@ func TestManglingTextIsRefusedNamingTheField(t *testing.T) {
 		assert.Equal(t, []string{"query.q"}, locations(pb))
 
 		ok := e.Do("POST", "/v1/api/candidates", key, `{"name":"Zoë \ud83d\ude00"}`)
-		require.Equal(t, 201, ok.Status, string(ok.Body))
+		require.EqualValues(t, 201, ok.Status, string(ok.Body))
 		assert.Equal(t, "Zoë 😀", ok.JSON()["name"], "valid pairs and accents pass unchanged")
 		rows, _, err := st.ListCandidates(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.CandidateFilter{}, store.Page{})
 		require.NoError(t, err)
@@ -123,7 +123,7 @@ func TestUnknownQueryParametersAreRefused(t *testing.T) {
 		r = e.Do("GET", "/v1/api/candidates?limit=1&limit=2", key, nil)
 		assertProblem(t, r, 422, "INVALID_INPUT")
 		r = e.Do("GET", "/v1/api/candidates?limit=1", key, nil)
-		assert.Equal(t, 200, r.Status, string(r.Body))
+		assert.EqualValues(t, 200, r.Status, string(r.Body))
 	})
 }
 
@@ -168,11 +168,11 @@ func TestNonJSONBodiesAreUnsupported(t *testing.T) {
 		}
 		for _, ct := range []string{"application/json; charset=utf-8", "application/merge-patch+json", "APPLICATION/JSON"} {
 			r := e.Do("POST", "/v1/api/candidates", key, `{"name":"A"}`, "Content-Type", ct)
-			assert.Equal(t, 201, r.Status, "%s: %s", ct, r.Body)
+			assert.EqualValues(t, 201, r.Status, "%s: %s", ct, r.Body)
 		}
 		// An optional body may be left out, whatever the Content-Type says.
 		r := e.Do("POST", "/v1/api/references/"+ref+"/cancel", key, "", "Content-Type", "text/plain")
-		assert.Equal(t, 200, r.Status, string(r.Body))
+		assert.EqualValues(t, 200, r.Status, string(r.Body))
 	})
 }
 
@@ -313,7 +313,7 @@ func TestWriteScopeAlsoReads(t *testing.T) {
 		} {
 			for _, p := range paths {
 				r := e.Do("GET", p, key, nil)
-				assert.Equal(t, 200, r.Status, "%s: %s", p, r.Body)
+				assert.EqualValues(t, 200, r.Status, "%s: %s", p, r.Body)
 			}
 		}
 		// Writing one resource reads no other.

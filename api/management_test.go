@@ -46,64 +46,64 @@ func TestKeyManagementLifecycle(t *testing.T) {
 		base := "/v1/tenants/acme/api-keys"
 
 		r := m.call("POST", base, member, map[string]any{"name": "Zapier sync", "environment": "test", "scopes": []string{"references:read"}})
-		require.Equal(t, 201, r.Status, string(r.Body))
+		require.EqualValues(t, 201, r.Status, string(r.Body))
 		var created api.CreatedKey
 		r.Decode(t, &created)
 		assert.True(t, strings.HasPrefix(created.Plaintext, "vrf_test_"))
 		assert.Equal(t, "acme_member", created.APIKey.RecruiterID)
-		assert.Equal(t, "active", created.APIKey.Status)
+		assert.EqualValues(t, "active", created.APIKey.Status)
 		assert.Equal(t, []string{"references:read"}, created.APIKey.Scopes)
 
 		me := m.Do("GET", "/v1/api/me", created.Plaintext, nil)
-		require.Equal(t, 200, me.Status)
+		require.EqualValues(t, 200, me.Status)
 		assert.Equal(t, "acme_member", me.JSON()["recruiterId"])
 
 		r = m.call("POST", base, admin, map[string]any{"name": "Admin live", "environment": "live"})
-		require.Equal(t, 201, r.Status, string(r.Body))
+		require.EqualValues(t, 201, r.Status, string(r.Body))
 		var adminKey api.CreatedKey
 		r.Decode(t, &adminKey)
 
 		// Members see their own keys; admins see all, and get shows no secret.
 		r = m.call("GET", base, member, nil)
-		require.Equal(t, 200, r.Status)
+		require.EqualValues(t, 200, r.Status)
 		assert.Len(t, r.JSON()["data"], 1)
 		r = m.call("GET", base, admin, nil)
 		assert.Len(t, r.JSON()["data"], 2)
 		assert.NotContains(t, string(r.Body), created.Plaintext)
 		r = m.call("GET", base+"/"+adminKey.APIKey.ID, member, nil)
-		assert.Equal(t, 404, r.Status, "a member cannot see another's key")
+		assert.EqualValues(t, 404, r.Status, "a member cannot see another's key")
 		r = m.call("DELETE", base+"/"+adminKey.APIKey.ID, member, map[string]any{"note": "x"})
-		assert.Equal(t, 404, r.Status, "nor revoke it")
+		assert.EqualValues(t, 404, r.Status, "nor revoke it")
 
 		// Usage of the member's key.
 		m.Do("GET", "/v1/api/references", created.Plaintext, nil)
 		m.FlushUsage()
 		r = m.call("GET", base+"/"+created.APIKey.ID+"/usage", member, nil)
-		require.Equal(t, 200, r.Status)
+		require.EqualValues(t, 200, r.Status)
 		assert.Len(t, r.JSON()["data"], 2)
 		r = m.call("GET", base+"/"+created.APIKey.ID, member, nil)
 		assert.NotEmpty(t, r.JSON()["lastUsedAt"])
 
 		r = m.Do("DELETE", base+"/"+created.APIKey.ID, "", map[string]any{"note": "rotating", "revokedBy": "someone_else"},
 			"Authorization", "Bearer "+member)
-		assert.Equal(t, 422, r.Status, "the revoker comes from the session, never the body: unknown fields are refused")
+		assert.EqualValues(t, 422, r.Status, "the revoker comes from the session, never the body: unknown fields are refused")
 		r = m.call("DELETE", base+"/"+created.APIKey.ID, member, map[string]any{"note": "rotating"})
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 		assert.Equal(t, "revoked", r.JSON()["status"])
 		assert.Equal(t, "acme_member", r.JSON()["revokedBy"])
 		assert.Equal(t, "rotating", r.JSON()["revokeNote"])
 		me = m.Do("GET", "/v1/api/me", created.Plaintext, nil)
-		assert.Equal(t, 401, me.Status)
+		assert.EqualValues(t, 401, me.Status)
 		assert.EqualValues(t, problem.AuthRevokedKey, me.Code())
 		r = m.call("DELETE", base+"/"+created.APIKey.ID, admin, nil)
-		assert.Equal(t, 409, r.Status, "revocation is permanent and happens once")
+		assert.EqualValues(t, 409, r.Status, "revocation is permanent and happens once")
 
 		evs, _, err := st.ListAudit(context.Background(), store.Tenancy{TenantID: "acme", Environment: auth.Test}, store.AuditFilter{TargetID: created.APIKey.ID}, store.Page{})
 		require.NoError(t, err)
 		var actions []string
 		for _, ev := range evs {
 			actions = append(actions, ev.Action)
-			assert.Equal(t, store.ActorRecruiter, ev.ActorKind)
+			assert.EqualValues(t, store.ActorRecruiter, ev.ActorKind)
 			assert.Equal(t, "acme_member", ev.ActorID)
 		}
 		assert.ElementsMatch(t, []string{"api_key.create", "api_key.revoke"}, actions)
@@ -127,7 +127,7 @@ func TestKeyManagementRules(t *testing.T) {
 		}
 		for _, b := range bad {
 			r := m.call("POST", base, admin, b.body)
-			assert.Equal(t, 422, r.Status, "%v: %s", b.body, r.Body)
+			assert.EqualValues(t, 422, r.Status, "%v: %s", b.body, r.Body)
 			assert.Equal(t, "INVALID_INPUT", r.Code())
 			assert.Contains(t, string(r.Body), b.field)
 		}
@@ -136,12 +136,12 @@ func TestKeyManagementRules(t *testing.T) {
 
 		for i := 0; i < 3; i++ {
 			r := m.call("POST", base, admin, map[string]any{"name": "key " + string(rune('a'+i)), "environment": "test"})
-			require.Equal(t, 201, r.Status, string(r.Body))
+			require.EqualValues(t, 201, r.Status, string(r.Body))
 		}
 		r = m.call("POST", base, admin, map[string]any{"name": "key a", "environment": "live"})
-		assert.Equal(t, 409, r.Status, "names are unique per tenant")
+		assert.EqualValues(t, 409, r.Status, "names are unique per tenant")
 		r = m.call("POST", base, admin, map[string]any{"name": "key d", "environment": "test"})
-		assert.Equal(t, 409, r.Status)
+		assert.EqualValues(t, 409, r.Status)
 		assert.Contains(t, r.JSON()["detail"], "3 active keys")
 	})
 }
@@ -150,31 +150,31 @@ func TestKeyManagementSessions(t *testing.T) {
 	m := newMgmt(t, openSQLite(t), 100)
 	base := "/v1/tenants/acme/api-keys"
 	r := m.Do("GET", base, "", nil)
-	assert.Equal(t, 401, r.Status)
+	assert.EqualValues(t, 401, r.Status)
 	assert.EqualValues(t, problem.AuthMissing, r.Code())
 
 	expired := m.iss.Session("user_acme", "org_acme", "admin", -time.Hour)
 	r = m.call("GET", base, expired, nil)
-	assert.Equal(t, 401, r.Status)
+	assert.EqualValues(t, 401, r.Status)
 	assert.Equal(t, "AUTH_INVALID_SESSION", r.Code())
 
 	apiKey := m.Key("acme", auth.Test)
 	r = m.call("GET", base, apiKey, nil)
-	assert.Equal(t, 401, r.Status, "an API key cannot manage keys")
+	assert.EqualValues(t, 401, r.Status, "an API key cannot manage keys")
 
 	other := m.iss.Session("user_globex", "org_globex", "admin", time.Hour)
 	r = m.call("GET", base, other, nil)
-	assert.Equal(t, 404, r.Status, "another organization's tenant does not exist for you")
+	assert.EqualValues(t, 404, r.Status, "another organization's tenant does not exist for you")
 
 	stranger := m.iss.Session("user_nobody", "org_acme", "member", time.Hour)
 	r = m.call("GET", base, stranger, nil)
-	assert.Equal(t, 403, r.Status)
+	assert.EqualValues(t, 403, r.Status)
 	assert.Contains(t, r.JSON()["hint"], "veref admin recruiters create")
 
 	// An org admin by claim manages every key even if the recruiter row is not admin.
 	orgAdmin := m.iss.SessionV2("user_member", "org_acme", "admin", time.Hour)
 	r = m.call("POST", base, m.iss.Session("user_acme", "org_acme", "admin", time.Hour), map[string]any{"name": "owner key", "environment": "test"})
-	require.Equal(t, 201, r.Status)
+	require.EqualValues(t, 201, r.Status)
 	r = m.call("GET", base, orgAdmin, nil)
 	assert.Len(t, r.JSON()["data"], 2, "the apitest key and the owner key")
 
@@ -193,20 +193,20 @@ func TestKeyManagementSessionCookie(t *testing.T) {
 		body := map[string]any{"name": "From the console", "environment": "test"}
 
 		r := m.Do("GET", base, "", nil, "Cookie", cookie)
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 
 		r = m.Do("POST", base, "", body, "Cookie", cookie)
-		assert.Equal(t, 401, r.Status, "a cookie on a change without Sec-Fetch-Site could be a forged cross-site request")
+		assert.EqualValues(t, 401, r.Status, "a cookie on a change without Sec-Fetch-Site could be a forged cross-site request")
 		r = m.Do("POST", base, "", body, "Cookie", cookie, "Sec-Fetch-Site", "cross-site")
-		assert.Equal(t, 401, r.Status, string(r.Body))
+		assert.EqualValues(t, 401, r.Status, string(r.Body))
 		r = m.Do("POST", base, "", body, "Cookie", cookie, "Sec-Fetch-Site", "same-origin")
-		require.Equal(t, 201, r.Status, string(r.Body))
+		require.EqualValues(t, 201, r.Status, string(r.Body))
 
 		// The header wins: a bad bearer is not rescued by a good cookie.
 		r = m.Do("GET", base, "", nil, "Cookie", cookie, "Authorization", "Bearer not-a-jwt")
-		assert.Equal(t, 401, r.Status)
+		assert.EqualValues(t, 401, r.Status)
 		r = m.Do("GET", base, "", nil, "Cookie", "__session=not-a-jwt")
-		assert.Equal(t, 401, r.Status)
+		assert.EqualValues(t, 401, r.Status)
 		assert.Equal(t, "AUTH_INVALID_SESSION", r.Code())
 	})
 }

@@ -59,9 +59,9 @@ func TestMetricsScrape(t *testing.T) {
 	toolOK := `veref_tool_calls_total{outcome="ok",surface="rest",tool="candidates_create"}`
 	before := scrape(t)
 
-	require.Equal(t, 404, e.Do("GET", "/v1/api/references/ref_secret_looking_id", key, nil).Status)
-	require.Equal(t, 201, e.Do("POST", "/v1/api/candidates", key, map[string]any{"name": "Ada"}).Status)
-	require.Equal(t, 401, e.Do("GET", "/v1/api/me", "not-a-veref-key", nil).Status)
+	require.EqualValues(t, 404, e.Do("GET", "/v1/api/references/ref_secret_looking_id", key, nil).Status)
+	require.EqualValues(t, 201, e.Do("POST", "/v1/api/candidates", key, map[string]any{"name": "Ada"}).Status)
+	require.EqualValues(t, 401, e.Do("GET", "/v1/api/me", "not-a-veref-key", nil).Status)
 	e.FlushUsage()
 
 	after := scrape(t)
@@ -88,7 +88,7 @@ func TestTracesFollowTheRequest(t *testing.T) {
 
 	tpHeader, traceID := newTraceparent()
 	res := e.Do("POST", "/v1/api/candidates", key, map[string]any{"name": "Ada"}, "traceparent", tpHeader)
-	require.Equal(t, 201, res.Status, string(res.Body))
+	require.EqualValues(t, 201, res.Status, string(res.Body))
 	assert.Equal(t, traceID, res.Header.Get("X-Trace-Id"), "the incoming traceparent is honoured")
 
 	spans := exp.GetSpans()
@@ -126,14 +126,14 @@ func TestTracesFollowTheRequest(t *testing.T) {
 	exp.Reset()
 	tpHeader, traceID = newTraceparent()
 	res = e.Do("GET", "/v1/api/references/nope", key, nil, "traceparent", tpHeader)
-	require.Equal(t, 404, res.Status)
+	require.EqualValues(t, 404, res.Status)
 	assert.Equal(t, traceID, res.JSON()["traceId"])
 	assert.Equal(t, traceID, res.Header.Get("X-Trace-Id"))
 
 	// Without a traceparent a fresh trace starts, and its id is the one reported.
 	exp.Reset()
 	res = e.Do("GET", "/v1/api/me", key, nil)
-	require.Equal(t, 200, res.Status)
+	require.EqualValues(t, 200, res.Status)
 	spans = exp.GetSpans()
 	require.NotEmpty(t, spans)
 	assert.Equal(t, spans[0].SpanContext.TraceID().String(), res.Header.Get("X-Trace-Id"))

@@ -46,14 +46,14 @@ func withServer(t *testing.T, fn func(t *testing.T, e *apitest.Env)) {
 // must asserts the status and returns the decoded JSON body.
 func expect(t *testing.T, res apitest.Response, status int) map[string]any {
 	t.Helper()
-	require.Equal(t, status, res.Status, "body: %s", res.Body)
+	require.EqualValues(t, status, res.Status, "body: %s", res.Body)
 	return res.JSON()
 }
 
 // problem asserts an error status and code and returns the problem body.
 func expectProblem(t *testing.T, res apitest.Response, status int, code string) map[string]any {
 	t.Helper()
-	require.Equal(t, status, res.Status, "body: %s", res.Body)
+	require.EqualValues(t, status, res.Status, "body: %s", res.Body)
 	require.Equal(t, code, res.Code(), "body: %s", res.Body)
 	assert.Equal(t, "application/problem+json", res.Header.Get("Content-Type"))
 	return res.JSON()
@@ -555,12 +555,12 @@ func TestMutationsAreAudited(t *testing.T) {
 			added := newEvents(before, auditOf(t, e.Store, ten, store.AuditFilter{}))
 			require.Len(t, added, 1, "%s must write exactly one audit event", toolName)
 			ev := added[0]
-			assert.Equal(t, store.ActorAPIKey, ev.ActorKind)
+			assert.EqualValues(t, store.ActorAPIKey, ev.ActorKind)
 			assert.Equal(t, keyID, ev.ActorID)
-			assert.Equal(t, tools.SurfaceREST, ev.Surface)
+			assert.EqualValues(t, tools.SurfaceREST, ev.Surface)
 			assert.Equal(t, toolName, ev.Action)
 			assert.Equal(t, traceID, ev.TraceID)
-			assert.Equal(t, "ok", ev.Outcome)
+			assert.EqualValues(t, "ok", ev.Outcome)
 			assert.Equal(t, tool.Target, ev.TargetType)
 			assert.NotEmpty(t, ev.TargetID)
 			// The target id is a record of the target's kind.
@@ -950,7 +950,7 @@ func TestValuationQueueSharedByTwoInstances(t *testing.T) {
 			for _, id := range queued {
 				v, err := stores[0].GetValuation(ctx, ten, id)
 				require.NoError(t, err)
-				assert.Equal(t, store.ValuationSucceeded, v.Status, id)
+				assert.EqualValues(t, store.ValuationSucceeded, v.Status, id)
 				assert.Equal(t, 1, v.Attempts, "%s was run more than once", id)
 				require.NotNil(t, v.Score)
 				assert.Equal(t, 87.5, *v.Score) // 5,4,4,5 from a manager: (4.5-1)/4*100
@@ -972,7 +972,7 @@ func TestValuationQueueSharedByTwoInstances(t *testing.T) {
 				require.True(t, did, "the run with a lapsed lease must be claimed again")
 				v, err := stores[0].GetValuation(ctx, ten, id)
 				require.NoError(t, err)
-				assert.Equal(t, store.ValuationSucceeded, v.Status)
+				assert.EqualValues(t, store.ValuationSucceeded, v.Status)
 				assert.Equal(t, 2, v.Attempts)
 
 				// The first claimer wakes up and tries to finish: refused.

@@ -35,10 +35,10 @@ type auditInput struct {
 
 // AuditActor is who acted; for keys, their prefix and name as they are now.
 type AuditActor struct {
-	Kind      string `json:"kind" enum:"api_key,recruiter,operator,referee,system"`
-	ID        string `json:"id"`
-	KeyPrefix string `json:"keyPrefix,omitempty"`
-	KeyName   string `json:"keyName,omitempty"`
+	Kind      store.ActorKind `json:"kind" enum:"api_key,recruiter,operator,referee,system"`
+	ID        string          `json:"id"`
+	KeyPrefix string          `json:"keyPrefix,omitempty"`
+	KeyName   string          `json:"keyName,omitempty"`
 }
 
 // AuditTarget is what was acted on.
@@ -52,10 +52,10 @@ type AuditEventView struct {
 	ID          string         `json:"id"`
 	Environment string         `json:"environment" enum:"live,test"`
 	Actor       AuditActor     `json:"actor"`
-	Surface     string         `json:"surface"`
+	Surface     store.Surface  `json:"surface"`
 	Action      string         `json:"action"`
 	Target      *AuditTarget   `json:"target,omitempty"`
-	Outcome     string         `json:"outcome" doc:"ok, or the error code"`
+	Outcome     store.Outcome  `json:"outcome" doc:"ok, or the error code"`
 	TraceID     string         `json:"traceId,omitempty"`
 	At          time.Time      `json:"at"`
 	Input       map[string]any `json:"input,omitempty" doc:"A summary of the input, never secrets"`
@@ -232,7 +232,7 @@ type Caller struct {
 }
 
 // Actor is how the caller is recorded on audit events from surface.
-func (c Caller) Actor(surface string) Actor {
+func (c Caller) Actor(surface store.Surface) Actor {
 	return Actor{Kind: store.ActorRecruiter, ID: c.Recruiter.ID, Surface: surface}
 }
 

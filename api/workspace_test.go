@@ -51,7 +51,7 @@ func (w workspace) call(e *apitest.Env, method, path, session string, body any) 
 
 func (w workspace) create(t *testing.T, session, name string) api.CreatedKey {
 	r := w.call(w.a, "POST", "/v1/tenants/acme/api-keys", session, map[string]any{"name": name, "environment": "test"})
-	require.Equal(t, 201, r.Status, string(r.Body))
+	require.EqualValues(t, 201, r.Status, string(r.Body))
 	var c api.CreatedKey
 	r.Decode(t, &c)
 	return c
@@ -62,32 +62,32 @@ func TestWorkspaceSuspendResumeAcrossInstances(t *testing.T) {
 		w := newWorkspace(t, st)
 		k := w.create(t, w.member, "integration")
 		base := "/v1/tenants/acme/api-keys/" + k.APIKey.ID
-		require.Equal(t, 200, w.b.Do("GET", "/v1/api/me", k.Plaintext, nil).Status, "instance b knows the key")
+		require.EqualValues(t, 200, w.b.Do("GET", "/v1/api/me", k.Plaintext, nil).Status, "instance b knows the key")
 
 		r := w.call(w.a, "POST", base+"/suspend", w.member, map[string]any{"note": "investigating"})
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 		assert.Equal(t, "suspended", r.JSON()["status"])
 		assert.Equal(t, "investigating", r.JSON()["suspendNote"])
 		for _, e := range []*apitest.Env{w.a, w.b} {
 			for _, call := range [][2]string{{"GET", "/v1/api/me"}, {"GET", "/v1/api/references"}, {"POST", "/v1/api/agent"}, {"POST", "/v1/api/mcp"}} {
 				r := e.Do(call[0], call[1], k.Plaintext, map[string]any{})
-				assert.Equal(t, 401, r.Status, "%s %s", call[0], call[1])
+				assert.EqualValues(t, 401, r.Status, "%s %s", call[0], call[1])
 				assert.EqualValues(t, problem.AuthSuspendedKey, r.Code(), "%s %s: %s", call[0], call[1], r.Body)
 			}
 		}
-		assert.Equal(t, 409, w.call(w.a, "POST", base+"/suspend", w.member, nil).Status, "already suspended")
+		assert.EqualValues(t, 409, w.call(w.a, "POST", base+"/suspend", w.member, nil).Status, "already suspended")
 		r = w.call(w.b, "GET", base, w.member, nil)
 		assert.Equal(t, "suspended", r.JSON()["status"])
 
 		r = w.call(w.b, "POST", base+"/resume", w.member, nil)
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 		assert.Equal(t, "active", r.JSON()["status"])
-		assert.Equal(t, 200, w.a.Do("GET", "/v1/api/me", k.Plaintext, nil).Status, "resumed on the other instance")
-		assert.Equal(t, 409, w.call(w.a, "POST", base+"/resume", w.member, nil).Status, "not suspended")
+		assert.EqualValues(t, 200, w.a.Do("GET", "/v1/api/me", k.Plaintext, nil).Status, "resumed on the other instance")
+		assert.EqualValues(t, 409, w.call(w.a, "POST", base+"/resume", w.member, nil).Status, "not suspended")
 
 		// Revocation stays permanent: no suspend or resume after it.
-		require.Equal(t, 200, w.call(w.a, "DELETE", base, w.member, nil).Status)
-		assert.Equal(t, 409, w.call(w.a, "POST", base+"/suspend", w.member, nil).Status)
+		require.EqualValues(t, 200, w.call(w.a, "DELETE", base, w.member, nil).Status)
+		assert.EqualValues(t, 409, w.call(w.a, "POST", base+"/suspend", w.member, nil).Status)
 		assert.EqualValues(t, problem.AuthRevokedKey, w.b.Do("GET", "/v1/api/me", k.Plaintext, nil).Code())
 
 		acts := actions(t, w, w.member, "keyId="+k.APIKey.ID)
@@ -100,7 +100,7 @@ func TestWorkspaceRoll(t *testing.T) {
 		w := newWorkspace(t, st)
 		old := w.create(t, w.member, "payroll sync")
 		r := w.call(w.a, "POST", "/v1/tenants/acme/api-keys/"+old.APIKey.ID+"/roll", w.member, map[string]any{"graceHours": 2})
-		require.Equal(t, 201, r.Status, string(r.Body))
+		require.EqualValues(t, 201, r.Status, string(r.Body))
 		var rolled api.CreatedKey
 		r.Decode(t, &rolled)
 		assert.Equal(t, "payroll sync", rolled.APIKey.Name)
@@ -112,40 +112,40 @@ func TestWorkspaceRoll(t *testing.T) {
 		r = w.call(w.b, "GET", "/v1/tenants/acme/api-keys/"+old.APIKey.ID, w.member, nil)
 		assert.Equal(t, "payroll sync (rolled)", r.JSON()["name"])
 		assert.Equal(t, rolled.APIKey.ID, r.JSON()["rolledTo"])
-		assert.Equal(t, 409, w.call(w.a, "POST", "/v1/tenants/acme/api-keys/"+old.APIKey.ID+"/roll", w.member, map[string]any{"graceHours": 1}).Status,
+		assert.EqualValues(t, 409, w.call(w.a, "POST", "/v1/tenants/acme/api-keys/"+old.APIKey.ID+"/roll", w.member, map[string]any{"graceHours": 1}).Status,
 			"a rolled key is not rolled twice")
 
 		// Within the grace both secrets work, on both instances.
 		for _, e := range []*apitest.Env{w.a, w.b} {
-			assert.Equal(t, 200, e.Do("GET", "/v1/api/me", old.Plaintext, nil).Status)
-			assert.Equal(t, 200, e.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
+			assert.EqualValues(t, 200, e.Do("GET", "/v1/api/me", old.Plaintext, nil).Status)
+			assert.EqualValues(t, 200, e.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
 		}
 		w.clock.Store(int64(2*time.Hour - time.Minute))
-		assert.Equal(t, 200, w.b.Do("GET", "/v1/api/me", old.Plaintext, nil).Status, "a minute before the grace ends")
+		assert.EqualValues(t, 200, w.b.Do("GET", "/v1/api/me", old.Plaintext, nil).Status, "a minute before the grace ends")
 		w.clock.Store(int64(2*time.Hour + time.Second))
 		for _, e := range []*apitest.Env{w.a, w.b} {
 			r := e.Do("GET", "/v1/api/me", old.Plaintext, nil)
-			assert.Equal(t, 401, r.Status)
+			assert.EqualValues(t, 401, r.Status)
 			assert.EqualValues(t, problem.AuthExpiredKey, r.Code())
 			assert.Contains(t, r.JSON()["detail"], "rolled")
 			assert.Contains(t, r.JSON()["hint"], rolled.APIKey.ID)
-			assert.Equal(t, 200, e.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
+			assert.EqualValues(t, 200, e.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
 		}
 
 		// Grace 0 ends the old secret from the next request; a second roll of
 		// the same name finds "(rolled)" taken and counts.
 		r = w.call(w.b, "POST", "/v1/tenants/acme/api-keys/"+rolled.APIKey.ID+"/roll", w.member, map[string]any{"graceHours": 0})
-		require.Equal(t, 201, r.Status, string(r.Body))
+		require.EqualValues(t, 201, r.Status, string(r.Body))
 		var again api.CreatedKey
 		r.Decode(t, &again)
 		assert.EqualValues(t, problem.AuthExpiredKey, w.a.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Code())
-		assert.Equal(t, 200, w.a.Do("GET", "/v1/api/me", again.Plaintext, nil).Status)
+		assert.EqualValues(t, 200, w.a.Do("GET", "/v1/api/me", again.Plaintext, nil).Status)
 		r = w.call(w.b, "GET", "/v1/tenants/acme/api-keys/"+rolled.APIKey.ID, w.member, nil)
 		assert.Equal(t, "payroll sync (rolled) 2", r.JSON()["name"])
 
 		for _, g := range []any{-1, 169, "two"} {
 			r := w.call(w.a, "POST", "/v1/tenants/acme/api-keys/"+again.APIKey.ID+"/roll", w.member, map[string]any{"graceHours": g})
-			assert.Equal(t, 422, r.Status, "graceHours %v", g)
+			assert.EqualValues(t, 422, r.Status, "graceHours %v", g)
 		}
 		ev := events(t, w, w.member, "action=api_key.roll&targetId="+old.APIKey.ID)
 		require.Len(t, ev, 1)
@@ -165,18 +165,18 @@ func TestWorkspaceMembersAdminsAndTenants(t *testing.T) {
 				method = "GET"
 			}
 			r := w.call(w.a, method, "/v1/tenants/acme/api-keys/"+theirs.APIKey.ID+path, w.member, body)
-			assert.Equal(t, 404, r.Status, "a member cannot %s another's key", path)
+			assert.EqualValues(t, 404, r.Status, "a member cannot %s another's key", path)
 		}
-		require.Equal(t, 200, w.call(w.a, "POST", "/v1/tenants/acme/api-keys/"+mine.APIKey.ID+"/suspend", w.admin, nil).Status,
+		require.EqualValues(t, 200, w.call(w.a, "POST", "/v1/tenants/acme/api-keys/"+mine.APIKey.ID+"/suspend", w.admin, nil).Status,
 			"an admin acts on every key of the tenant")
 
 		// Another tenant's admin finds nothing of acme, and acme's keys are not in globex.
 		globex := w.iss.Session("user_globex", "org_globex", "admin", time.Hour)
 		for _, p := range []string{"/v1/tenants/acme/audit-events", "/v1/tenants/acme/api-keys/" + mine.APIKey.ID + "/usage/summary"} {
-			assert.Equal(t, 404, w.call(w.a, "GET", p, globex, nil).Status, p)
+			assert.EqualValues(t, 404, w.call(w.a, "GET", p, globex, nil).Status, p)
 		}
 		r := w.call(w.a, "POST", "/v1/tenants/globex/api-keys/"+mine.APIKey.ID+"/resume", globex, nil)
-		assert.Equal(t, 404, r.Status)
+		assert.EqualValues(t, 404, r.Status)
 		assert.Empty(t, events(t, w, globex, "", "globex"), "globex's trail has none of acme's events")
 
 		// The member's trail has their key's events, including the admin's
@@ -205,7 +205,7 @@ func TestWorkspaceAuditFiltersAndPaging(t *testing.T) {
 		require.Len(t, apiEv, 3)
 		assert.Equal(t, k.APIKey.Prefix, apiEv[0].Actor.KeyPrefix)
 		assert.Equal(t, "reader", apiEv[0].Actor.KeyName)
-		assert.Equal(t, "rest", apiEv[0].Surface)
+		assert.EqualValues(t, "rest", apiEv[0].Surface)
 		assert.NotEmpty(t, apiEv[0].TraceID)
 		assert.Len(t, events(t, w, w.admin, "surface=rest&outcome=ok&environment=test&actorId="+k.APIKey.ID), 3)
 		assert.Empty(t, events(t, w, w.admin, "environment=live&actorId="+k.APIKey.ID))
@@ -224,7 +224,7 @@ func TestWorkspaceAuditFiltersAndPaging(t *testing.T) {
 		for pages := 0; ; pages++ {
 			require.Less(t, pages, 10)
 			r := w.call(w.a, "GET", "/v1/tenants/acme/audit-events?limit=2&keyId="+k.APIKey.ID+"&cursor="+cursor, w.admin, nil)
-			require.Equal(t, 200, r.Status, string(r.Body))
+			require.EqualValues(t, 200, r.Status, string(r.Body))
 			var page struct {
 				Data       []api.AuditEventView `json:"data"`
 				NextCursor string               `json:"nextCursor"`
@@ -263,7 +263,7 @@ func TestWorkspaceUsageSummary(t *testing.T) {
 		w.a.Do("GET", "/v1/api/candidates/cand_missing", k.Plaintext, nil)
 		w.a.FlushUsage()
 		r := w.call(w.a, "GET", "/v1/tenants/acme/api-keys/"+k.APIKey.ID+"/usage/summary", w.member, nil)
-		require.Equal(t, 200, r.Status, string(r.Body))
+		require.EqualValues(t, 200, r.Status, string(r.Body))
 		var sum api.UsageSummary
 		r.Decode(t, &sum)
 		require.GreaterOrEqual(t, len(sum.Days), 30)
@@ -279,16 +279,16 @@ func TestWorkspaceUsageSummary(t *testing.T) {
 		assert.Equal(t, 0, sum.Days[0].Calls)
 
 		q := "?from=2026-01-10T00:00:00Z&to=2026-01-01T00:00:00Z"
-		assert.Equal(t, 422, w.call(w.a, "GET", "/v1/tenants/acme/api-keys/"+k.APIKey.ID+"/usage/summary"+q, w.member, nil).Status)
+		assert.EqualValues(t, 422, w.call(w.a, "GET", "/v1/tenants/acme/api-keys/"+k.APIKey.ID+"/usage/summary"+q, w.member, nil).Status)
 		q = "?from=2025-01-01T00:00:00Z&to=2026-01-01T00:00:00Z"
-		assert.Equal(t, 422, w.call(w.a, "GET", "/v1/tenants/acme/api-keys/"+k.APIKey.ID+"/usage/summary"+q, w.member, nil).Status)
+		assert.EqualValues(t, 422, w.call(w.a, "GET", "/v1/tenants/acme/api-keys/"+k.APIKey.ID+"/usage/summary"+q, w.member, nil).Status)
 	})
 }
 
 func TestWorkspaceOpenAPIDocument(t *testing.T) {
 	w := newWorkspace(t, openSQLite(t))
 	r := w.a.Do("GET", "/v1/tenants/openapi.json", "", nil)
-	require.Equal(t, 200, r.Status)
+	require.EqualValues(t, 200, r.Status)
 	doc := r.JSON()
 	assert.Regexp(t, `^3\.1`, doc["openapi"])
 	paths, _ := doc["paths"].(map[string]any)
@@ -306,12 +306,12 @@ func TestWorkspaceSessionCookie(t *testing.T) {
 	k := w.create(t, w.member, "cookie key")
 	cookie := "__session=" + w.member
 	r := w.a.Do("GET", "/v1/tenants/acme/api-keys", "", nil, "Cookie", cookie)
-	require.Equal(t, 200, r.Status, string(r.Body))
+	require.EqualValues(t, 200, r.Status, string(r.Body))
 	path := "/v1/tenants/acme/api-keys/" + k.APIKey.ID + "/suspend"
 	r = w.a.Do("POST", path, "", nil, "Cookie", cookie, "Sec-Fetch-Site", "cross-site")
-	assert.Equal(t, 401, r.Status, "a cookie from another site does not change anything")
+	assert.EqualValues(t, 401, r.Status, "a cookie from another site does not change anything")
 	r = w.a.Do("POST", path, "", nil, "Cookie", cookie, "Sec-Fetch-Site", "same-origin")
-	assert.Equal(t, 200, r.Status, string(r.Body))
+	assert.EqualValues(t, 200, r.Status, string(r.Body))
 }
 
 func events(t *testing.T, w workspace, session, query string, tenant ...string) []api.AuditEventView {
@@ -321,7 +321,7 @@ func events(t *testing.T, w workspace, session, query string, tenant ...string) 
 		ten = tenant[0]
 	}
 	r := w.call(w.a, "GET", "/v1/tenants/"+ten+"/audit-events?limit=200&"+query, session, nil)
-	require.Equal(t, 200, r.Status, string(r.Body))
+	require.EqualValues(t, 200, r.Status, string(r.Body))
 	var page struct {
 		Data []api.AuditEventView `json:"data"`
 	}
@@ -347,8 +347,8 @@ func TestWorkspaceLifecycleSeenByAnotherPool(t *testing.T) {
 	by := api.Actor{Kind: store.ActorRecruiter, ID: "acme_recruiter"}
 	key := a.Key("acme", auth.Test)
 	id := a.Principal(key).KeyID
-	require.Equal(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status)
-	require.Equal(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status, "warm in b's cache")
+	require.EqualValues(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status)
+	require.EqualValues(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status, "warm in b's cache")
 
 	_, err := a.Keys.Suspend(ctx, "acme", id, "incident", by)
 	require.NoError(t, err)
@@ -362,5 +362,5 @@ func TestWorkspaceLifecycleSeenByAnotherPool(t *testing.T) {
 	rolled, err := a.Keys.Roll(ctx, "acme", id, 0, by)
 	require.NoError(t, err)
 	eventually(t, "b refuses the rolled key", func() bool { return b.Do("GET", "/v1/api/me", key, nil).Code() == string(problem.AuthExpiredKey) })
-	assert.Equal(t, 200, b.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
+	assert.EqualValues(t, 200, b.Do("GET", "/v1/api/me", rolled.Plaintext, nil).Status)
 }

@@ -61,7 +61,7 @@ func (b *backend) countAudit(ctx context.Context, keyID string) (int, error) {
 	ten := store.Tenancy{TenantID: benchTenant, Environment: auth.Test}
 	n, page := 0, store.Page{Limit: 200}
 	for {
-		rows, next, err := b.st.ListAudit(ctx, ten, store.AuditFilter{ActorID: keyID, Surface: tools.SurfaceMCP}, page)
+		rows, next, err := b.st.ListAudit(ctx, ten, store.AuditFilter{ActorID: keyID, Surface: string(tools.SurfaceMCP)}, page)
 		if err != nil {
 			return 0, err
 		}

@@ -206,8 +206,8 @@ func TestHiddenToolFailsLikeUnknownTool(t *testing.T) {
 	require.NoError(t, err)
 	outcomes := map[string]string{}
 	for _, ev := range evs {
-		outcomes[ev.Action] = ev.Outcome
-		assert.Equal(t, store.ActorAPIKey, ev.ActorKind)
+		outcomes[ev.Action] = string(ev.Outcome)
+		assert.EqualValues(t, store.ActorAPIKey, ev.ActorKind)
 		assert.Equal(t, p.KeyID, ev.ActorID)
 	}
 	assert.Equal(t, map[string]string{secretTool: string(problem.ScopeMissing), "mcptest_no_such_tool": "NOT_FOUND"}, outcomes)
@@ -315,7 +315,7 @@ func TestTestKeySeesNoLiveData(t *testing.T) {
 		// The test key's calls land in the test environment only.
 		env.FlushAudits() // reads are audited in batches
 		liveEvents, _, err := env.Store.ListAudit(context.Background(),
-			store.Tenancy{TenantID: "acme", Environment: auth.Live}, store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
+			store.Tenancy{TenantID: "acme", Environment: auth.Live}, store.AuditFilter{Surface: string(tools.SurfaceMCP)}, store.Page{Limit: 100})
 		require.NoError(t, err)
 		for _, ev := range liveEvents {
 			assert.NotEqual(t, env.Principal(testKey).KeyID, ev.ActorID, "a test key's call was audited as live")
@@ -357,16 +357,16 @@ func TestEveryCallIsAuditedAndNamedInUsage(t *testing.T) {
 
 		env.FlushAudits() // reads are audited in batches
 		events, _, err := env.Store.ListAudit(context.Background(), store.TenancyOf(p),
-			store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
+			store.AuditFilter{Surface: string(tools.SurfaceMCP)}, store.Page{Limit: 100})
 		require.NoError(t, err)
 		require.Len(t, events, calls)
 		byAction := map[string]int{}
 		for _, ev := range events {
-			assert.Equal(t, store.ActorAPIKey, ev.ActorKind)
+			assert.EqualValues(t, store.ActorAPIKey, ev.ActorKind)
 			assert.Equal(t, p.KeyID, ev.ActorID)
-			assert.Equal(t, tools.SurfaceMCP, ev.Surface)
+			assert.EqualValues(t, tools.SurfaceMCP, ev.Surface)
 			assert.Equal(t, traceID, ev.TraceID)
-			byAction[ev.Action+"/"+ev.Outcome]++
+			byAction[ev.Action+"/"+string(ev.Outcome)]++
 		}
 		assert.Equal(t, map[string]int{
 			"whoami/ok": whoamis, echoTool + "/ok": 1, echoTool + "/" + string(problem.InvalidInput): 1,
@@ -387,7 +387,7 @@ func TestEveryCallIsAuditedAndNamedInUsage(t *testing.T) {
 		}, 10*time.Second, 20*time.Millisecond)
 		byEndpoint := map[string]int{}
 		for _, u := range rows {
-			assert.Equal(t, tools.SurfaceMCP, u.Surface)
+			assert.EqualValues(t, tools.SurfaceMCP, u.Surface)
 			assert.Equal(t, traceID, u.TraceID)
 			byEndpoint[u.Endpoint]++
 		}
@@ -409,7 +409,7 @@ func TestOriginAllowList(t *testing.T) {
 	assert.Equal(t, http.StatusForbidden, res.StatusCode, string(body))
 	assert.Contains(t, string(body), "ORIGIN_NOT_ALLOWED")
 	env.FlushAudits() // reads are audited in batches
-	events, _, err := env.Store.ListAudit(context.Background(), store.TenancyOf(p), store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 10})
+	events, _, err := env.Store.ListAudit(context.Background(), store.TenancyOf(p), store.AuditFilter{Surface: string(tools.SurfaceMCP)}, store.Page{Limit: 10})
 	require.NoError(t, err)
 	assert.Empty(t, events, "nothing runs for a refused origin")
 
@@ -472,7 +472,7 @@ func TestMissingKeyIsChallenged(t *testing.T) {
 	assert.Contains(t, challenge, `resource_metadata="`+env.URL+"/.well-known/oauth-protected-resource/v1/api/mcp")
 
 	meta := env.Do(http.MethodGet, "/.well-known/oauth-protected-resource/v1/api/mcp", "", nil)
-	require.Equal(t, http.StatusOK, meta.Status)
+	require.EqualValues(t, http.StatusOK, meta.Status)
 	assert.Equal(t, mcpURL(env), meta.JSON()["resource"])
 }
 
@@ -498,13 +498,13 @@ func TestBodyLimit(t *testing.T) {
 		"params": map[string]any{"name": echoTool, "arguments": map[string]any{"text": strings.Repeat("x", 4096)}}}
 
 	res, body := rpc(t, env, key, big)
-	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, string(body))
+	assert.EqualValues(t, http.StatusRequestEntityTooLarge, res.StatusCode, string(body))
 
 	// Without a Content-Length the limit still holds.
 	buf, err := json.Marshal(big)
 	require.NoError(t, err)
 	res, body = rpc(t, env, key, struct{ *strings.Reader }{strings.NewReader(string(buf))})
-	assert.Equal(t, http.StatusRequestEntityTooLarge, res.StatusCode, string(body))
+	assert.EqualValues(t, http.StatusRequestEntityTooLarge, res.StatusCode, string(body))
 
 	res, body = rpc(t, env, key, initializeMsg("2025-11-25"))
 	assert.Equal(t, http.StatusOK, res.StatusCode, string(body))

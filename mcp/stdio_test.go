@@ -102,7 +102,7 @@ func TestServeStdioForwardsToTheRemote(t *testing.T) {
 
 	// Calls went to the remote as this key, on the MCP surface.
 	env.FlushAudits() // reads are audited in batches
-	events, _, err := env.Store.ListAudit(ctx, store.TenancyOf(p), store.AuditFilter{Surface: tools.SurfaceMCP}, store.Page{Limit: 100})
+	events, _, err := env.Store.ListAudit(ctx, store.TenancyOf(p), store.AuditFilter{Surface: string(tools.SurfaceMCP)}, store.Page{Limit: 100})
 	require.NoError(t, err)
 	assert.Len(t, events, 3)
 

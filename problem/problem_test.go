@@ -20,7 +20,7 @@ func TestEveryCodeHasAStatusAndADocumentedType(t *testing.T) {
 		assert.True(t, in.Status >= 400 && in.Status <= 599, "%s: status %d", in.Code, in.Status)
 		assert.NotEmpty(t, http.StatusText(in.Status), in.Code)
 		assert.NotEmpty(t, in.Meaning, in.Code)
-		assert.Equal(t, in.Status, in.Code.Status())
+		assert.EqualValues(t, in.Status, in.Code.Status())
 		assert.Equal(t, "https://docs.veref.work/errors/"+string(in.Code), in.Code.Type())
 	}
 	// The codes other surfaces rely on, with the statuses clients expect.
@@ -30,9 +30,9 @@ func TestEveryCodeHasAStatusAndADocumentedType(t *testing.T) {
 		problem.AuthorizationPending: 400, problem.SlowDown: 400, problem.AccessDenied: 400, problem.ExpiredToken: 400,
 		problem.InvalidInput: 422, problem.ScopeMissing: 403, problem.NotFound: 404,
 	} {
-		assert.Equal(t, status, code.Status(), code)
+		assert.EqualValues(t, status, code.Status(), code)
 	}
-	assert.Equal(t, 500, problem.Code("NO_SUCH_CODE").Status(), "an unknown code is a server fault")
+	assert.EqualValues(t, 500, problem.Code("NO_SUCH_CODE").Status(), "an unknown code is a server fault")
 	assert.False(t, problem.Code("NO_SUCH_CODE").Known())
 }
 
@@ -74,5 +74,5 @@ func TestDecodeRefusesWhatIsNotAProblem(t *testing.T) {
 	}
 	p, err := problem.Decode([]byte(`{"code":"NOT_FOUND"}`), 404)
 	require.NoError(t, err)
-	assert.Equal(t, 404, p.Status, "the HTTP status stands in for a missing member")
+	assert.EqualValues(t, 404, p.Status, "the HTTP status stands in for a missing member")
 }

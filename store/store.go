@@ -293,7 +293,7 @@ type Usage struct {
 	KeyID       string           `json:"keyId"`
 	TenantID    string           `json:"tenantId"`
 	Environment auth.Environment `json:"environment"`
-	Surface     string           `json:"surface"` // rest, mcp, agent
+	Surface     Surface          `json:"surface"`
 	Endpoint    string           `json:"endpoint"`
 	Method      string           `json:"method"`
 	Status      int              `json:"status"`
@@ -303,28 +303,53 @@ type Usage struct {
 	At          time.Time        `json:"at"`
 }
 
+// ActorKind says who acted in an audit event.
+type ActorKind string
+
 // Actor kinds.
 const (
-	ActorAPIKey    = "api_key"
-	ActorRecruiter = "recruiter"
-	ActorOperator  = "operator"
-	ActorReferee   = "referee"
-	ActorSystem    = "system"
+	ActorAPIKey    ActorKind = "api_key"
+	ActorRecruiter ActorKind = "recruiter"
+	ActorOperator  ActorKind = "operator"
+	ActorReferee   ActorKind = "referee"
+	ActorSystem    ActorKind = "system"
 )
+
+// Surface is where a call came from, on usage rows and audit events.
+type Surface string
+
+// Surfaces.
+const (
+	SurfaceREST       Surface = "rest"
+	SurfaceMCP        Surface = "mcp"
+	SurfaceAgent      Surface = "agent"
+	SurfaceManagement Surface = "management" // the key-management routes
+	SurfaceConsole    Surface = "console"
+	SurfaceCLI        Surface = "cli"    // the operator's and the login's commands
+	SurfacePublic     Surface = "public" // referee and share links
+	SurfaceWorker     Surface = "worker" // background loops
+)
+
+// Outcome is how an audited action ended: OutcomeOK, or the stable error
+// code of its refusal or failure.
+type Outcome string
+
+// OutcomeOK is an action that succeeded.
+const OutcomeOK Outcome = "ok"
 
 // AuditEvent records who changed or (through MCP and the agent) read what.
 type AuditEvent struct {
 	ID          string           `json:"id"`
 	TenantID    string           `json:"tenantId"`
 	Environment auth.Environment `json:"environment"`
-	ActorKind   string           `json:"actorKind"`
+	ActorKind   ActorKind        `json:"actorKind"`
 	ActorID     string           `json:"actorId"`
-	Surface     string           `json:"surface"`
+	Surface     Surface          `json:"surface"`
 	Action      string           `json:"action"`
 	TargetType  string           `json:"targetType,omitempty"`
 	TargetID    string           `json:"targetId,omitempty"`
 	TraceID     string           `json:"traceId,omitempty"`
-	Outcome     string           `json:"outcome"` // ok, or the error code
+	Outcome     Outcome          `json:"outcome"`
 	Data        map[string]any   `json:"data,omitempty"`
 	At          time.Time        `json:"at"`
 }
@@ -376,37 +401,43 @@ type CandidateFilter struct {
 	Query       string // substring of name or email, case-insensitive
 }
 
+// RequestStatus is where a reference request stands.
+type RequestStatus string
+
 // Request statuses.
 const (
-	RequestDraft      = "draft"
-	RequestSent       = "sent"
-	RequestInProgress = "in_progress"
-	RequestCompleted  = "completed"
-	RequestCancelled  = "cancelled"
+	RequestDraft      RequestStatus = "draft"
+	RequestSent       RequestStatus = "sent"
+	RequestInProgress RequestStatus = "in_progress"
+	RequestCompleted  RequestStatus = "completed"
+	RequestCancelled  RequestStatus = "cancelled"
 )
+
+// InviteState is where one referee's invitation stands.
+type InviteState string
 
 // Referee invitation states.
 const (
-	InvitePending   = "pending"
-	InviteSent      = "sent"
-	InviteOpened    = "opened"
-	InviteResponded = "responded"
-	InviteDeclined  = "declined"
-	InviteExpired   = "expired"
+	InvitePending   InviteState = "pending"
+	InviteSent      InviteState = "sent"
+	InviteOpened    InviteState = "opened"
+	InviteResponded InviteState = "responded"
+	InviteDeclined  InviteState = "declined"
+	InviteExpired   InviteState = "expired"
 )
 
 // ReferenceRequest is one reference check for a candidate.
 type ReferenceRequest struct {
-	ID          string     `json:"id"`
-	CandidateID string     `json:"candidateId"`
-	RecruiterID string     `json:"recruiterId"`
-	Status      string     `json:"status"`
-	DueDate     *time.Time `json:"dueDate,omitempty"`
-	Questions   []Question `json:"questions"`
-	Referees    []Referee  `json:"referees"`
-	CreatedAt   time.Time  `json:"createdAt"`
-	UpdatedAt   time.Time  `json:"updatedAt"`
-	Version     int        `json:"-"`
+	ID          string        `json:"id"`
+	CandidateID string        `json:"candidateId"`
+	RecruiterID string        `json:"recruiterId"`
+	Status      RequestStatus `json:"status"`
+	DueDate     *time.Time    `json:"dueDate,omitempty"`
+	Questions   []Question    `json:"questions"`
+	Referees    []Referee     `json:"referees"`
+	CreatedAt   time.Time     `json:"createdAt"`
+	UpdatedAt   time.Time     `json:"updatedAt"`
+	Version     int           `json:"-"`
 }
 
 // Question is asked of every referee.
@@ -418,20 +449,20 @@ type Question struct {
 
 // Referee is someone asked for a reference, with their invitation state and answers.
 type Referee struct {
-	ID              string     `json:"id"`
-	Name            string     `json:"name"`
-	Email           string     `json:"email"`
-	Relationship    string     `json:"relationship"`
-	Company         string     `json:"company,omitempty"`
-	State           string     `json:"state"`
-	InvitedAt       *time.Time `json:"invitedAt,omitempty"`
-	InviteExpiresAt *time.Time `json:"inviteExpiresAt,omitempty"`
-	OpenedAt        *time.Time `json:"openedAt,omitempty"`
-	RespondedAt     *time.Time `json:"respondedAt,omitempty"`
-	DeclinedAt      *time.Time `json:"declinedAt,omitempty"`
-	DeclineReason   string     `json:"declineReason,omitempty"`
-	InvitationsSent int        `json:"invitationsSent"`
-	Answers         []Answer   `json:"answers,omitempty"`
+	ID              string      `json:"id"`
+	Name            string      `json:"name"`
+	Email           string      `json:"email"`
+	Relationship    string      `json:"relationship"`
+	Company         string      `json:"company,omitempty"`
+	State           InviteState `json:"state"`
+	InvitedAt       *time.Time  `json:"invitedAt,omitempty"`
+	InviteExpiresAt *time.Time  `json:"inviteExpiresAt,omitempty"`
+	OpenedAt        *time.Time  `json:"openedAt,omitempty"`
+	RespondedAt     *time.Time  `json:"respondedAt,omitempty"`
+	DeclinedAt      *time.Time  `json:"declinedAt,omitempty"`
+	DeclineReason   string      `json:"declineReason,omitempty"`
+	InvitationsSent int         `json:"invitationsSent"`
+	Answers         []Answer    `json:"answers,omitempty"`
 }
 
 // Answer is a referee's answer to one question.
@@ -444,7 +475,7 @@ type Answer struct {
 // ReferenceFilter narrows ListReferences.
 type ReferenceFilter struct {
 	CandidateID string
-	Status      string
+	Status      RequestStatus
 }
 
 // Report is generated from a request's responses; Content is the rendered
@@ -472,12 +503,15 @@ type ReportFilter struct {
 	RequestID string
 }
 
+// ValuationStatus is where a valuation run stands.
+type ValuationStatus string
+
 // Valuation statuses.
 const (
-	ValuationQueued    = "queued"
-	ValuationRunning   = "running"
-	ValuationSucceeded = "succeeded"
-	ValuationFailed    = "failed"
+	ValuationQueued    ValuationStatus = "queued"
+	ValuationRunning   ValuationStatus = "running"
+	ValuationSucceeded ValuationStatus = "succeeded"
+	ValuationFailed    ValuationStatus = "failed"
 )
 
 // Valuation is an asynchronous scoring run over a request's responses.
@@ -486,7 +520,7 @@ type Valuation struct {
 	TenantID      string               `json:"-"`
 	Environment   auth.Environment     `json:"-"`
 	RequestID     string               `json:"requestId"`
-	Status        string               `json:"status"`
+	Status        ValuationStatus      `json:"status"`
 	Attempts      int                  `json:"attempts"`
 	NextAttemptAt time.Time            `json:"-"`
 	LeaseUntil    *time.Time           `json:"-"`
@@ -516,7 +550,7 @@ type ValuationComponents struct {
 // ValuationFilter narrows ListValuations.
 type ValuationFilter struct {
 	RequestID string
-	Status    string
+	Status    ValuationStatus
 }
 
 // TokenKind says what a public token opens.

@@ -13,17 +13,17 @@ import (
 
 // ReportContent is the analysis of a request's answers.
 type ReportContent struct {
-	CandidateID    string            `json:"candidateId"`
-	CandidateName  string            `json:"candidateName"`
-	Role           string            `json:"role,omitempty"`
-	RequestStatus  string            `json:"requestStatus"`
-	GeneratedAt    time.Time         `json:"generatedAt"`
-	ResponseRate   float64           `json:"responseRate" doc:"Share of referees who answered, 0 to 1"`
-	OverallAverage *float64          `json:"overallAverage,omitempty" doc:"Mean of every rating, 1 to 5"`
-	Agreement      string            `json:"agreement" enum:"high,medium,low,not_enough_data" doc:"How closely referees' ratings agree"`
-	Questions      []QuestionSummary `json:"questions"`
-	Referees       []RefereeSummary  `json:"referees"`
-	Flags          []Flag            `json:"flags"`
+	CandidateID    string              `json:"candidateId"`
+	CandidateName  string              `json:"candidateName"`
+	Role           string              `json:"role,omitempty"`
+	RequestStatus  store.RequestStatus `json:"requestStatus"`
+	GeneratedAt    time.Time           `json:"generatedAt"`
+	ResponseRate   float64             `json:"responseRate" doc:"Share of referees who answered, 0 to 1"`
+	OverallAverage *float64            `json:"overallAverage,omitempty" doc:"Mean of every rating, 1 to 5"`
+	Agreement      string              `json:"agreement" enum:"high,medium,low,not_enough_data" doc:"How closely referees' ratings agree"`
+	Questions      []QuestionSummary   `json:"questions"`
+	Referees       []RefereeSummary    `json:"referees"`
+	Flags          []Flag              `json:"flags"`
 }
 
 // QuestionSummary aggregates one question across referees.
@@ -48,13 +48,13 @@ type TextAnswer struct {
 
 // RefereeSummary is one referee's part.
 type RefereeSummary struct {
-	ID            string   `json:"id"`
-	Name          string   `json:"name"`
-	Relationship  string   `json:"relationship"`
-	Company       string   `json:"company,omitempty"`
-	State         string   `json:"state"`
-	AverageRating *float64 `json:"averageRating,omitempty"`
-	Answered      int      `json:"answered"`
+	ID            string            `json:"id"`
+	Name          string            `json:"name"`
+	Relationship  string            `json:"relationship"`
+	Company       string            `json:"company,omitempty"`
+	State         store.InviteState `json:"state"`
+	AverageRating *float64          `json:"averageRating,omitempty"`
+	Answered      int               `json:"answered"`
 }
 
 // Flag points at something a recruiter should look at.
@@ -95,7 +95,7 @@ func analyse(r store.ReferenceRequest, cand store.Candidate, now time.Time) Repo
 			}
 			rc.Flags = append(rc.Flags, Flag{Kind: "declined", Message: msg, RefereeID: ref.ID})
 		default:
-			rc.Flags = append(rc.Flags, Flag{Kind: "no_response", Message: ref.Name + " has not answered (" + ref.State + ")", RefereeID: ref.ID})
+			rc.Flags = append(rc.Flags, Flag{Kind: "no_response", Message: ref.Name + " has not answered (" + string(ref.State) + ")", RefereeID: ref.ID})
 		}
 	}
 	if len(r.Referees) > 0 {

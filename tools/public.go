@@ -57,7 +57,7 @@ type ResponseInput struct {
 
 // ResponseReceipt confirms a response.
 type ResponseReceipt struct {
-	Status string `json:"status" enum:"responded,declined"`
+	Status store.InviteState `json:"status" enum:"responded,declined"`
 }
 
 // SharedReport is a report seen through a share link.
@@ -196,7 +196,7 @@ func (pub *Public) submitOnce(ctx context.Context, token string, in ResponseInpu
 		if _, err := q.UpdateReference(ctx, ten, r); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, pub.event(ten, ref.ID, "invitation."+ref.State, r.ID, now))
+		return q.InsertAudit(ctx, pub.event(ten, ref.ID, "invitation."+string(ref.State), r.ID, now))
 	})
 	return out, err
 }
@@ -233,8 +233,8 @@ func (pub *Public) loadReferee(ctx context.Context, q store.Queries, ten store.T
 
 func (pub *Public) event(ten store.Tenancy, refereeID, action, requestID string, now time.Time) store.AuditEvent {
 	return store.AuditEvent{ID: store.NewID("evt"), TenantID: ten.TenantID, Environment: ten.Environment,
-		ActorKind: store.ActorReferee, ActorID: refereeID, Surface: "public", Action: action,
-		TargetType: "reference_request", TargetID: requestID, Outcome: "ok", At: now}
+		ActorKind: store.ActorReferee, ActorID: refereeID, Surface: store.SurfacePublic, Action: action,
+		TargetType: "reference_request", TargetID: requestID, Outcome: store.OutcomeOK, At: now}
 }
 
 // checkAnswers requires a 1-5 rating for every rating question and allows

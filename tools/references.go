@@ -87,7 +87,7 @@ func (c *catalogue) references() {
 		Policy:      auth.Reads(auth.ReferencesRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/references"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in ReferencesListInput) (List[store.ReferenceRequest], error) {
-		rows, next, err := Q(ctx).ListReferences(ctx, store.TenancyOf(p), store.ReferenceFilter{CandidateID: in.CandidateID, Status: in.Status}, in.page())
+		rows, next, err := Q(ctx).ListReferences(ctx, store.TenancyOf(p), store.ReferenceFilter{CandidateID: in.CandidateID, Status: store.RequestStatus(in.Status)}, in.page())
 		for i := range rows {
 			refresh(&rows[i], c.now())
 		}
@@ -125,7 +125,7 @@ func (c *catalogue) references() {
 		}
 		refresh(&r, now)
 		if r.Status == store.RequestCancelled || r.Status == store.RequestCompleted {
-			return Reference{}, Conflict("the request is " + r.Status + "; invitations can no longer be sent")
+			return Reference{}, Conflict("the request is " + string(r.Status) + "; invitations can no longer be sent")
 		}
 		targets, err := pickReferees(r, in.RefereeIDs)
 		if err != nil {
@@ -328,7 +328,7 @@ func refresh(r *store.ReferenceRequest, now time.Time) {
 
 // deriveStatus follows the referees: completed when all answered or
 // declined, in progress once any opened or answered, sent once any invited.
-func deriveStatus(r store.ReferenceRequest) string {
+func deriveStatus(r store.ReferenceRequest) store.RequestStatus {
 	if r.Status == store.RequestCancelled {
 		return r.Status
 	}

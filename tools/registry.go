@@ -28,9 +28,9 @@ import (
 
 // Surfaces a call can come from; recorded on audit events.
 const (
-	SurfaceREST  = "rest"
-	SurfaceMCP   = "mcp"
-	SurfaceAgent = "agent"
+	SurfaceREST  = store.SurfaceREST
+	SurfaceMCP   = store.SurfaceMCP
+	SurfaceAgent = store.SurfaceAgent
 )
 
 func init() {
@@ -217,7 +217,7 @@ func (r *Registry) Lookup(name string) (*Tool, bool) {
 // Call is one invocation from any surface.
 type Call struct {
 	Principal auth.Principal
-	Surface   string
+	Surface   store.Surface
 	TraceID   string
 	Tool      string
 	Input     json.RawMessage // a JSON object; empty means {}
@@ -255,14 +255,14 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (res Result, err error) {
 		name = "unknown" // the caller's string must not become a label or span name
 	}
 	ctx, span := telemetry.Start(ctx, "tool "+name,
-		attribute.String("veref.tool", name), attribute.String("veref.surface", c.Surface))
+		attribute.String("veref.tool", name), attribute.String("veref.surface", string(c.Surface)))
 	defer func() {
 		outcome := "ok"
 		if err != nil {
 			outcome = string(AsError(err).Code)
 			span.SetAttributes(attribute.String("veref.code", outcome))
 		}
-		metrics.ToolCalls.WithLabelValues(name, c.Surface, outcome).Inc()
+		metrics.ToolCalls.WithLabelValues(name, string(c.Surface), outcome).Inc()
 		telemetry.End(span, err)
 	}()
 	return r.invoke(ctx, c)
@@ -307,7 +307,7 @@ func (r *Registry) invoke(ctx context.Context, c Call) (Result, error) {
 		}
 		res.Output = out
 		if audited {
-			ev := r.event(c, t, "ok", target(t, in, out))
+			ev := r.event(c, t, store.OutcomeOK, target(t, in, out))
 			if queued {
 				r.reads.Record(ev)
 			} else if err := q.InsertAudit(ctx, ev); err != nil {
@@ -350,7 +350,7 @@ func (r *Registry) Refuse(ctx context.Context, c Call, e *Error) *Error {
 // Record writes an audit event about a call without running it (a call
 // paused for approval, the approval or denial of one) and returns its id.
 func (r *Registry) Record(ctx context.Context, c Call, outcome string) (string, error) {
-	ev := r.event(c, r.toolOrStub(c.Tool), outcome, "")
+	ev := r.event(c, r.toolOrStub(c.Tool), store.Outcome(outcome), "")
 	if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err != nil {
 		return "", AsError(err)
 	}
@@ -397,7 +397,7 @@ func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 	f := *e // the caller's error value may be shared
 	if c.Surface != SurfaceREST {
 		f.relocate("body", "arguments")
-		ev := r.event(c, t, string(e.Code), "")
+		ev := r.event(c, t, store.Outcome(e.Code), "")
 		if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err == nil {
 			f.AuditID = ev.ID
 		}
@@ -405,7 +405,7 @@ func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 	return &f
 }
 
-func (r *Registry) event(c Call, t *Tool, outcome, targetID string) store.AuditEvent {
+func (r *Registry) event(c Call, t *Tool, outcome store.Outcome, targetID string) store.AuditEvent {
 	data := map[string]any{"tool": t.Name}
 	if len(c.Input) > 0 && len(c.Input) <= 4096 {
 		data["input"] = json.RawMessage(c.Input)

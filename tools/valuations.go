@@ -21,7 +21,7 @@ func (c *catalogue) valuations() {
 		Policy:      auth.Reads(auth.ValuationsRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/valuations"}, Target: "valuation",
 	}, func(ctx context.Context, p auth.Principal, in ValuationsListInput) (List[store.Valuation], error) {
-		rows, next, err := Q(ctx).ListValuations(ctx, store.TenancyOf(p), store.ValuationFilter{RequestID: in.RequestID, Status: in.Status}, in.page())
+		rows, next, err := Q(ctx).ListValuations(ctx, store.TenancyOf(p), store.ValuationFilter{RequestID: in.RequestID, Status: store.ValuationStatus(in.Status)}, in.page())
 		return listOf(rows, next), err
 	})
 	Add(c.r, Spec{

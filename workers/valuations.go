@@ -118,8 +118,8 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 			return nil
 		}
 		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: v.TenantID, Environment: v.Environment,
-			ActorKind: store.ActorSystem, ActorID: w.ID, Surface: "worker", Action: "valuation." + v.Status,
-			TargetType: "valuation", TargetID: v.ID, Outcome: "ok", At: done,
+			ActorKind: store.ActorSystem, ActorID: w.ID, Surface: store.SurfaceWorker, Action: "valuation." + string(v.Status),
+			TargetType: "valuation", TargetID: v.ID, Outcome: store.OutcomeOK, At: done,
 			Data: map[string]any{"attempts": v.Attempts, "requestId": v.RequestID}})
 	})
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // operator is how these commands appear in the audit trail.
-var operator = api.Actor{Kind: store.ActorOperator, ID: "veref-admin", Surface: "cli"}
+var operator = api.Actor{Kind: store.ActorOperator, ID: "veref-admin", Surface: store.SurfaceCLI}
 
 func (e *adminEnv) keyService() *api.KeyService {
 	return &api.KeyService{Store: e.st, Hasher: e.hasher, Now: time.Now, MaxActive: e.maxKeys,

@@ -216,7 +216,7 @@ func TestAskJSONAndUsage(t *testing.T) {
 	require.Equal(t, exitApproval, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	var r askResponse
 	require.NoError(t, json.Unmarshal([]byte(out), &r), "stdout is the JSON answer only: %s", out)
-	assert.Equal(t, "requires_approval", r.Status)
+	assert.EqualValues(t, "requires_approval", r.Status)
 	require.Len(t, r.PendingApprovals, 1)
 	assert.Regexp(t, approveCmd, errOut, "the deciding command goes to stderr in JSON mode")
 	assert.Equal(t, "Carol", w.name(t))
@@ -228,6 +228,6 @@ func TestAskJSONAndUsage(t *testing.T) {
 	out, errOut, code = runCLI(w.vars(), "ask", "--conversation", r.ConversationID, "--deny", r.PendingApprovals[0].CallID, "--note", "not today", "--json")
 	require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.NoError(t, json.Unmarshal([]byte(out), &r))
-	assert.Equal(t, "completed", r.Status)
+	assert.EqualValues(t, "completed", r.Status)
 	assert.Equal(t, "Carol", w.name(t))
 }

@@ -214,7 +214,7 @@ func TestAdminCommands(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &created), out)
 	assert.True(t, strings.HasPrefix(created.Plaintext, "vrf_live_"))
 	assert.Equal(t, []string{"references:read", "reports:read"}, created.APIKey.Scopes)
-	assert.Equal(t, "active", created.APIKey.Status)
+	assert.EqualValues(t, "active", created.APIKey.Status)
 
 	_, err = admin(t, env, "keys", "create", "--tenant", "acme", "--recruiter", "recruiter_123", "--name", "bad", "--env", "test", "--scopes", "references:delete")
 	require.ErrorContains(t, err, `unknown scope "references:delete"`)

@@ -31,7 +31,7 @@ func (s *Store) InsertUsage(ctx context.Context, rows []store.Usage) error {
 		ats                                = make([]time.Time, n)
 	)
 	for i, u := range rows {
-		ids[i], keys[i], tenants[i], envs[i], surfaces[i] = u.ID, u.KeyID, u.TenantID, string(u.Environment), u.Surface
+		ids[i], keys[i], tenants[i], envs[i], surfaces[i] = u.ID, u.KeyID, u.TenantID, string(u.Environment), string(u.Surface)
 		endpoints[i], methods[i], ips[i], traces[i] = u.Endpoint, u.Method, u.IPHash, u.TraceID
 		statuses[i], durations[i], ats[i] = int32(u.Status), u.DurationMS, u.At.UTC()
 	}
@@ -69,8 +69,8 @@ func (s *Store) InsertAudits(ctx context.Context, evs []store.AuditEvent) error 
 		if err != nil {
 			return fmt.Errorf("audit event %s: %w", e.ID, err)
 		}
-		for j, v := range []string{e.ID, e.TenantID, string(e.Environment), e.ActorKind, e.ActorID, e.Surface,
-			e.Action, e.TargetType, e.TargetID, e.TraceID, e.Outcome, string(data)} {
+		for j, v := range []string{e.ID, e.TenantID, string(e.Environment), string(e.ActorKind), e.ActorID, string(e.Surface),
+			e.Action, e.TargetType, e.TargetID, e.TraceID, string(e.Outcome), string(data)} {
 			cols[j][i] = v
 		}
 		ats[i] = e.At.UTC()

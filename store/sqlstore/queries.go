@@ -532,7 +532,7 @@ func (q *Q) UpdateReference(ctx context.Context, ten store.Tenancy, r store.Refe
 }
 
 func (q *Q) ListReferences(ctx context.Context, ten store.Tenancy, f store.ReferenceFilter, p store.Page) ([]store.ReferenceRequest, string, error) {
-	w := where("tenant_id = ? AND environment = ?", ten.TenantID, env(ten)).eq("candidate_id", f.CandidateID).eq("status", f.Status)
+	w := where("tenant_id = ? AND environment = ?", ten.TenantID, env(ten)).eq("candidate_id", f.CandidateID).eq("status", string(f.Status))
 	return list(ctx, q, scanReference, func(r store.ReferenceRequest) string { return r.ID }, referenceCols, "reference_requests", w, p)
 }
 
@@ -593,7 +593,7 @@ func (q *Q) GetValuation(ctx context.Context, ten store.Tenancy, id string) (sto
 }
 
 func (q *Q) ListValuations(ctx context.Context, ten store.Tenancy, f store.ValuationFilter, p store.Page) ([]store.Valuation, string, error) {
-	w := where("tenant_id = ? AND environment = ?", ten.TenantID, env(ten)).eq("request_id", f.RequestID).eq("status", f.Status)
+	w := where("tenant_id = ? AND environment = ?", ten.TenantID, env(ten)).eq("request_id", f.RequestID).eq("status", string(f.Status))
 	return list(ctx, q, scanValuation, func(v store.Valuation) string { return v.ID }, valuationCols, "valuations", w, p)
 }
 

@@ -350,7 +350,7 @@ func testUsage(t *testing.T, f *fixture) {
 
 func testAudit(t *testing.T, f *fixture) {
 	ctx, s := f.ctx, f.s
-	ev := func(ten store.Tenancy, action, target, surface string) store.AuditEvent {
+	ev := func(ten store.Tenancy, action, target string, surface store.Surface) store.AuditEvent {
 		return store.AuditEvent{ID: store.NewID("aud"), TenantID: ten.TenantID, Environment: ten.Environment, ActorKind: store.ActorAPIKey,
 			ActorID: "key_1", Surface: surface, Action: action, TargetType: "candidate", TargetID: target, TraceID: "tr",
 			Outcome: "ok", Data: map[string]any{"n": 1.5, "tags": []any{"a", "b"}, "nested": map[string]any{"ok": true}}, At: t0}
