@@ -18,7 +18,9 @@ func NewRedisClient(url string) (*redis.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("VEREF_REDIS_URL: %w", err)
 	}
-	opt.DialTimeout = 250 * time.Millisecond
+	// Every call is bounded by Shared.Timeout; these only cap what a
+	// caller without a deadline would wait.
+	opt.DialTimeout = time.Second
 	opt.ReadTimeout = 100 * time.Millisecond
 	opt.WriteTimeout = 100 * time.Millisecond
 	// Waiting for a pooled connection is bounded by the caller's per-call
