@@ -21,6 +21,7 @@ import (
 
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/mail"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
@@ -1005,10 +1006,10 @@ type recordingMailer struct {
 	sent []sentMail
 }
 
-func (m *recordingMailer) Send(_ context.Context, to, subject, body string) error {
+func (m *recordingMailer) Send(_ context.Context, msg mail.Message) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sent = append(m.sent, sentMail{to, subject, body})
+	m.sent = append(m.sent, sentMail{msg.To, msg.Subject, msg.Body})
 	return nil
 }
 

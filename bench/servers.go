@@ -104,7 +104,7 @@ func startServer(ctx context.Context, bin, dbURL, pepper, logPath string) (*proc
 	cmd.Env = append(os.Environ(), "VEREF_DATABASE_URL="+dbURL, "API_KEY_PEPPER="+pepper, "VEREF_LOG_FORMAT=json")
 	// Ask Veref stays off (the benchmark needs no model), and the per-key
 	// rate limit is lifted: the load is the point, not the limiter's 429s.
-	cmd.Env = append(cmd.Env, "OPENROUTER_API_KEY=", "VEREF_DEFAULT_RATE_LIMIT=1000000/second")
+	cmd.Env = append(cmd.Env, "OPENROUTER_API_KEY=", "VEREF_DEFAULT_RATE_LIMIT=1000000/second", "VEREF_MAIL=log")
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	return startProc(cmd, logPath)
 }

@@ -12,9 +12,26 @@ import (
 	"time"
 )
 
+// Message is one e-mail. ID is the outbox id: it becomes the Message-ID,
+// the same on every attempt, so a receiver (or its mail server) can drop
+// the copy a retry sends after a send whose outcome was lost. Delivery is
+// at least once; with this rule, duplicates are recognisable.
+type Message struct {
+	ID, To, Subject, Body string
+}
+
+// MessageID is the RFC 5322 Message-ID of an outbox message sent as from.
+func MessageID(id, from string) string {
+	_, domain, ok := strings.Cut(from, "@")
+	if !ok || domain == "" {
+		domain = "veref.invalid"
+	}
+	return "<" + id + "@" + strings.Trim(domain, "<> ") + ">"
+}
+
 // Mailer sends one e-mail.
 type Mailer interface {
-	Send(ctx context.Context, to, subject, body string) error
+	Send(ctx context.Context, m Message) error
 }
 
 // LogMailer writes e-mails to the log instead of sending them: the default,
@@ -27,9 +44,9 @@ type LogMailer struct {
 // single-use link) or subject (which names the candidate), and with the
 // address masked: logs are kept longer and read by more people than the
 // database.
-func (m LogMailer) Send(_ context.Context, to, _, _ string) error {
+func (m LogMailer) Send(_ context.Context, msg Message) error {
 	if m.Log != nil {
-		m.Log("info", "e-mail not sent (log mailer)", map[string]any{"to": MaskAddress(to)})
+		m.Log("info", "e-mail not sent (log mailer)", map[string]any{"to": MaskAddress(msg.To), "message": msg.ID})
 	}
 	return nil
 }
@@ -56,7 +73,8 @@ type SMTPMailer struct {
 }
 
 // Send delivers one plain-text message, upgrading to TLS when the relay offers it.
-func (m SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
+func (m SMTPMailer) Send(ctx context.Context, msg Message) error {
+	to, subject, body := msg.To, msg.Subject, msg.Body
 	if strings.ContainsAny(to+subject+m.From, "\r\n") {
 		return fmt.Errorf("refusing header injection")
 	}
@@ -99,9 +117,13 @@ func (m SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
 	if err != nil {
 		return err
 	}
-	msg := "From: " + m.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
+	if strings.ContainsAny(msg.ID, "\r\n<>@ ") {
+		return fmt.Errorf("refusing header injection")
+	}
+	text := "From: " + m.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
+		"\r\nMessage-ID: " + MessageID(msg.ID, m.From) +
 		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(body, "\n", "\r\n")
-	if _, err := wc.Write([]byte(msg)); err != nil {
+	if _, err := wc.Write([]byte(text)); err != nil {
 		return err
 	}
 	if err := wc.Close(); err != nil {

@@ -78,26 +78,27 @@ func smtpRelay(t *testing.T, stall bool) (addr string, got func() string) {
 func TestSMTPMailerDelivers(t *testing.T) {
 	addr, got := smtpRelay(t, false)
 	m := SMTPMailer{Addr: addr, From: "refs@veref.test"}
-	require.NoError(t, m.Send(context.Background(), "walter@example.com", "Reference request for Dana", "Hello\nLink: x"))
+	require.NoError(t, m.Send(context.Background(), Message{ID: "out_1", To: "walter@example.com", Subject: "Reference request for Dana", Body: "Hello\nLink: x"}))
 	msg := got()
 	assert.Contains(t, msg, "To: walter@example.com\r\n")
 	assert.Contains(t, msg, "Subject: Reference request for Dana\r\n")
 	assert.Contains(t, msg, "Link: x")
+	assert.Contains(t, msg, "Message-ID: <out_1@veref.test>\r\n", "derived from the outbox id, the same on every attempt")
 
-	assert.ErrorContains(t, m.Send(context.Background(), "a@example.com\r\nBcc: b@example.com", "s", "b"), "header injection")
+	assert.ErrorContains(t, m.Send(context.Background(), Message{ID: "out_1", To: "a@example.com\r\nBcc: b@example.com", Subject: "s", Body: "b"}), "header injection")
 }
 
 func TestSMTPMailerGivesUpOnAStalledRelay(t *testing.T) {
 	addr, _ := smtpRelay(t, true)
 	m := SMTPMailer{Addr: addr, From: "refs@veref.test", Timeout: 200 * time.Millisecond}
-	err := m.Send(context.Background(), "walter@example.com", "s", "b")
+	err := m.Send(context.Background(), Message{ID: "out_1", To: "walter@example.com", Subject: "s", Body: "b"})
 	require.Error(t, err, "a relay that never answers must fail the send, not hang it")
 }
 
 func TestLogMailerKeepsPersonalDataOutOfTheLog(t *testing.T) {
 	var logged []map[string]any
 	m := LogMailer{Log: func(_, _ string, f map[string]any) { logged = append(logged, f) }}
-	require.NoError(t, m.Send(context.Background(), "wanda.referee@example.com", "Reference request for Carla Candidate", "https://veref.test/v1/referee/secret"))
+	require.NoError(t, m.Send(context.Background(), Message{ID: "out_1", To: "wanda.referee@example.com", Subject: "Reference request for Carla Candidate", Body: "https://veref.test/v1/referee/secret"}))
 	require.Len(t, logged, 1)
 	line := fmt.Sprint(logged[0])
 	assert.NotContains(t, line, "wanda.referee")

@@ -82,7 +82,7 @@ func (w *OutboxWorker) RunOnce(ctx context.Context) (int, error) {
 			mailer = w.Live
 		}
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
-		sendErr := mailer.Send(sctx, m.To, m.Subject, m.Body)
+		sendErr := mailer.Send(sctx, mail.Message{ID: m.ID, To: m.To, Subject: m.Subject, Body: m.Body})
 		cancel()
 		at := w.Now().UTC()
 		var sent *time.Time

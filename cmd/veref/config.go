@@ -247,3 +247,18 @@ func newLogger(format string, w io.Writer) zerolog.Logger {
 	}
 	return zerolog.New(w).With().Timestamp().Logger()
 }
+
+// checkMail is serve's rule for e-mail. Outside --dev, a server that would
+// log live invitations instead of sending them must be told so explicitly:
+// otherwise referees never hear and nobody notices.
+func (c config) checkMail(getenv func(string) string) error {
+	switch mode := getenv("VEREF_MAIL"); {
+	case mode != "" && mode != "log" && mode != "smtp":
+		return fmt.Errorf("VEREF_MAIL must be smtp or log, not %q", mode)
+	case !c.dev && c.smtpAddr == "" && mode != "log":
+		return fmt.Errorf("no mail transport: set VEREF_SMTP_ADDR (and VEREF_SMTP_FROM) to send invitation e-mails, or VEREF_MAIL=log to only log them")
+	case mode == "smtp" && c.smtpAddr == "":
+		return fmt.Errorf("VEREF_MAIL=smtp needs VEREF_SMTP_ADDR")
+	}
+	return nil
+}

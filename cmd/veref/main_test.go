@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -56,6 +57,10 @@ func startServe(t *testing.T, env map[string]string, args ...string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &server{out: &syncBuffer{}, errOut: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	if _, set := env["VEREF_MAIL"]; !set && env["VEREF_SMTP_ADDR"] == "" {
+		env = maps.Clone(env)
+		env["VEREF_MAIL"] = "log" // these servers have no relay; said explicitly, as production must
+	}
 	go func() {
 		s.done <- run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...), envOf(env), strings.NewReader(""), s.out, s.errOut)
 	}()
@@ -305,4 +310,13 @@ func TestFailedStartIsOneLineWithoutThePassword(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), "\n")
 	assert.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestServeRefusesToStartWithoutAMailTransport(t *testing.T) {
+	env := map[string]string{"API_KEY_PEPPER": strings.Repeat("p", 48), "VEREF_DATABASE_URL": "sqlite:" + t.TempDir() + "/v.db"}
+	err := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0"}, envOf(env), strings.NewReader(""), io.Discard, io.Discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "VEREF_SMTP_ADDR")
+	assert.Contains(t, err.Error(), "VEREF_MAIL=log")
+	assert.NotContains(t, err.Error(), "\n")
 }

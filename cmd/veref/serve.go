@@ -59,6 +59,9 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 	if err != nil {
 		return err
 	}
+	if err := cfg.checkMail(getenv); err != nil {
+		return err
+	}
 	if addr != "" {
 		cfg.addr = addr
 	}
