@@ -330,7 +330,7 @@ func (s *Server) operation(t *tools.Tool, path string, params []param, hasBody b
 	if t.Mutates {
 		op.Responses[strconv.Itoa(t.HTTP.Status)].Headers = map[string]*huma.Param{
 			"Idempotent-Replayed": {Description: "true when this is the stored answer to an earlier request with the same Idempotency-Key (link tokens in it are shown as [redacted])",
-				Schema: &huma.Schema{Type: "string", Enum: []any{"true"}}},
+				Schema: &huma.Schema{Type: "boolean"}},
 		}
 	}
 	problem := problemSchema(reg)
