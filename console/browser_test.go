@@ -152,7 +152,7 @@ func TestConsoleInABrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#plaintext")))
 	plaintext := text(t, ctx, "#plaintext")
 	require.True(t, strings.HasPrefix(plaintext, "vrf_test_"), plaintext)
-	run(t, ctx, chromedp.Click(chromedp.CSS("#copy")), chromedp.WaitVisible(chromedp.CSS("#copy-status:not(:empty)")))
+	run(t, ctx, chromedp.WaitReady(chromedp.CSS("html[data-ready]")), chromedp.Click(chromedp.CSS("#copy")), chromedp.WaitVisible(chromedp.CSS("#copy-status:not(:empty)")))
 	assert.NotEmpty(t, text(t, ctx, "#copy-status"), "app.js ran under the CSP and answered the copy")
 	shot(t, ctx, "01-key-created")
 	run(t, ctx, chromedp.Click(chromedp.CSS("#copied-ack")), chromedp.WaitVisible(chromedp.CSS("#keys")))
@@ -212,8 +212,10 @@ func TestConsoleInABrowser(t *testing.T) {
 
 	// The audit trail, filtered to suspensions.
 	run(t, ctx, chromedp.Navigate(s.url+"/app/audit"), chromedp.WaitVisible(chromedp.CSS("#filters")),
-		chromedp.SendKeys(chromedp.CSS("#f-action"), "api_key.suspend"), chromedp.Click(chromedp.CSS("#filter")),
-		chromedp.WaitVisible(chromedp.CSS("#events")))
+		chromedp.SendKeys(chromedp.CSS("#f-action"), "api_key.suspend"), chromedp.Click(chromedp.CSS("#filter")))
+	// The unfiltered table stays visible until the filtered page replaces
+	// it; only the new page renders the filter as the field's attribute.
+	run(t, ctx, chromedp.WaitVisible(chromedp.CSS(`#f-action[value="api_key.suspend"]`)), chromedp.WaitVisible(chromedp.CSS("#events")))
 	actions, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#events tbody tr")).map(r => r.dataset.action)`))
 	require.NoError(t, err)
 	assert.Equal(t, []string{"api_key.suspend"}, actions)

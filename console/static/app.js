@@ -52,3 +52,7 @@ window.addEventListener("load", function () {
     window.Clerk.mountSignIn(el, { forceRedirectUrl: after, signUpForceRedirectUrl: after });
   });
 });
+
+// Tells a waiting reader (the browser tests) that the handlers above are
+// attached: a deferred script may run after the page is already visible.
+document.documentElement.setAttribute("data-ready", "1");
