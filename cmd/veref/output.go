@@ -43,6 +43,8 @@ func (o *output) asJSON() (bool, error) {
 func writeJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
+	// Terminal and jq readers want "<" as typed, not \u003c: this is not HTML.
+	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
 }
 
