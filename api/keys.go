@@ -93,9 +93,9 @@ func (c LimitsChange) apply(l store.KeyLimits) (store.KeyLimits, error) {
 	return l, nil
 }
 
-// exceedsDefaults says whether c gives more than a key gets by default,
+// ExceedsDefaults says whether c gives more than a key gets by default,
 // which only tenant admins may do.
-func (ks *KeyService) exceedsDefaults(c LimitsChange) bool {
+func (ks *KeyService) ExceedsDefaults(c LimitsChange) bool {
 	d := ks.DefaultRate
 	if c.RateLimit != nil && d.Requests > 0 &&
 		float64(c.RateLimit.Requests)/c.RateLimit.Window().Seconds() > float64(d.Requests)/d.Window().Seconds() {

@@ -159,7 +159,7 @@ func (s *Server) mountKeyManagement() {
 			if err != nil {
 				return nil, err
 			}
-			if !c.admin && ks.exceedsDefaults(in.Body.change()) {
+			if !c.admin && ks.ExceedsDefaults(in.Body.change()) {
 				return nil, adminRequired("only a tenant admin can give a key more than the default rate limit or token budget")
 			}
 			created, err := ks.Create(ctx, NewKey{TenantID: c.tenant.ID, RecruiterID: c.recruiter.ID, Name: in.Body.Name,

@@ -20,6 +20,7 @@ import (
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/console"
 	"github.com/verefwork/veref/devidp"
+	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
 )
@@ -44,7 +45,7 @@ func newSite(t *testing.T) site {
 	require.NoError(t, err)
 	e := apitest.New(t, st, apitest.Options{Clerk: api.NewClerkVerifier("http://dev.veref.invalid"+devidp.JWKSPath, devidp.Issuer, idp.Client())})
 	con, err := console.New(console.Options{Store: st, Keys: e.Server.KeyService(), Sessions: e.Server.SessionCaller,
-		Dev: idp, DevTenant: "demo", CLI: e.Server})
+		Dev: idp, DevTenant: "demo", CLI: e.Server, AgentTokens: &quota.AgentTokens{Store: st}})
 	require.NoError(t, err)
 	root := http.NewServeMux()
 	root.Handle("/", e.Server)

@@ -23,6 +23,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/devidp"
 	"github.com/verefwork/veref/problem"
+	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 )
 
@@ -51,8 +52,11 @@ type Options struct {
 	ClerkPublishableKey string
 	// CLI approves and denies `veref login` requests (the API server).
 	CLI CLILogins
-	Now func() time.Time
-	Log zerolog.Logger
+	// AgentTokens, when set, shows a key's Ask Veref budget and today's
+	// spend on its page (the server's own budget, as /v1/api/me shows it).
+	AgentTokens *quota.AgentTokens
+	Now         func() time.Time
+	Log         zerolog.Logger
 }
 
 // Console is the /app/ handler.

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -9,12 +10,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 )
 
@@ -115,6 +118,51 @@ func TestConsoleRulesWithoutABrowser(t *testing.T) {
 	assert.Regexp(t, `<code id="plaintext">vrf_test_`, body)
 	code, body = member.post("/app/keys/"+adminKey.APIKey.ID+"/revoke", url.Values{"csrf": {csrf}, "confirm": {"admin only"}})
 	assert.Equal(t, 404, code)
+
+	// Limits are set on the form, refused clearly when wrong, and shown on the key's page.
+	limited := url.Values{"csrf": {csrf}, "name": {"limited key"}, "environment": {"test"}, "allScopes": {"1"},
+		"rateRequests": {"5"}, "ratePer": {"second"}, "allowedIps": {"203.0.113.0/24, 2001:db8::/32"}}
+	bad := url.Values{}
+	for k, v := range limited {
+		bad[k] = v
+	}
+	bad.Set("allowedIps", "203.0.113.0/24, 10.0.0.0/33")
+	code, body = member.post("/app/keys", bad)
+	assert.Equal(t, 422, code, body)
+	assert.Contains(t, body, "is not a CIDR such as")
+	assert.Contains(t, body, `value="203.0.113.0/24, 10.0.0.0/33"`, "the form keeps what was typed")
+	bad.Set("allowedIps", "")
+	bad.Set("rateRequests", "many")
+	code, body = member.post("/app/keys", bad)
+	assert.Equal(t, 422, code)
+	assert.Contains(t, body, "whole number")
+	bad.Set("rateRequests", "1000")
+	code, body = member.post("/app/keys", bad)
+	assert.Equal(t, 403, code, "a member may not exceed the default rate")
+	assert.Contains(t, body, "Only a tenant admin")
+	code, body = member.post("/app/keys", limited)
+	require.Equal(t, 201, code, body)
+	keys, _, err = s.Store.ListAPIKeys(context.Background(), "demo", store.APIKeyFilter{RecruiterID: "recruiter_member"}, store.Page{})
+	require.NoError(t, err)
+	var limitedID string
+	for _, k := range keys {
+		if k.Name == "limited key" {
+			limitedID = k.ID
+		}
+	}
+	require.NotEmpty(t, limitedID)
+	require.NoError(t, s.Store.AddAgentTokens(context.Background(), limitedID, time.Now().UTC().Format(time.DateOnly), 1234))
+	code, body, _ = member.get("/app/keys/" + limitedID)
+	require.Equal(t, 200, code)
+	assert.Contains(t, body, `<dd id="ratelimit">5 requests per second</dd>`)
+	assert.Contains(t, body, `<code>203.0.113.0/24</code>, <code>2001:db8::/32</code>`)
+	budget := quota.DefaultAgentDailyTokens
+	assert.Contains(t, body, fmt.Sprintf("1234 used today of %d, %d remaining", budget, budget-1234))
+	_, body, _ = member.get("/app/keys")
+	m := regexp.MustCompile(`href="/app/keys/(key_[^"]+)">member key<`).FindStringSubmatch(body)
+	require.NotNil(t, m, body)
+	_, body, _ = member.get("/app/keys/" + m[1])
+	assert.Contains(t, body, `<dd id="allowedips">any address</dd>`)
 
 	// The admin must type the name to revoke.
 	admin := newAgent(t, s.url)

@@ -153,12 +153,41 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("allScopes") != "" {
 		req.Scopes = nil
 	}
+	lc, errMsg := limitsFrom(r.PostForm)
+	if errMsg != "" {
+		c.renderKeys(w, r, http.StatusUnprocessableEntity, errMsg, nil, r.PostForm)
+		return
+	}
+	if !caller.Admin && c.o.Keys.ExceedsDefaults(lc) {
+		c.renderKeys(w, r, http.StatusForbidden, "Only a tenant admin can give a key more than the default rate limit.", nil, r.PostForm)
+		return
+	}
+	req.LimitsChange = lc
 	created, err := c.o.Keys.Create(r.Context(), req, caller.Actor(surface))
 	if err != nil {
 		c.renderKeys(w, r, statusOf(err), message(err), nil, r.PostForm)
 		return
 	}
 	c.renderKeys(w, r, http.StatusCreated, "", &created, nil)
+}
+
+// limitsFrom reads the create form's optional limits; empty fields take
+// the server's defaults, and the key service validates the rest.
+func limitsFrom(f url.Values) (api.LimitsChange, string) {
+	var lc api.LimitsChange
+	if v := strings.TrimSpace(f.Get("rateRequests")); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return lc, "The rate limit must be a whole number of requests."
+		}
+		lc.RateLimit = &auth.RateLimit{Requests: n, Per: f.Get("ratePer")}
+	}
+	for _, ip := range strings.Split(f.Get("allowedIps"), ",") {
+		if ip = strings.TrimSpace(ip); ip != "" {
+			lc.AllowedIPs = append(lc.AllowedIPs, ip)
+		}
+	}
+	return lc, ""
 }
 
 // Key detail.
@@ -200,6 +229,11 @@ func (c *Console) renderKey(w http.ResponseWriter, r *http.Request, status int, 
 	ctx := r.Context()
 	now := c.o.Now()
 	d := keyData{Key: keyRow{KeyView: api.View(k, now), Owner: k.RecruiterID}, Grace: []int{0, 1, 24, 72, 168}, Rolled: rolled}
+	if q := c.o.AgentTokens; q != nil {
+		if st, err := q.Status(ctx, auth.Principal{KeyID: k.ID, AgentDailyTokens: k.AgentDailyTokens}); err == nil {
+			d.Key.Agent = &st
+		}
+	}
 	from := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, -13)
 	if sum, err := api.Summarise(ctx, c.o.Store, caller.Tenant.ID, k.ID, from, now, now); err == nil {
 		d.Chart = drawChart(sum)

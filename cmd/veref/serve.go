@@ -247,7 +247,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	}
 	drain := max(30*time.Second, agentCfg.Timeout+15*time.Second)
 	con, err := console.New(console.Options{Store: st, Keys: srv.KeyService(), Sessions: srv.SessionCaller, Dev: devIdP,
-		DevTenant: devTenant, ClerkPublishableKey: cfg.clerkPublishableKey, CLI: srv, Now: now, Log: log})
+		DevTenant: devTenant, ClerkPublishableKey: cfg.clerkPublishableKey, CLI: srv, AgentTokens: limits.AgentTokens, Now: now, Log: log})
 	if err != nil {
 		stopWork()
 		return nil, err
