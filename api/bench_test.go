@@ -8,6 +8,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
 )
@@ -32,8 +33,10 @@ func BenchmarkAuthenticatedMePostgres(b *testing.B) {
 }
 
 func benchMe(b *testing.B, st store.Store) {
-	// The per-key limit would answer 429 long before the benchmark ends.
-	e := apitest.New(b, st, apitest.Options{Limits: api.Limits{DefaultRate: auth.RateLimit{Requests: auth.MaxRateRequests, Per: "second"}}})
+	// The per-key limit would answer 429 long before the benchmark ends;
+	// the agent budget is shown as serve shows it.
+	e := apitest.New(b, st, apitest.Options{Limits: api.Limits{DefaultRate: auth.RateLimit{Requests: auth.MaxRateRequests, Per: "second"},
+		AgentTokens: &quota.AgentTokens{Store: st, ShowFor: quota.DefaultShowFor}}})
 	e.Tenant("acme")
 	key := e.Key("acme", auth.Test)
 	benchGet(b, e.Server, key)

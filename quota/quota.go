@@ -5,6 +5,7 @@ package quota
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/verefwork/veref/auth"
@@ -24,6 +25,28 @@ type AgentTokens struct {
 	Store   Spend
 	Default int64
 	Now     func() time.Time
+	// ShowFor is how long Shown may reuse a count it read, so GET
+	// /v1/api/me does not read the store on every request. Charges made by
+	// this process show at once; other instances' within ShowFor. Zero
+	// reads every time. Enforcement (Status) always reads the store.
+	ShowFor time.Duration
+
+	mu    sync.Mutex
+	shown map[string]shownSpend // by key id
+}
+
+// ShowFor of serve: a budget counted in tokens per day moves little in a
+// few seconds, and an agent run is refused from the store's count anyway.
+const DefaultShowFor = 5 * time.Second
+
+// maxShown bounds the cache; past it the cache starts over, which costs
+// one read per key and nothing else.
+const maxShown = 10_000
+
+type shownSpend struct {
+	day  string
+	used int64
+	read time.Time // time.Now of the read: its monotonic clock ages it
 }
 
 // Status is a key's budget today, as /v1/api/me shows it.
@@ -55,15 +78,50 @@ func (a *AgentTokens) Budget(p auth.Principal) int64 {
 	return DefaultAgentDailyTokens
 }
 
-// Status reads today's spend of p's key.
+// Status reads today's spend of p's key from the store: what a run is
+// allowed or refused by.
 func (a *AgentTokens) Status(ctx context.Context, p auth.Principal) (Status, error) {
 	now := a.now()
-	used, err := a.Store.AgentTokens(ctx, p.KeyID, now.Format(time.DateOnly))
+	day := now.Format(time.DateOnly)
+	used, err := a.Store.AgentTokens(ctx, p.KeyID, day)
 	if err != nil {
 		return Status{}, err
 	}
+	a.remember(p.KeyID, day, used)
+	return a.status(p, now, used), nil
+}
+
+// Shown is Status for display (/v1/api/me, whoami, a key's detail): a
+// count read within ShowFor is reused instead of read again.
+func (a *AgentTokens) Shown(ctx context.Context, p auth.Principal) (Status, error) {
+	if a.ShowFor > 0 {
+		now := a.now()
+		day := now.Format(time.DateOnly)
+		a.mu.Lock()
+		c, ok := a.shown[p.KeyID]
+		a.mu.Unlock()
+		if ok && c.day == day && time.Since(c.read) < a.ShowFor {
+			return a.status(p, now, c.used), nil
+		}
+	}
+	return a.Status(ctx, p)
+}
+
+func (a *AgentTokens) status(p auth.Principal, now time.Time, used int64) Status {
 	budget := a.Budget(p)
-	return Status{DailyTokens: budget, UsedToday: used, Remaining: max(budget-used, 0), ResetsAt: NextMidnight(now)}, nil
+	return Status{DailyTokens: budget, UsedToday: used, Remaining: max(budget-used, 0), ResetsAt: NextMidnight(now)}
+}
+
+func (a *AgentTokens) remember(keyID, day string, used int64) {
+	if a.ShowFor <= 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.shown == nil || len(a.shown) >= maxShown {
+		a.shown = make(map[string]shownSpend)
+	}
+	a.shown[keyID] = shownSpend{day: day, used: used, read: time.Now()}
 }
 
 // Charge adds tokens to today's spend of keyID.
@@ -71,7 +129,13 @@ func (a *AgentTokens) Charge(ctx context.Context, keyID string, tokens int) erro
 	if tokens <= 0 || keyID == "" {
 		return nil
 	}
-	return a.Store.AddAgentTokens(ctx, keyID, a.now().Format(time.DateOnly), int64(tokens))
+	err := a.Store.AddAgentTokens(ctx, keyID, a.now().Format(time.DateOnly), int64(tokens))
+	// Forget the count (even on error: the write may have landed), so the
+	// next display reads what this process just spent.
+	a.mu.Lock()
+	delete(a.shown, keyID)
+	a.mu.Unlock()
+	return err
 }
 
 // NextMidnight is the first UTC midnight after t.

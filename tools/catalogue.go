@@ -90,7 +90,7 @@ func (c *catalogue) whoami(ctx context.Context, p auth.Principal, _ WhoamiInput)
 		w.AllowedIPs = append(w.AllowedIPs, a.String())
 	}
 	if c.deps.AgentTokens != nil {
-		st, err := c.deps.AgentTokens.Status(ctx, p)
+		st, err := c.deps.AgentTokens.Shown(ctx, p)
 		if err != nil {
 			return Whoami{}, err
 		}

@@ -101,7 +101,7 @@ func parseAge(s string) (time.Duration, error) {
 func (c limitsConfig) limits(st store.Store, now func() time.Time, log zerolog.Logger) (api.Limits, func(), error) {
 	l := api.Limits{DefaultRate: c.defaultRate, AuthFailures: c.authFailures,
 		ClientIP:    api.ClientIP{Trusted: c.trustedProxies},
-		AgentTokens: &quota.AgentTokens{Store: st, Default: c.agentDailyTokens, Now: now}}
+		AgentTokens: &quota.AgentTokens{Store: st, Default: c.agentDailyTokens, Now: now, ShowFor: quota.DefaultShowFor}}
 	local := ratelimit.NewLocal(now)
 	l.Limiter = local
 	if c.redisURL == "" {
