@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/telemetry"
 )
 
@@ -43,33 +44,34 @@ const retryAfterSeconds = "2"
 // accessLog writes one line per request (except /healthz, which load
 // balancers poll): method, route pattern, status, duration, key prefix and
 // trace id, so a trace id a customer quotes can be found. It also gives
-// every 503 a Retry-After.
+// every 503 a Retry-After, and counts every request (/healthz too) in the
+// metrics. It must wrap the mux directly: the mux writes the route pattern
+// into the request it is handed.
 func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		began := time.Now()
 		if r.URL.Path == "/healthz" {
-			next.ServeHTTP(w, r)
+			sw := &statusWriter{ResponseWriter: w}
+			defer func() {
+				v := recover()
+				observe(r, sw.status, v, began)
+				if v != nil {
+					panic(v)
+				}
+			}()
+			next.ServeHTTP(sw, r)
 			return
 		}
 		start := now()
 		e := &accessEntry{traceID: telemetry.TraceID(r.Context())}
 		w.Header().Set("X-Trace-Id", e.traceID)
 		rr := r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
-		sw := &statusWriter{ResponseWriter: w, onHeader: func(h http.Header, status int) {
-			if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
-				h.Set("Retry-After", retryAfterSeconds)
-			}
-		}}
+		sw := &statusWriter{ResponseWriter: w, onHeader: retryAfter503}
 		defer func() {
-			status := sw.status
-			if status == 0 {
-				status = http.StatusOK
-			}
 			v := recover()
-			if v != nil {
-				status = http.StatusInternalServerError
-			}
-			route := rr.Pattern    // the mux sets it on the request it routed
+			status := observe(rr, sw.status, v, began)
 			r.Pattern = rr.Pattern // so the tracing outside names the span by it
+			route := rr.Pattern
 			if route == "" {
 				route = "unmatched"
 			}
@@ -86,4 +88,23 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 		}()
 		next.ServeHTTP(sw, rr)
 	})
+}
+
+func retryAfter503(h http.Header, status int) {
+	if status == http.StatusServiceUnavailable && h.Get("Retry-After") == "" {
+		h.Set("Retry-After", retryAfterSeconds)
+	}
+}
+
+// observe counts the request in the metrics and returns its status: 500
+// for a panic, 200 when nothing was written.
+func observe(r *http.Request, status int, panicked any, began time.Time) int {
+	switch {
+	case panicked != nil:
+		status = http.StatusInternalServerError
+	case status == 0:
+		status = http.StatusOK
+	}
+	metrics.Observe(r, status, time.Since(began))
+	return status
 }

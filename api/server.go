@@ -14,10 +14,10 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verefwork/veref/auth"
-	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/telemetry"
@@ -157,7 +157,7 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(rootCatchAll, func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, requestTraceID(r), s.noRoute(w, r))
 	})
-	s.handler = instrument(accessLog(s.log, s.now, metrics.Middleware(s.mux)), o.Tracer)
+	s.handler = instrument(accessLog(s.log, s.now, s.mux), o.Tracer)
 	return s
 }
 
@@ -202,7 +202,7 @@ func (s *Server) methodsAt(path string) []string {
 // the mux sets on the request it is handed.
 func instrument(next http.Handler, tp trace.TracerProvider) http.Handler {
 	if tp == nil {
-		tp = telemetry.Quiet()
+		return quietTrace(next)
 	}
 	return otelhttp.NewHandler(next, "veref",
 		otelhttp.WithTracerProvider(tp),
@@ -216,6 +216,24 @@ func instrument(next http.Handler, tp trace.TracerProvider) http.Handler {
 			return r.Method
 		}),
 	)
+}
+
+// quietTracer makes the ids of requests when nothing is recorded; one for
+// the process, as the provider holds no per-server state.
+var quietTracer = telemetry.Quiet().Tracer("github.com/verefwork/veref/api")
+
+// quietTrace is instrument without a tracer: the same ids (an incoming
+// traceparent's trace, or a fresh one) and the same non-recording span in
+// the context, so X-Trace-Id, problems, logs and outgoing traceparent are
+// as with otelhttp, without otelhttp's per-request wrapping and attributes,
+// which cost more than the authenticated request itself.
+func quietTrace(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := quietTracer.Start(ctx, "veref", trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 // ServeHTTP makes the server an http.Handler.

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/felixge/httpsnoop"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -63,49 +62,14 @@ func Handler() http.Handler {
 	return promhttp.HandlerFor(Registry, promhttp.HandlerOpts{Registry: Registry})
 }
 
-// Middleware counts and times every request by its ServeMux pattern. It
-// must wrap the mux directly: the mux writes the pattern into the very
-// request it is given, which is how it is read back here.
-func Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		status := 0
-		// httpsnoop keeps Flush, Hijack and the rest that w implements, so
-		// streaming answers (agent SSE) still stream.
-		ww := httpsnoop.Wrap(w, httpsnoop.Hooks{
-			WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
-				return func(code int) {
-					if status == 0 {
-						status = code
-					}
-					next(code)
-				}
-			},
-			Write: func(next httpsnoop.WriteFunc) httpsnoop.WriteFunc {
-				return func(b []byte) (int, error) {
-					if status == 0 {
-						status = http.StatusOK
-					}
-					return next(b)
-				}
-			},
-		})
-		defer func() {
-			v := recover()
-			if v != nil {
-				status = http.StatusInternalServerError
-			} else if status == 0 {
-				status = http.StatusOK
-			}
-			route := Route(r)
-			HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			HTTPDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
-			if v != nil {
-				panic(v)
-			}
-		}()
-		next.ServeHTTP(ww, r)
-	})
+// Observe counts and times one request by its ServeMux pattern; r must be
+// the request the mux was handed, which is where it writes the pattern.
+// The access log calls it, as it already knows the status: a second
+// response-writer wrapper per request would only repeat that work.
+func Observe(r *http.Request, status int, elapsed time.Duration) {
+	route := Route(r)
+	HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	HTTPDuration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 }
 
 // Route is the route label of a request: its ServeMux pattern without the

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
@@ -205,14 +206,18 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	// Globals too, for code that asks otel directly (library instrumentation).
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(telemetry.Propagator)
+	// Without export the server makes trace ids itself rather than run
+	// otelhttp for spans that are never recorded.
+	var tracer trace.TracerProvider
 	if telemetry.Exporting(getenv) {
 		log.Info().Msg("exporting traces over OTLP")
+		tracer = tp
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
 	srv := api.New(api.Options{
-		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache, Tracer: tp,
+		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache, Tracer: tracer,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout, Limits: limits,
 		PublicURL: publicURLIfSet(cfg),
 		Public:    api.PublicRoutes(tools.NewPublic(st, deps), log),
