@@ -140,12 +140,17 @@ func loadKey(ctx context.Context, q store.Queries, tenantID, id string) (store.A
 	return k, err
 }
 
-func keyEvent(k store.APIKey, by Actor, action string, data map[string]any, at time.Time) store.AuditEvent {
-	surface := store.SurfaceManagement
+// surface is where the actor acted: the console and the CLI are told apart
+// from the management routes in the trail.
+func (by Actor) surface() store.Surface {
 	if by.Surface != "" {
-		surface = by.Surface
+		return by.Surface
 	}
+	return store.SurfaceManagement
+}
+
+func keyEvent(k store.APIKey, by Actor, action string, data map[string]any, at time.Time) store.AuditEvent {
 	return store.AuditEvent{ID: store.NewID("evt"), TenantID: k.TenantID, Environment: k.Environment,
-		ActorKind: by.Kind, ActorID: by.ID, Surface: surface, Action: action, TargetType: "api_key", TargetID: k.ID,
+		ActorKind: by.Kind, ActorID: by.ID, Surface: by.surface(), Action: action, TargetType: "api_key", TargetID: k.ID,
 		TraceID: by.TraceID, Outcome: store.OutcomeOK, Data: data, At: at}
 }

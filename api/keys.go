@@ -229,7 +229,7 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 	}
 	err = q.InsertAudit(ctx, store.AuditEvent{
 		ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
-		ActorKind: by.Kind, ActorID: by.ID, Surface: store.SurfaceManagement, Action: "api_key.create",
+		ActorKind: by.Kind, ActorID: by.ID, Surface: by.surface(), TraceID: by.TraceID, Action: "api_key.create",
 		TargetType: "api_key", TargetID: k.ID, Outcome: store.OutcomeOK,
 		Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes, "limits": limits}, At: now,
 	})
@@ -262,7 +262,7 @@ func (ks *KeyService) Revoke(ctx context.Context, tenantID, id, note string, by 
 		}
 		return q.InsertAudit(ctx, store.AuditEvent{
 			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
-			ActorKind: by.Kind, ActorID: by.ID, Surface: store.SurfaceManagement, Action: "api_key.revoke",
+			ActorKind: by.Kind, ActorID: by.ID, Surface: by.surface(), TraceID: by.TraceID, Action: "api_key.revoke",
 			TargetType: "api_key", TargetID: id, Outcome: store.OutcomeOK, Data: map[string]any{"note": note}, At: now,
 		})
 	})

@@ -151,6 +151,11 @@ func TestConsoleRulesWithoutABrowser(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, limitedID)
+	created, _, err := s.Store.ListAuditEvents(context.Background(), "demo",
+		store.AuditQuery{TargetID: limitedID, Action: "api_key.create"}, store.Page{})
+	require.NoError(t, err)
+	require.Len(t, created, 1)
+	assert.Equal(t, store.SurfaceConsole, created[0].Surface, "the trail says the key was made in the console")
 	require.NoError(t, s.Store.AddAgentTokens(context.Background(), limitedID, time.Now().UTC().Format(time.DateOnly), 1234))
 	code, body, _ = member.get("/app/keys/" + limitedID)
 	require.Equal(t, 200, code)
