@@ -68,7 +68,12 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 		rr := r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
 		sw := &statusWriter{ResponseWriter: w, onHeader: retryAfter503}
 		defer func() {
+			// Routes outside the guard (key management, console, CLI
+			// sessions, public links) are answered here, never re-panicked.
 			v := recover()
+			if v != nil {
+				recoverPanic(log, sw, rr, e.traceID, v)
+			}
 			status := observe(rr, sw.status, v, began)
 			r.Pattern = rr.Pattern // so the tracing outside names the span by it
 			route := rr.Pattern
@@ -82,8 +87,8 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 			ev.Str("method", r.Method).Str("route", route).Int("status", status).
 				Str("duration_ms", strconv.FormatFloat(float64(now().Sub(start).Microseconds())/1000, 'f', 1, 64)).
 				Str("key_prefix", e.keyPrefix).Str("trace_id", e.traceID).Msg("request")
-			if v != nil {
-				panic(v)
+			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
+				panic(v) // net/http aborts the connection quietly
 			}
 		}()
 		next.ServeHTTP(sw, rr)

@@ -110,11 +110,18 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 // not the client's address. It never panics again: net/http would log the
 // raw IP and cut the connection without an answer.
 func (g *Guard) recovered(sw *statusWriter, r *http.Request, traceID string, v any) {
+	recoverPanic(g.Log, sw, r, traceID, v)
+}
+
+// recoverPanic answers a handler's panic with a 500 problem carrying the
+// trace id and logs it without the client's address (net/http's own panic
+// log names the raw IP, so a panic must never reach it).
+func recoverPanic(log zerolog.Logger, sw *statusWriter, r *http.Request, traceID string, v any) {
 	if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
 		sw.status = http.StatusInternalServerError
 		return
 	}
-	g.Log.Error().Str("trace_id", traceID).Str("route", r.Pattern).Str("panic", fmt.Sprint(v)).
+	log.Error().Str("trace_id", traceID).Str("route", r.Pattern).Str("panic", fmt.Sprint(v)).
 		Str("stack", string(debug.Stack())).Msg("handler panicked")
 	if sw.status == 0 {
 		writeProblem(sw, traceID, problem.New(problem.Internal, "an internal error occurred").
