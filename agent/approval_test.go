@@ -16,6 +16,7 @@ import (
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/mail"
+	"github.com/verefwork/veref/mail/mailtest"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/storetest"
@@ -534,8 +535,8 @@ func TestLiveInvitationReachesSMTPOnlyAfterApproval(t *testing.T) {
 	h := newHarness(t, withKey(agent.Config{}), obedientModel(&v))
 	key := h.Key("acme", auth.Live)
 	v = seedVictim(t, h, key)
-	sink := newSMTPSink(t)
-	worker := &workers.OutboxWorker{Store: h.Store, Live: mail.SMTPMailer{Addr: sink.Addr(), From: "refs@veref.test"}}
+	sink := mailtest.NewRelay(t)
+	worker := &workers.OutboxWorker{Store: h.Store, Live: mail.SMTPMailer{Addr: sink.Addr, From: "refs@veref.test"}}
 	deliver := func() {
 		t.Helper()
 		_, err := worker.RunOnce(context.Background())
@@ -545,7 +546,7 @@ func TestLiveInvitationReachesSMTPOnlyAfterApproval(t *testing.T) {
 	_, out := h.ask(key, map[string]any{"message": "Summarise Carol's references."})
 	require.EqualValues(t, agent.StatusRequiresApproval, out.Status)
 	deliver()
-	assert.Empty(t, sink.Received(), "nothing reached the relay before approval")
+	assert.Empty(t, sink.Recipients(), "nothing reached the relay before approval")
 
 	start := byTool(t, out.PendingApprovals)["references_start"]
 	res, _ := h.ask(key, map[string]any{"conversationId": out.ConversationID,
@@ -553,5 +554,5 @@ func TestLiveInvitationReachesSMTPOnlyAfterApproval(t *testing.T) {
 	require.EqualValues(t, http.StatusOK, res.Status, string(res.Body))
 	deliver()
 	deliver()
-	assert.Equal(t, []string{"eve@attacker.example"}, sink.Received(), "exactly one e-mail, after approval")
+	assert.Equal(t, []string{"eve@attacker.example"}, sink.Recipients(), "exactly one e-mail, after approval")
 }

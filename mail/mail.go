@@ -5,11 +5,14 @@ package mail
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
-	"net/smtp"
+	"strconv"
 	"strings"
 	"time"
+
+	gomail "github.com/wneessen/go-mail"
 )
 
 // Message is one e-mail. ID is the outbox id: it becomes the Message-ID,
@@ -62,72 +65,62 @@ func MaskAddress(addr string) string {
 	return string(r[0]) + "***@" + domain
 }
 
-// SMTPMailer sends through an SMTP relay. Every step is bounded by Timeout
-// (default 30 seconds), so a relay that stalls cannot hold the outbox worker,
-// and with it a graceful shutdown, forever.
+// SMTPMailer sends through an SMTP relay with go-mail. Every step is
+// bounded by Timeout (default 30 seconds), so a relay that stalls cannot hold
+// the outbox worker, and with it a graceful shutdown, forever.
 type SMTPMailer struct {
-	Addr    string // host:port
-	From    string
-	Auth    smtp.Auth
-	Timeout time.Duration
+	Addr string // host:port
+	From string
+	// Username and Password, when Username is set, authenticate with AUTH
+	// PLAIN, which is only sent over TLS (or to localhost).
+	Username, Password string
+	Timeout            time.Duration
+	// RootCAs verifies the relay's certificate; nil means the system's.
+	RootCAs *x509.CertPool
 }
 
-// Send delivers one plain-text message, upgrading to TLS when the relay offers it.
+// Send delivers one plain-text message, upgrading to TLS with STARTTLS when
+// the relay offers it.
 func (m SMTPMailer) Send(ctx context.Context, msg Message) error {
-	to, subject, body := msg.To, msg.Subject, msg.Body
-	if strings.ContainsAny(to+subject+m.From, "\r\n") {
+	if strings.ContainsAny(msg.To+msg.Subject+m.From, "\r\n") || strings.ContainsAny(msg.ID, "\r\n<>@ ") {
 		return fmt.Errorf("refusing header injection")
+	}
+	c, err := m.client()
+	if err != nil {
+		return err
+	}
+	em := gomail.NewMsg()
+	if err := em.From(m.From); err != nil {
+		return err
+	}
+	if err := em.To(msg.To); err != nil {
+		return err
+	}
+	em.Subject(msg.Subject)
+	em.SetMessageIDWithValue(strings.Trim(MessageID(msg.ID, m.From), "<>"))
+	em.SetDate()
+	em.SetBodyString(gomail.TypeTextPlain, msg.Body)
+	return c.DialAndSendWithContext(ctx, em)
+}
+
+func (m SMTPMailer) client() (*gomail.Client, error) {
+	host, portText, err := net.SplitHostPort(m.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP address %q: %w", m.Addr, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP address %q: bad port", m.Addr)
 	}
 	timeout := m.Timeout
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", m.Addr)
-	if err != nil {
-		return err
+	opts := []gomail.Option{gomail.WithPort(port), gomail.WithTimeout(timeout),
+		gomail.WithTLSPolicy(gomail.TLSOpportunistic),
+		gomail.WithTLSConfig(&tls.Config{ServerName: host, RootCAs: m.RootCAs, MinVersion: tls.VersionTLS12})}
+	if m.Username != "" {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthPlain), gomail.WithUsername(m.Username), gomail.WithPassword(m.Password))
 	}
-	deadline, _ := ctx.Deadline()
-	_ = conn.SetDeadline(deadline)
-	host, _, _ := net.SplitHostPort(m.Addr)
-	c, err := smtp.NewClient(conn, host)
-	if err != nil {
-		conn.Close()
-		return err
-	}
-	defer c.Close()
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(&tls.Config{ServerName: host}); err != nil {
-			return err
-		}
-	}
-	if m.Auth != nil {
-		if err := c.Auth(m.Auth); err != nil {
-			return err
-		}
-	}
-	if err := c.Mail(m.From); err != nil {
-		return err
-	}
-	if err := c.Rcpt(to); err != nil {
-		return err
-	}
-	wc, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if strings.ContainsAny(msg.ID, "\r\n<>@ ") {
-		return fmt.Errorf("refusing header injection")
-	}
-	text := "From: " + m.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
-		"\r\nMessage-ID: " + MessageID(msg.ID, m.From) +
-		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + strings.ReplaceAll(body, "\n", "\r\n")
-	if _, err := wc.Write([]byte(text)); err != nil {
-		return err
-	}
-	if err := wc.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
+	return gomail.NewClient(host, opts...)
 }

@@ -1,104 +1,75 @@
-package mail
+package mail_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/verefwork/veref/mail"
+	"github.com/verefwork/veref/mail/mailtest"
 )
 
-// smtpRelay is a minimal SMTP server speaking just enough of RFC 5321 for
-// one message, standing in for the relay we cannot reach from tests.
-func smtpRelay(t *testing.T, stall bool) (addr string, got func() string) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { ln.Close() })
-	var mu sync.Mutex
-	var data strings.Builder
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				if stall {
-					time.Sleep(time.Minute) // accepts, then never greets
-					return
-				}
-				r := bufio.NewReader(conn)
-				say := func(s string) { _, _ = conn.Write([]byte(s + "\r\n")) }
-				say("220 relay.test ESMTP")
-				inData := false
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if inData {
-						if line == ".\r\n" {
-							inData = false
-							say("250 queued")
-							continue
-						}
-						mu.Lock()
-						data.WriteString(line)
-						mu.Unlock()
-						continue
-					}
-					switch cmd := strings.ToUpper(strings.TrimSpace(line)); {
-					case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
-						say("250 relay.test")
-					case strings.HasPrefix(cmd, "MAIL"), strings.HasPrefix(cmd, "RCPT"):
-						say("250 ok")
-					case cmd == "DATA":
-						inData = true
-						say("354 go ahead")
-					case cmd == "QUIT":
-						say("221 bye")
-						return
-					default:
-						say("502 not implemented")
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), func() string { mu.Lock(); defer mu.Unlock(); return data.String() }
+func TestSMTPMailerDelivers(t *testing.T) {
+	relay := mailtest.NewRelay(t)
+	m := mail.SMTPMailer{Addr: relay.Addr, From: "refs@veref.test"}
+	require.NoError(t, m.Send(context.Background(), mail.Message{ID: "out_1", To: "walter@example.com", Subject: "Reference request for Dana", Body: "Hello\nLink: x"}))
+	got := relay.Messages()
+	require.Len(t, got, 1)
+	msg := got[0]
+	assert.Equal(t, "refs@veref.test", msg.From)
+	assert.Equal(t, []string{"walter@example.com"}, msg.To)
+	assert.Equal(t, "<walter@example.com>", msg.Header("To"))
+	assert.Equal(t, "Reference request for Dana", msg.Header("Subject"))
+	assert.Equal(t, "Hello\nLink: x", msg.Body())
+	assert.Equal(t, "<out_1@veref.test>", msg.Header("Message-ID"), "derived from the outbox id, the same on every attempt")
+	assert.False(t, msg.TLS, "the relay offered no STARTTLS")
+	assert.Empty(t, msg.Auth, "no credentials configured")
+
+	// A second attempt at the same message carries the same Message-ID.
+	require.NoError(t, m.Send(context.Background(), mail.Message{ID: "out_1", To: "walter@example.com", Subject: "s", Body: "b"}))
+	assert.Equal(t, "<out_1@veref.test>", relay.Messages()[1].Header("Message-ID"))
+
+	for _, bad := range []mail.Message{
+		{ID: "out_1", To: "a@example.com\r\nBcc: b@example.com", Subject: "s", Body: "b"},
+		{ID: "out_1", To: "a@example.com", Subject: "s\r\nBcc: b@example.com", Body: "b"},
+		{ID: "out_1>\r\nBcc: b@example.com", To: "a@example.com", Subject: "s", Body: "b"},
+	} {
+		assert.ErrorContains(t, m.Send(context.Background(), bad), "header injection")
+	}
+	assert.Len(t, relay.Messages(), 2, "nothing refused reached the relay")
 }
 
-func TestSMTPMailerDelivers(t *testing.T) {
-	addr, got := smtpRelay(t, false)
-	m := SMTPMailer{Addr: addr, From: "refs@veref.test"}
-	require.NoError(t, m.Send(context.Background(), Message{ID: "out_1", To: "walter@example.com", Subject: "Reference request for Dana", Body: "Hello\nLink: x"}))
-	msg := got()
-	assert.Contains(t, msg, "To: walter@example.com\r\n")
-	assert.Contains(t, msg, "Subject: Reference request for Dana\r\n")
-	assert.Contains(t, msg, "Link: x")
-	assert.Contains(t, msg, "Message-ID: <out_1@veref.test>\r\n", "derived from the outbox id, the same on every attempt")
+func TestSMTPMailerUpgradesToTLSBeforeAuthenticating(t *testing.T) {
+	server, roots := mailtest.TLS(t)
+	relay := mailtest.NewRelay(t, mailtest.WithSTARTTLS(server))
+	m := mail.SMTPMailer{Addr: relay.Addr, From: "refs@veref.test", Username: "veref", Password: "s3cret", RootCAs: roots}
+	require.NoError(t, m.Send(context.Background(), mail.Message{ID: "out_2", To: "walter@example.com", Subject: "s", Body: "b"}))
+	got := relay.Messages()
+	require.Len(t, got, 1)
+	assert.True(t, got[0].TLS, "STARTTLS offered, so the message went over TLS")
+	assert.Equal(t, "veref:s3cret", got[0].Auth, "credentials sent, after the upgrade")
 
-	assert.ErrorContains(t, m.Send(context.Background(), Message{ID: "out_1", To: "a@example.com\r\nBcc: b@example.com", Subject: "s", Body: "b"}), "header injection")
+	// A relay whose certificate is not trusted gets nothing.
+	untrusting := mail.SMTPMailer{Addr: relay.Addr, From: "refs@veref.test", Username: "veref", Password: "s3cret"}
+	require.Error(t, untrusting.Send(context.Background(), mail.Message{ID: "out_3", To: "walter@example.com", Subject: "s", Body: "b"}))
+	assert.Len(t, relay.Messages(), 1)
 }
 
 func TestSMTPMailerGivesUpOnAStalledRelay(t *testing.T) {
-	addr, _ := smtpRelay(t, true)
-	m := SMTPMailer{Addr: addr, From: "refs@veref.test", Timeout: 200 * time.Millisecond}
-	err := m.Send(context.Background(), Message{ID: "out_1", To: "walter@example.com", Subject: "s", Body: "b"})
+	relay := mailtest.NewRelay(t, mailtest.Stalled())
+	m := mail.SMTPMailer{Addr: relay.Addr, From: "refs@veref.test", Timeout: 200 * time.Millisecond}
+	err := m.Send(context.Background(), mail.Message{ID: "out_1", To: "walter@example.com", Subject: "s", Body: "b"})
 	require.Error(t, err, "a relay that never answers must fail the send, not hang it")
 }
 
 func TestLogMailerKeepsPersonalDataOutOfTheLog(t *testing.T) {
 	var logged []map[string]any
-	m := LogMailer{Log: func(_, _ string, f map[string]any) { logged = append(logged, f) }}
-	require.NoError(t, m.Send(context.Background(), Message{ID: "out_1", To: "wanda.referee@example.com", Subject: "Reference request for Carla Candidate", Body: "https://veref.test/v1/referee/secret"}))
+	m := mail.LogMailer{Log: func(_, _ string, f map[string]any) { logged = append(logged, f) }}
+	require.NoError(t, m.Send(context.Background(), mail.Message{ID: "out_1", To: "wanda.referee@example.com", Subject: "Reference request for Carla Candidate", Body: "https://veref.test/v1/referee/secret"}))
 	require.Len(t, logged, 1)
 	line := fmt.Sprint(logged[0])
 	assert.NotContains(t, line, "wanda.referee")

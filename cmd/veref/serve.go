@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/smtp"
 	"strings"
 	"sync"
 	"time"
@@ -235,12 +234,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	}
 	var live mail.Mailer = mail.LogMailer{Log: logf}
 	if cfg.smtpAddr != "" {
-		var sa smtp.Auth
-		if cfg.smtpUser != "" {
-			host, _, _ := strings.Cut(cfg.smtpAddr, ":")
-			sa = smtp.PlainAuth("", cfg.smtpUser, cfg.smtpPassword, host)
-		}
-		live = mail.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Auth: sa, Timeout: 30 * time.Second}
+		live = mail.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Username: cfg.smtpUser, Password: cfg.smtpPassword, Timeout: 30 * time.Second}
 	}
 	for _, w := range []interface{ Run(context.Context) }{
 		&workers.ValuationWorker{Store: st, Now: now, Log: logf},
