@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/verefwork/veref/problem"
@@ -18,6 +19,16 @@ import (
 // ("body.name", "arguments.referees[0].email"). Malformed JSON is left to
 // the decoder that follows, which says what is wrong with it.
 func CheckText(raw []byte, prefix string) *Error {
+	if !mayMangle(raw) {
+		// Nearly every document: the token walk costs more than the decode
+		// that follows it, so it runs only when there is something to find.
+		return nil
+	}
+	return walkText(raw, prefix)
+}
+
+// walkText is CheckText's token walk, which finds and locates the value.
+func walkText(raw []byte, prefix string) *Error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	type frame struct {
 		object bool
@@ -91,6 +102,26 @@ func CheckText(raw []byte, prefix string) *Error {
 			}
 		default:
 			after()
+		}
+	}
+}
+
+// mayMangle reports whether raw could hold text CheckText refuses: it is
+// not valid UTF-8, or it has a \u escape in the surrogate range (\uD800 to
+// \uDFFF, any case). A false answer is certain; a true one (an escaped
+// backslash before "ud8", say) only sends raw to the full walk.
+func mayMangle(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return true
+	}
+	for i := 0; ; {
+		j := bytes.Index(raw[i:], []byte(`\u`))
+		if j < 0 {
+			return false
+		}
+		i += j + 2
+		if i+1 < len(raw) && (raw[i] == 'd' || raw[i] == 'D') && strings.IndexByte("89abcdefABCDEF", raw[i+1]) >= 0 {
+			return true
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package tools
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -35,4 +36,25 @@ func TestCheckTextLocatesManglingInput(t *testing.T) {
 			assert.Equal(t, "INVALID_INPUT", string(err.Code))
 		}
 	}
+}
+
+// The pre-check may only skip the walk when the walk would find nothing:
+// every refused case above, and random documents built from the bytes
+// that matter (backslashes, u, surrogate digits, invalid UTF-8), agree.
+func TestMayMangleNeverHidesWhatTheWalkFinds(t *testing.T) {
+	alphabet := []string{`\`, `u`, `d`, `D`, `8`, `b`, `f`, `0`, `"`, `a`, "\xff", "\xc3", "é", `{`, `}`, `:`, `,`, `[`, `]`}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 200000 {
+		var b strings.Builder
+		b.WriteString(`{"k":"`)
+		for range 1 + i%12 {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		b.WriteString(`"}`)
+		doc := []byte(b.String())
+		if walkText(doc, "body") != nil && !mayMangle(doc) {
+			t.Fatalf("the pre-check skips %q, which the walk refuses", doc)
+		}
+	}
+	assert.False(t, mayMangle([]byte(`{"name":"Zoë","e":"\u00e9","limit":10}`)))
 }
