@@ -114,10 +114,11 @@ func NewHandler(reg *tools.Registry, opts Options) http.Handler {
 }
 
 type handler struct {
-	mcp     http.Handler
-	reg     *tools.Registry
-	origins originSet
-	maxBody int64
+	mcp      http.Handler
+	noDirect bool // tests: every message through mcp-go, to compare
+	reg      *tools.Registry
+	origins  originSet
+	maxBody  int64
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -162,11 +163,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeRPCError(w, mcp.PARSE_ERROR, "could not read the request body", problem.InvalidInput, "")
 		return
 	}
-	meta.Endpoint = h.endpoint(body)
+	msg, parsed := parseMessage(body)
+	meta.Endpoint = h.endpoint(msg, parsed)
 	if h.refuseMalformed(w, body) {
 		return
 	}
-	h.auditRefusal(r.Context(), body)
+	p, _ := auth.FromContext(r.Context())
+	if parsed {
+		h.auditRefusal(r.Context(), &msg, p)
+		if h.direct(w, r, &msg, p) {
+			return
+		}
+	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	h.mcp.ServeHTTP(w, r)
@@ -199,18 +207,8 @@ func (h *handler) refuseMalformed(w http.ResponseWriter, body []byte) bool {
 // handler runs, so the refusal goes through Registry.Invoke here: the registry
 // stays the one place that checks scopes and writes audit rows, and the
 // caller still gets the same answer as for a tool that does not exist.
-func (h *handler) auditRefusal(ctx context.Context, body []byte) {
-	var msg struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(body, &msg) != nil || msg.Method != string(mcp.MethodToolsCall) {
-		return
-	}
-	p, _ := auth.FromContext(ctx)
-	if h.reg.Permits(p, msg.Params.Name) {
+func (h *handler) auditRefusal(ctx context.Context, msg *message, p auth.Principal) {
+	if msg.Method != string(mcp.MethodToolsCall) || h.reg.Permits(p, msg.Params.Name) {
 		return
 	}
 	_, _ = h.reg.Invoke(ctx, tools.Call{Principal: p, Surface: tools.SurfaceMCP,
@@ -220,17 +218,10 @@ func (h *handler) auditRefusal(ctx context.Context, body []byte) {
 // endpoint names the usage row after the JSON-RPC method, and after the tool
 // for tools/call, so usage can be read per tool. Names come from the client,
 // so only registered tool names and method-shaped strings are kept.
-func (h *handler) endpoint(body []byte) string {
-	var msg struct {
-		Method string `json:"method"`
-		Params struct {
-			Name string `json:"name"`
-		} `json:"params"`
-	}
-	if json.Unmarshal(body, &msg) != nil {
-		return "mcp:invalid"
-	}
+func (h *handler) endpoint(msg message, parsed bool) string {
 	switch {
+	case !parsed:
+		return "mcp:invalid"
 	case msg.Method == "":
 		return "mcp:response"
 	case !methodShaped(msg.Method):
@@ -394,7 +385,6 @@ func outputSchema(t *tools.Tool) map[string]any {
 }
 
 func callHandler(reg *tools.Registry, t *tools.Tool) server.ToolHandlerFunc {
-	wrap := wrapsOutput(t)
 	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		p, ok := auth.FromContext(ctx)
 		if !ok {
@@ -408,30 +398,7 @@ func callHandler(reg *tools.Registry, t *tools.Tool) server.ToolHandlerFunc {
 			}
 			input = b
 		}
-		if bytes.Equal(bytes.TrimSpace(input), []byte("null")) {
-			input = nil
-		}
-		res, err := reg.Invoke(ctx, tools.Call{
-			Principal: p,
-			Surface:   tools.SurfaceMCP,
-			TraceID:   tools.RequestMetaFrom(ctx).TraceID,
-			Tool:      t.Name,
-			Input:     input,
-		})
-		if err != nil {
-			// Every tools.Error is about the call, not the protocol, so the
-			// model sees it and can correct itself (MCP "tool execution
-			// errors"); AsError has already hidden internals.
-			return errorResult(tools.AsError(err)), nil
-		}
-		var structured any = json.RawMessage(res.JSON)
-		if wrap {
-			structured = map[string]any{"result": json.RawMessage(res.JSON)}
-		}
-		return &mcp.CallToolResult{
-			Content:           []mcp.Content{mcp.NewTextContent(string(res.JSON))},
-			StructuredContent: structured,
-		}, nil
+		return invoke(ctx, reg, p, t, input).result(t), nil
 	}
 }
 
