@@ -73,6 +73,8 @@ type Store interface {
 
 	// ClaimOutbox takes up to n unsent messages whose next attempt is due,
 	// pushing their next attempt to leaseUntil so another worker skips them.
+	// The returned NextAttemptAt is the lease, which MarkOutbox and
+	// LeaseOutbox take as proof that the claim is still held.
 	ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n int) ([]OutboxMessage, error)
 
 	// Purge deletes up to batch rows of kind older than before and says how
@@ -195,7 +197,17 @@ type Queries interface {
 
 	// Outbox: invitation e-mail written in the same transaction as the state change.
 	InsertOutbox(ctx context.Context, ten Tenancy, m OutboxMessage) error
-	MarkOutbox(ctx context.Context, id string, sentAt *time.Time, attempts int, lastError string, nextAttemptAt time.Time) error
+	// MarkOutbox records one send attempt of a message claimed with lease
+	// held (its next_attempt_at when claimed or last renewed) and counts it
+	// in attempts. A delivery (sentAt set) is recorded unless the message is
+	// already marked sent, whoever holds it; a failure only while the claim
+	// is still held, and ErrConflict otherwise (the lease lapsed and another
+	// worker took the message, or it was sent).
+	MarkOutbox(ctx context.Context, id string, held time.Time, sentAt *time.Time, lastError string, nextAttemptAt time.Time) error
+	// LeaseOutbox moves the lease of a claimed, unsent message from held to
+	// until: later to renew it while sending, now to release it. ErrConflict
+	// when the claim is no longer held. Times are kept to the microsecond.
+	LeaseOutbox(ctx context.Context, id string, held, until time.Time) error
 
 	// Idempotency: the first result of a POST, replayed for retries.
 	GetIdempotency(ctx context.Context, ten Tenancy, keyID, key string) (IdempotencyRecord, error)

@@ -664,13 +664,29 @@ func (q *Q) InsertOutbox(ctx context.Context, ten store.Tenancy, m store.OutboxM
 	return err
 }
 
-func (q *Q) MarkOutbox(ctx context.Context, id string, sentAt *time.Time, attempts int, lastError string, nextAttemptAt time.Time) error {
-	// A sent message's body holds a single-use link; keep no copy of it.
-	n, err := q.exec(ctx, "UPDATE outbox SET sent_at = ?, attempts = ?, last_error = ?, next_attempt_at = ?, "+
-		"body = CASE WHEN ? THEN '' ELSE body END WHERE id = ?",
-		q.d.tp(sentAt), attempts, lastError, q.d.t(nextAttemptAt), sentAt != nil, id)
+func (q *Q) MarkOutbox(ctx context.Context, id string, held time.Time, sentAt *time.Time, lastError string, nextAttemptAt time.Time) error {
+	if sentAt != nil {
+		// A delivered message is recorded whoever holds it now; a second
+		// record of the same delivery (a retry after a commit whose outcome
+		// was lost) finds it sent and changes nothing. A sent message's body
+		// holds a single-use link: keep no copy of it.
+		_, err := q.exec(ctx, "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = '', body = '' WHERE id = ? AND sent_at IS NULL",
+			q.d.t(*sentAt), id)
+		return err
+	}
+	n, err := q.exec(ctx, "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND sent_at IS NULL AND next_attempt_at = ?",
+		lastError, q.d.t(nextAttemptAt), id, q.d.t(held))
 	if err == nil && n == 0 {
-		return store.ErrNotFound
+		return store.ErrConflict
+	}
+	return err
+}
+
+func (q *Q) LeaseOutbox(ctx context.Context, id string, held, until time.Time) error {
+	n, err := q.exec(ctx, "UPDATE outbox SET next_attempt_at = ? WHERE id = ? AND sent_at IS NULL AND next_attempt_at = ?",
+		q.d.t(until), id, q.d.t(held))
+	if err == nil && n == 0 {
+		return store.ErrConflict
 	}
 	return err
 }

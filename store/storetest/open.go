@@ -17,7 +17,6 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/postgres"
-	"github.com/verefwork/veref/store/sqlite"
 )
 
 // Backend is a named way to open a fresh, migrated store.
@@ -44,17 +43,7 @@ const testTimeout = time.Minute
 // OpenSQLite returns a migrated store on a fresh temporary file, closed when the test ends.
 func OpenSQLite(t testing.TB) store.Store {
 	t.Helper()
-	ctx := context.Background()
-	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "veref.db"))
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	s.SetTimeout(testTimeout)
-	t.Cleanup(func() { _ = s.Close() })
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatalf("migrate sqlite: %v", err)
-	}
-	return s
+	return OpenSQLiteAt(t, filepath.Join(t.TempDir(), "veref.db"), testTimeout)
 }
 
 const pgHowTo = "set VEREF_TEST_DATABASE_URL to run against PostgreSQL, e.g. " +
