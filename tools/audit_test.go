@@ -33,7 +33,7 @@ func TestRegistryRefusesUndeclaredOrContradictoryTools(t *testing.T) {
 }
 
 // bookkeeping tables record calls rather than being changed by them.
-var bookkeeping = map[string]bool{"audit_events": true, "api_key_usage": true, "idempotency_keys": true, "schema_migrations": true}
+var bookkeeping = map[string]bool{"audit_events": true, "api_key_usage": true, "idempotency_keys": true, "goose_db_version": true}
 
 // snapshot hashes every row of every table but the bookkeeping ones.
 func snapshot(t *testing.T, db *sql.DB) map[string]string {

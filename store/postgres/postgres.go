@@ -16,6 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/store"
@@ -25,9 +27,9 @@ import (
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// migrateLock is the pg_advisory_lock key that serialises Migrate across
-// instances starting together.
-const migrateLock int64 = 0x7665726566 // "veref"
+// legacyMigrateLock is the pg_advisory_lock key the migration runner before
+// goose held.
+const legacyMigrateLock int64 = 0x7665726566 // "veref"
 
 // Store is a store.Store on PostgreSQL.
 type Store struct {
@@ -108,30 +110,41 @@ func (s *Store) PoolStats() metrics.DBPoolStats {
 		Idle: int(st.IdleConns()), WaitCount: st.EmptyAcquireCount(), WaitDuration: st.EmptyAcquireWaitTime()}
 }
 
-// Migrate applies the embedded migrations not yet recorded, holding an
-// advisory lock so concurrent instances apply each one once.
+// Migrate applies the embedded migrations not yet recorded, through goose
+// holding a session advisory lock so instances starting together apply
+// each one once.
 func (s *Store) Migrate(ctx context.Context) error {
-	conn, err := s.db.Conn(ctx)
+	// Its own connections without the pool's statement_timeout and
+	// lock_timeout: a migration, or waiting for another instance's, may take
+	// longer than a request's statement.
+	cfg := s.pool.Config().ConnConfig.Copy()
+	cfg.RuntimeParams["statement_timeout"] = "0"
+	cfg.RuntimeParams["lock_timeout"] = "0"
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	// The schema is part of the key, as in Exclusive: deployments (and
+	// tests) in separate schemas of one database do not wait on each other.
+	var key int64
+	if err := db.QueryRowContext(ctx, "SELECT hashtextextended('veref:migrate:' || current_schema(), 0)").Scan(&key); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	// goose polls pg_try_advisory_lock; the defaults (every 5s for 5min)
+	// would make a second instance wait 5s for a migration of milliseconds.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(key), lock.WithLockTimeout(1, 600))
 	if err != nil {
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		return err
 	}
-	defer conn.Close()
-	// Migrations and waiting for another instance's may take longer than a
-	// request's statement; the connection gets its defaults back after.
-	if _, err := conn.ExecContext(ctx, "SET statement_timeout = 0; SET lock_timeout = 0"); err != nil {
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "RESET statement_timeout; RESET lock_timeout") //nolint:errcheck
-	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", migrateLock); err != nil {
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
-	}
-	// Unlock even if ctx is done: the connection returns to the pool.
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", migrateLock) //nolint:errcheck
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
 	}
-	return sqlstore.Migrate(ctx, dialect, conn, sub)
+	return sqlstore.Migrate(ctx, db, sqlstore.Migrations{
+		Dialect: goose.DialectPostgres, FS: sub, Locker: locker,
+		LegacyTable: "SELECT to_regclass('schema_migrations') IS NOT NULL",
+		// The runner before goose held pg_advisory_lock(legacyMigrateLock)
+		// while it applied; an older instance still doing so finishes first.
+		LegacyWait: fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", legacyMigrateLock),
+	})
 }
 
 func (s *Store) Ping(ctx context.Context) error {

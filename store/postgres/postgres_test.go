@@ -2,10 +2,13 @@ package postgres_test
 
 import (
 	"context"
-	"path/filepath"
+	"database/sql"
+	"os"
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -43,11 +46,22 @@ func TestMigrateConcurrently(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.CreateTenant(ctx, store.Tenant{ID: "ten_1", Name: "x"}))
-	var n int
-	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT count(*) FROM schema_migrations").Scan(&n))
-	files, err := filepath.Glob("migrations/*.sql")
-	require.NoError(t, err)
-	assert.Equal(t, len(files), n, "each migration applied exactly once")
+	storetest.AssertMigratedOnce(t, stdlib.OpenDBFromPool(s.Pool()), os.DirFS("migrations"))
+}
+
+func TestUpgradeFromLegacyRunner(t *testing.T) {
+	storetest.RunLegacyUpgrade(t, goose.DialectPostgres, os.DirFS("migrations"), func(t *testing.T) (*sql.DB, func() store.Store) {
+		url := storetest.PostgresURL(t)
+		db, err := sql.Open("pgx", url)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = db.Close() })
+		return db, func() store.Store {
+			s, err := postgres.Open(context.Background(), url)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+	})
 }
 
 func TestOpenUnavailable(t *testing.T) {

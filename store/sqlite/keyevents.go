@@ -18,7 +18,7 @@ import (
 // by queries added later (suspension, rolling, limits): eviction needs no
 // cooperation from them. Another process writing the same file (an admin
 // command) is seen through a change counter that triggers keep (migration
-// 0010b) and WatchKeys polls.
+// 0011, named 0010b before goose) and WatchKeys polls.
 
 // writers maps a writer DSN to the stores listening on it.
 var writers = struct {

@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/pressly/goose/v3"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -131,18 +132,18 @@ func newStore(ctx context.Context, writerDSN string, read, write *sql.DB) (*Stor
 	return s, nil
 }
 
-// Migrate applies the embedded migrations not yet recorded.
+// Migrate applies the embedded migrations not yet recorded, through goose
+// on the single writer connection, which already keeps other writers of
+// this process out; another process's writes wait on SQLite's own lock.
 func (s *Store) Migrate(ctx context.Context) error {
-	conn, err := s.write.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
-	}
-	defer conn.Close()
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return err
 	}
-	return sqlstore.Migrate(ctx, dialect, conn, sub)
+	return sqlstore.Migrate(ctx, s.write, sqlstore.Migrations{
+		Dialect: goose.DialectSQLite3, FS: sub,
+		LegacyTable: "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+	})
 }
 
 func (s *Store) Ping(ctx context.Context) error {

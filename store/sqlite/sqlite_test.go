@@ -2,9 +2,12 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/pressly/goose/v3"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -45,4 +48,19 @@ func TestReopen(t *testing.T) {
 	require.NoError(t, s.Migrate(ctx))
 	_, err = s.GetTenant(ctx, "ten_1")
 	assert.NoError(t, err)
+}
+
+func TestUpgradeFromLegacyRunner(t *testing.T) {
+	storetest.RunLegacyUpgrade(t, goose.DialectSQLite3, os.DirFS("migrations"), func(t *testing.T) (*sql.DB, func() store.Store) {
+		path := filepath.Join(t.TempDir(), "v.db")
+		db, err := sql.Open("sqlite", path)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = db.Close() })
+		return db, func() store.Store {
+			s, err := sqlite.Open(context.Background(), path)
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -228,52 +227,6 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n in
 		return nil
 	})
 	return out, err
-}
-
-// Migrate applies the *.sql files of migrations in name order, each in its
-// own transaction with its schema_migrations row, skipping those already
-// recorded. conn is one connection so a caller's session lock covers it.
-func Migrate(ctx context.Context, d *Dialect, conn *sql.Conn, migrations fs.FS) error {
-	q := &Q{d: d, r: conn, w: conn}
-	if _, err := q.exec(ctx, "CREATE TABLE IF NOT EXISTS schema_migrations (version TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"); err != nil {
-		return err
-	}
-	names, err := fs.Glob(migrations, "*.sql")
-	if err != nil {
-		return err
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		var one int
-		err := conn.QueryRowContext(ctx, d.rebind("SELECT 1 FROM schema_migrations WHERE version = ?"), name).Scan(&one)
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return d.err(err)
-		}
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			return err
-		}
-		tx, err := conn.BeginTx(ctx, nil)
-		if err != nil {
-			return d.err(err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			_ = tx.Rollback()
-			return fmt.Errorf("migration %s: %w", name, d.err(err))
-		}
-		if _, err := tx.ExecContext(ctx, d.rebind("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)"),
-			name, time.Now().UTC().Format(SQLiteTimeFormat)); err != nil {
-			_ = tx.Rollback()
-			return d.err(err)
-		}
-		if err := tx.Commit(); err != nil {
-			return d.err(err)
-		}
-	}
-	return nil
 }
 
 // purgeSQL deletes one batch of a kind: the oldest first, by primary key

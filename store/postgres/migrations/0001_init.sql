@@ -1,3 +1,4 @@
+-- +goose Up
 -- Times are timestamptz, always written from Go. Nested parts are jsonb;
 -- conversation messages are opaque bytes.
 

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Suspension is reversible, so it is its own columns beside the permanent
 -- revocation; a roll links the two keys both ways so either side can say
 -- what happened to it.

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Times are TEXT in the fixed-width UTC form 2006-01-02T15:04:05.000000Z so
 -- comparing strings compares instants. Nested parts are JSON TEXT.
 

@@ -1,3 +1,4 @@
+-- +goose Up
 -- CLI logins (issue 13): a device authorization grant in the shape of
 -- RFC 8628. The device code is kept only as its keyed hash; the API key is
 -- minted when the CLI redeems an approved session, so no plaintext is stored.

@@ -1,3 +1,4 @@
+-- +goose Up
 -- Per-key limits (issue 14). New keys store the defaults they were made
 -- with; NULL (keys older than this migration) means the server's default.
 ALTER TABLE api_keys ADD COLUMN rate_limit_requests INTEGER;
