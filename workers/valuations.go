@@ -9,6 +9,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
@@ -110,16 +112,38 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 		v.Status, v.Score, v.Components, v.Rationale, v.Error, v.FinishedAt = store.ValuationSucceeded, &score, comps, why, "", &done
 	}
 	v.LeaseUntil = nil
-	return true, w.Store.InTx(ctx, func(q store.Queries) error {
-		if err := q.FinishValuation(ctx, v); err != nil {
-			return err // ErrConflict: our lease lapsed and another worker owns the run now
+	return true, w.finish(ctx, v, done)
+}
+
+// finish stores a run's outcome and its audit event, retrying with backoff
+// while storage fails, for as long as the run's lease lasts: a worker that
+// gave up at the first error left the run "running" until the lease lapsed,
+// though it was alive and storage was back within seconds. Past the lease
+// another worker may own the run, and FinishValuation refuses this one.
+func (w *ValuationWorker) finish(ctx context.Context, v store.Valuation, done time.Time) error {
+	audit := store.AuditEvent{ID: store.NewID("evt"), TenantID: v.TenantID, Environment: v.Environment,
+		ActorKind: store.ActorSystem, ActorID: w.ID, Surface: store.SurfaceWorker, Action: "valuation." + string(v.Status),
+		TargetType: "valuation", TargetID: v.ID, Outcome: store.OutcomeOK, At: done,
+		Data: map[string]any{"attempts": v.Attempts, "requestId": v.RequestID}}
+	// Recorded even when shutting down: the run is done.
+	ctx = context.WithoutCancel(ctx)
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := w.Store.InTx(ctx, func(q store.Queries) error {
+			if err := q.FinishValuation(ctx, v); err != nil {
+				return err // ErrConflict: our lease lapsed and another worker owns the run now
+			}
+			if v.Status == store.ValuationQueued {
+				return nil
+			}
+			return q.InsertAudit(ctx, audit)
+		})
+		if errors.Is(err, store.ErrConflict) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if v.Status == store.ValuationQueued {
-			return nil
+		if err != nil {
+			w.Log("warn", "valuation: recording the outcome failed; retrying", map[string]any{"valuation": v.ID, "error": err.Error()})
 		}
-		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: v.TenantID, Environment: v.Environment,
-			ActorKind: store.ActorSystem, ActorID: w.ID, Surface: store.SurfaceWorker, Action: "valuation." + string(v.Status),
-			TargetType: "valuation", TargetID: v.ID, Outcome: store.OutcomeOK, At: done,
-			Data: map[string]any{"attempts": v.Attempts, "requestId": v.RequestID}})
-	})
+		return struct{}{}, err
+	}, backoff.WithBackOff(retryBackOff()), backoff.WithMaxElapsedTime(w.Lease))
+	return err
 }
