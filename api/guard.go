@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/logdedup"
 	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
@@ -29,7 +30,10 @@ type Guard struct {
 	Hasher *auth.Hasher
 	Usage  *UsageWriter
 	Log    zerolog.Logger
-	Now    func() time.Time
+	// Repeats keeps storage faults, which fail every request alike, from
+	// writing one error line each (nil: every line is written).
+	Repeats *logdedup.Deduper
+	Now     func() time.Time
 	// ResourceMetadata returns the RFC 9728 metadata URL advertised in the
 	// WWW-Authenticate header of 401s, so OAuth-aware MCP clients can discover it.
 	ResourceMetadata func(r *http.Request) string
@@ -144,7 +148,7 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err
 		w.Header().Set("WWW-Authenticate", challenge)
 	}
 	if p.Status >= 500 {
-		g.Log.Error().Str("trace_id", traceID).Str("code", string(p.Code)).Msg("authentication unavailable")
+		g.Repeats.Error(g.Log, "authentication unavailable", err).Str("trace_id", traceID).Str("code", string(p.Code)).Send()
 	}
 	writeProblem(w, traceID, p)
 }

@@ -126,7 +126,7 @@ func (g *Guard) agentBudget(ctx context.Context, w http.ResponseWriter, p auth.P
 	if err != nil {
 		// The budget is accounting, not security: an unreadable count
 		// lets the run go rather than take Ask Veref down with storage.
-		g.Log.Warn().Err(err).Str("trace_id", traceID).Msg("agent token budget unreadable; allowing the run")
+		g.Repeats.Warn(g.Log, "agent token budget unreadable; allowing the run", err).Str("trace_id", traceID).Send()
 		return nil
 	}
 	if !st.Exceeded() {

@@ -7,14 +7,15 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/verefwork/veref/logdedup"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/tools"
 )
 
 // PublicRoutes serves referee invitations and share links: outside /v1/api
 // and its spec, authenticated by the single-use token in the path.
-func PublicRoutes(p *tools.Public, log zerolog.Logger) map[string]http.Handler {
-	publicJSON := func(h func(r *http.Request) (any, error)) http.Handler { return publicHandler(log, h) }
+func PublicRoutes(p *tools.Public, log zerolog.Logger, repeats *logdedup.Deduper) map[string]http.Handler {
+	publicJSON := func(h func(r *http.Request) (any, error)) http.Handler { return publicHandler(log, repeats, h) }
 	return map[string]http.Handler{
 		"GET /v1/referee/{token}": publicJSON(func(r *http.Request) (any, error) {
 			return p.OpenInvitation(r.Context(), r.PathValue("token"))
@@ -44,7 +45,7 @@ func PublicRoutes(p *tools.Public, log zerolog.Logger) map[string]http.Handler {
 	}
 }
 
-func publicHandler(log zerolog.Logger, h func(r *http.Request) (any, error)) http.Handler {
+func publicHandler(log zerolog.Logger, repeats *logdedup.Deduper, h func(r *http.Request) (any, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
 		// Tokens are in the path: keep them out of caches and referrers.
@@ -56,7 +57,8 @@ func publicHandler(log zerolog.Logger, h func(r *http.Request) (any, error)) htt
 		if err != nil {
 			pb := problemFrom(err)
 			if pb.Status >= 500 {
-				log.Error().Err(err).AnErr("cause", errors.Unwrap(err)).Str("trace_id", traceID).Str("route", r.Pattern).Msg("public route failed")
+				repeats.Error(log, "public route failed", err).AnErr("cause", errors.Unwrap(err)).
+					Str("trace_id", traceID).Str("route", r.Pattern).Send()
 			}
 			writeProblem(w, traceID, pb)
 			return

@@ -92,7 +92,8 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 			pb := problemFrom(err)
 			relocate(pb, params)
 			if pb.Status >= 500 {
-				s.log.Error().Err(err).AnErr("cause", errors.Unwrap(err)).Str("trace_id", meta.TraceID).Str("tool", t.Name).Msg("operation failed")
+				s.opts.Repeats.Error(s.log, "operation failed", err).AnErr("cause", errors.Unwrap(err)).
+					Str("trace_id", meta.TraceID).Str("tool", t.Name).Send()
 			}
 			writeProblem(w, meta.TraceID, pb)
 			return

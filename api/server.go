@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/logdedup"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/telemetry"
@@ -67,6 +68,10 @@ type Options struct {
 	// Public holds routes outside /v1/api that carry their own credentials
 	// (referee invitations, share links); mounted as given.
 	Public map[string]http.Handler
+	// Repeats de-duplicates the error lines every failing request writes
+	// while storage is down (default: one with a 10s interval on Now,
+	// whose counts are written lazily; serve runs it to count on time).
+	Repeats *logdedup.Deduper
 }
 
 // Server is the whole HTTP surface.
@@ -93,10 +98,13 @@ func New(o Options) *Server {
 	if o.Version == "" {
 		o.Version = "dev"
 	}
+	if o.Repeats == nil {
+		o.Repeats = logdedup.New(0, o.Now)
+	}
 	s := &Server{opts: o, mux: http.NewServeMux(), reg: o.Registry, log: o.Log, now: o.Now}
 	s.guard = &Guard{
 		Authn:  &auth.Authenticator{Keys: o.Store, Hasher: o.Hasher, Now: o.Now, Cache: o.KeyCache, LookupTimeout: o.AuthTimeout},
-		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Now: o.Now,
+		Hasher: o.Hasher, Usage: o.Usage, Log: o.Log, Repeats: o.Repeats, Now: o.Now,
 		ResourceMetadata: func(r *http.Request) string { return s.baseURL(r) + protectedResourcePath },
 		Limits:           o.Limits.withDefaults(o.Now), Audit: o.Store,
 	}
@@ -247,7 +255,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
 	if err := s.opts.Store.Ping(ctx); err != nil {
-		s.log.Warn().Err(err).Msg("readiness check failed")
+		s.opts.Repeats.Warn(s.log, "readiness check failed", err).Send()
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"status":"unavailable","detail":"storage is not reachable"}`))
 		return

@@ -22,6 +22,7 @@ import (
 	"github.com/verefwork/veref/agent"
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/auth"
+	"github.com/verefwork/veref/logdedup"
 	"github.com/verefwork/veref/quota"
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/tools"
@@ -55,6 +56,9 @@ type Options struct {
 	Tracer trace.TracerProvider
 	// PublicURL is VEREF_PUBLIC_URL.
 	PublicURL string
+	// Repeats de-duplicates repeated error lines (default: a 10s
+	// interval on Now).
+	Repeats *logdedup.Deduper
 }
 
 // Env is a running server and what tests need to drive it.
@@ -99,6 +103,9 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 		o.Limits.AgentTokens = &quota.AgentTokens{Store: st, Now: now}
 	}
 	e.Limits = o.Limits
+	if o.Repeats == nil {
+		o.Repeats = logdedup.New(0, now)
+	}
 	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL, DefaultRateLimit: o.Limits.DefaultRate, AgentTokens: o.Limits.AgentTokens}
 	e.Registry = tools.New(tools.NewRegistry(st, now), deps)
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
@@ -106,7 +113,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Registry.QueueReadAudits(e.Audits)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
 		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits, Tracer: o.Tracer,
-		PublicURL: o.PublicURL}
+		PublicURL: o.PublicURL, Repeats: o.Repeats}
 	stopWatch := func() {}
 	if w, ok := st.(store.KeyWatcher); ok && !o.NoKeyCache {
 		e.KeyCache = auth.NewKeyCache(0, now)
@@ -126,7 +133,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 		// As in production, the agent is always mounted; unconfigured it answers 503.
 		opts.Agent = agent.NewHandler(e.Registry, st, agent.Config{})
 	}
-	opts.Public = api.PublicRoutes(tools.NewPublic(st, deps), log)
+	opts.Public = api.PublicRoutes(tools.NewPublic(st, deps), log, o.Repeats)
 	e.Server = api.New(opts)
 	e.HTTP.Config.Handler = e.Server
 	e.HTTP.Start()

@@ -21,6 +21,7 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/console"
 	"github.com/verefwork/veref/devidp"
+	"github.com/verefwork/veref/logdedup"
 	"github.com/verefwork/veref/mail"
 	vmcp "github.com/verefwork/veref/mcp"
 	"github.com/verefwork/veref/metrics"
@@ -167,6 +168,9 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		log.Info().Msg("Ask Veref is off: set OPENROUTER_API_KEY to enable POST /v1/api/agent")
 	}
 	now := time.Now
+	// One de-duplicator for every line a storage fault repeats; its counts
+	// are written every 10s and at shutdown.
+	repeats := logdedup.New(0, now)
 	usage := api.NewUsageWriter(st, log, 0)
 	audits := api.NewAuditWriter(st, log, 0)
 	limits, closeLimits, err := cfg.limits.limits(st, now, log)
@@ -176,7 +180,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	agentCfg.OnUsage = func(ctx context.Context, tokens int) {
 		p, _ := auth.FromContext(ctx)
 		if err := limits.AgentTokens.Charge(context.WithoutCancel(ctx), p.KeyID, tokens); err != nil {
-			log.Error().Err(err).Str("key_id", p.KeyID).Int("tokens", tokens).Msg("charging the agent token budget")
+			repeats.Error(log, "charging the agent token budget", err).Str("key_id", p.KeyID).Int("tokens", tokens).Send()
 		}
 	}
 	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/"),
@@ -214,24 +218,19 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 	}
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	keyCache := watchKeys(workCtx, &wg, cfg, st, log)
+	keyCache := watchKeys(workCtx, &wg, cfg, st, log, repeats)
 	srv := api.New(api.Options{
 		Store: st, Registry: reg, Hasher: hasher, Usage: usage, Log: log, Now: now, Version: version, KeyCache: keyCache, Tracer: tracer,
 		Clerk: clerk, MaxActiveKeys: cfg.maxActiveKeys, AppURL: cfg.appURL, AuthTimeout: cfg.authTimeout, Limits: limits,
 		PublicURL: publicURLIfSet(cfg),
-		Public:    api.PublicRoutes(tools.NewPublic(st, deps), log),
+		Repeats:   repeats,
+		Public:    api.PublicRoutes(tools.NewPublic(st, deps), log, repeats),
 		Agent:     agent.NewHandler(reg, st, agentCfg),
 		MCP:       vmcp.NewHandler(reg, vmcp.Options{AllowedOrigins: cfg.mcpOrigins, Version: version}),
 		MCPFront:  vmcp.Front(vmcp.Options{AllowedOrigins: cfg.mcpOrigins}),
 	})
 
-	logf := func(level, msg string, fields map[string]any) {
-		ev := log.Info()
-		if level == "warn" {
-			ev = log.Warn()
-		}
-		ev.Fields(fields).Msg(msg)
-	}
+	logf := workerLog(log, repeats)
 	var live mail.Mailer = mail.LogMailer{Log: logf}
 	if cfg.smtpAddr != "" {
 		live = mail.SMTPMailer{Addr: cfg.smtpAddr, From: cfg.smtpFrom, Username: cfg.smtpUser, Password: cfg.smtpPassword, Timeout: 30 * time.Second}
@@ -240,6 +239,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		&workers.ValuationWorker{Store: st, Now: now, Log: logf},
 		&workers.OutboxWorker{Store: st, Live: live, Test: mail.LogMailer{Log: logf}, Now: now, Log: logf},
 		cfg.limits.sweeper(st, now, log),
+		repeats,
 	} {
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(workCtx) }()
@@ -276,19 +276,20 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		if err := stopTracing(ctx); err != nil {
 			log.Warn().Err(err).Msg("flushing traces")
 		}
+		repeats.Close() // the counts of failures while flushing too
 	}}, nil
 }
 
 // watchKeys starts the verified-key cache and the store's change feed that
 // keeps it honest; nil when VEREF_KEY_CACHE_TTL=0.
-func watchKeys(ctx context.Context, wg *sync.WaitGroup, cfg config, st store.Store, log zerolog.Logger) *auth.KeyCache {
+func watchKeys(ctx context.Context, wg *sync.WaitGroup, cfg config, st store.Store, log zerolog.Logger, repeats *logdedup.Deduper) *auth.KeyCache {
 	w, ok := st.(store.KeyWatcher)
 	if !ok || cfg.keyCacheTTL == 0 {
 		return nil
 	}
 	if pg, ok := st.(*postgres.Store); ok {
 		pg.OnWatchError(func(err error) {
-			log.Warn().Err(err).Msg("key change listener dropped; key cache bypassed until it reconnects")
+			repeats.Warn(log, "key change listener dropped; key cache bypassed until it reconnects", err).Send()
 		})
 	}
 	c := auth.NewKeyCache(cfg.keyCacheTTL, time.Now)
