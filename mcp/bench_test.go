@@ -36,7 +36,12 @@ func BenchmarkMCPCandidatesList(b *testing.B) {
 // mcp/rest-throughput metric is the ratio (target ≥ 0.8), steadier
 // than dividing two benchmarks run minutes apart.
 func BenchmarkMCPOverREST(b *testing.B) {
-	h, key := benchServer(b)
+	b.Run("sqlite", func(b *testing.B) { benchAlternating(b, storetest.OpenSQLite(b)) })
+	b.Run("postgres", func(b *testing.B) { benchAlternating(b, storetest.OpenPostgres(b)) })
+}
+
+func benchAlternating(b *testing.B, st store.Store) {
+	h, key := benchServerOn(b, st)
 	var restNS, mcpNS atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -69,7 +74,11 @@ func mcpRead(key string) *http.Request {
 }
 
 func benchServer(b *testing.B) (http.Handler, string) {
-	env := apitest.New(b, storetest.OpenSQLite(b), apitest.Options{
+	return benchServerOn(b, storetest.OpenSQLite(b))
+}
+
+func benchServerOn(b *testing.B, st store.Store) (http.Handler, string) {
+	env := apitest.New(b, st, apitest.Options{
 		MCP: func(reg *tools.Registry) http.Handler { return vmcp.NewHandler(reg, vmcp.Options{}) },
 		// The per-key limit would answer 429 long before the benchmark ends.
 		Limits: api.Limits{DefaultRate: auth.RateLimit{Requests: auth.MaxRateRequests, Per: "second"}},
