@@ -197,10 +197,9 @@ func (s *Server) startCLISession(ctx context.Context, in *cliStartInput) (*cliSt
 			}
 			// No tenant is known yet: the issue is recorded outside any
 			// tenant, and the approval repeats when it was issued.
-			return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), ActorKind: store.ActorSystem, ActorID: "veref-login",
-				Surface: store.SurfaceCLI, Action: "cli_session.issue", TargetType: "cli_session", TargetID: sess.ID,
-				TraceID: telemetry.TraceID(ctx), Outcome: store.OutcomeOK,
-				Data: map[string]any{"clientName": client, "hostname": host, "expiresAt": sess.ExpiresAt}, At: now})
+			return q.InsertAudit(ctx, store.NewAuditEvent(store.Tenancy{}, store.Actor{Kind: store.ActorSystem, ID: "veref-login"},
+				store.SurfaceCLI, telemetry.TraceID(ctx), "cli_session.issue", now).On("cli_session", sess.ID).
+				WithData(map[string]any{"clientName": client, "hostname": host, "expiresAt": sess.ExpiresAt}))
 		})
 		if !errors.Is(err, store.ErrConflict) {
 			break
@@ -264,10 +263,10 @@ func (s *Server) redeemCLISession(ctx context.Context, ks *KeyService, device st
 			return err
 		}
 		login = CLILogin{CreatedKey: created, TenantID: sess.TenantID}
-		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: sess.TenantID, Environment: sess.Environment,
-			ActorKind: store.ActorAPIKey, ActorID: created.APIKey.ID, Surface: store.SurfaceCLI, Action: "cli_session.redeem",
-			TargetType: "cli_session", TargetID: sess.ID, Outcome: store.OutcomeOK,
-			Data: map[string]any{"keyId": created.APIKey.ID, "keyName": name, "hostname": sess.Hostname}, At: now})
+		return q.InsertAudit(ctx, store.NewAuditEvent(store.Tenancy{TenantID: sess.TenantID, Environment: sess.Environment},
+			store.Actor{Kind: store.ActorAPIKey, ID: created.APIKey.ID}, store.SurfaceCLI, telemetry.TraceID(ctx), "cli_session.redeem", now).
+			On("cli_session", sess.ID).
+			WithData(map[string]any{"keyId": created.APIKey.ID, "keyName": name, "hostname": sess.Hostname}))
 	})
 	return login, err
 }
@@ -384,9 +383,9 @@ func (s *Server) decideCLISession(ctx context.Context, c caller, sess store.CLIS
 			}
 			return err
 		}
-		return q.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: c.tenant.ID, Environment: env,
-			ActorKind: store.ActorRecruiter, ActorID: c.recruiter.ID, Surface: surface, Action: action,
-			TargetType: "cli_session", TargetID: sess.ID, Outcome: store.OutcomeOK, Data: data, At: now})
+		return q.InsertAudit(ctx, store.NewAuditEvent(store.Tenancy{TenantID: c.tenant.ID, Environment: env},
+			store.Actor{Kind: store.ActorRecruiter, ID: c.recruiter.ID}, surface, telemetry.TraceID(ctx), action, now).
+			On("cli_session", sess.ID).WithData(data))
 	})
 	return sess, err
 }

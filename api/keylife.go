@@ -9,6 +9,7 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -57,7 +58,7 @@ func (ks *KeyService) setSuspension(ctx context.Context, tenantID, id, note stri
 		if out, err = q.SetAPIKeySuspension(ctx, tenantID, id, by.ID, note, at); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, keyEvent(k, by, action, data, now))
+		return q.InsertAudit(ctx, keyEvent(ctx, k, by, action, data, now))
 	})
 	if err != nil {
 		return KeyView{}, err
@@ -109,7 +110,7 @@ func (ks *KeyService) Roll(ctx context.Context, tenantID, id string, grace time.
 			return err
 		}
 		created = CreatedKey{APIKey: View(nk, now), Plaintext: tok.String()}
-		return q.InsertAudit(ctx, keyEvent(old, by, "api_key.roll", map[string]any{
+		return q.InsertAudit(ctx, keyEvent(ctx, old, by, "api_key.roll", map[string]any{
 			"newKeyId": nk.ID, "newPrefix": nk.Prefix, "graceHours": grace.Hours(), "graceEndsAt": end, "renamedTo": rolledName,
 		}, now))
 	})
@@ -149,8 +150,8 @@ func (by Actor) surface() store.Surface {
 	return store.SurfaceManagement
 }
 
-func keyEvent(k store.APIKey, by Actor, action string, data map[string]any, at time.Time) store.AuditEvent {
-	return store.AuditEvent{ID: store.NewID("evt"), TenantID: k.TenantID, Environment: k.Environment,
-		ActorKind: by.Kind, ActorID: by.ID, Surface: by.surface(), Action: action, TargetType: "api_key", TargetID: k.ID,
-		TraceID: by.TraceID, Outcome: store.OutcomeOK, Data: data, At: at}
+// keyEvent is by's action on key k, under the trace in ctx.
+func keyEvent(ctx context.Context, k store.APIKey, by Actor, action string, data map[string]any, at time.Time) store.AuditEvent {
+	return store.NewAuditEvent(store.Tenancy{TenantID: k.TenantID, Environment: k.Environment}, by.actor(), by.surface(),
+		telemetry.TraceID(ctx), action, at).On("api_key", k.ID).WithData(data)
 }

@@ -31,11 +31,13 @@ type KeyService struct {
 type Actor struct {
 	Kind store.ActorKind // store.ActorRecruiter or store.ActorOperator
 	ID   string
-	// Surface and TraceID go on the audit event ("management" when empty):
-	// the console and the CLI are told apart in the trail.
+	// Surface goes on the audit event ("management" when empty): the
+	// console and the CLI are told apart in the trail. The trace id is the
+	// one in the call's context.
 	Surface store.Surface
-	TraceID string
 }
+
+func (by Actor) actor() store.Actor { return store.Actor{Kind: by.Kind, ID: by.ID} }
 
 // NewKey is a request to mint a key.
 type NewKey struct {
@@ -227,12 +229,8 @@ func (ks *KeyService) CreateIn(ctx context.Context, q store.Queries, req NewKey,
 		}
 		return CreatedKey{}, err
 	}
-	err = q.InsertAudit(ctx, store.AuditEvent{
-		ID: store.NewID("evt"), TenantID: req.TenantID, Environment: req.Environment,
-		ActorKind: by.Kind, ActorID: by.ID, Surface: by.surface(), TraceID: by.TraceID, Action: "api_key.create",
-		TargetType: "api_key", TargetID: k.ID, Outcome: store.OutcomeOK,
-		Data: map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes, "limits": limits}, At: now,
-	})
+	err = q.InsertAudit(ctx, keyEvent(ctx, k, by, "api_key.create",
+		map[string]any{"name": name, "prefix": k.Prefix, "scopes": View(k, now).Scopes, "limits": limits}, now))
 	if err != nil {
 		return CreatedKey{}, err
 	}
@@ -260,11 +258,7 @@ func (ks *KeyService) Revoke(ctx context.Context, tenantID, id, note string, by 
 		if out, err = q.RevokeAPIKey(ctx, tenantID, id, by.ID, note, now); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, store.AuditEvent{
-			ID: store.NewID("evt"), TenantID: tenantID, Environment: k.Environment,
-			ActorKind: by.Kind, ActorID: by.ID, Surface: by.surface(), TraceID: by.TraceID, Action: "api_key.revoke",
-			TargetType: "api_key", TargetID: id, Outcome: store.OutcomeOK, Data: map[string]any{"note": note}, At: now,
-		})
+		return q.InsertAudit(ctx, keyEvent(ctx, k, by, "api_key.revoke", map[string]any{"note": note}, now))
 	})
 	if err != nil {
 		return KeyView{}, err
@@ -309,7 +303,7 @@ func (ks *KeyService) UpdateLimits(ctx context.Context, tenantID, id string, c L
 		if out, err = q.SetAPIKeyLimits(ctx, tenantID, id, limits); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, keyEvent(k, by, "api_key.update_limits", map[string]any{"before": k.KeyLimits, "after": limits}, now))
+		return q.InsertAudit(ctx, keyEvent(ctx, k, by, "api_key.update_limits", map[string]any{"before": k.KeyLimits, "after": limits}, now))
 	})
 	if err != nil {
 		return KeyView{}, err

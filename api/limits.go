@@ -145,10 +145,9 @@ func (g *Guard) refuseAddress(ctx context.Context, r *http.Request, p auth.Princ
 	if g.Audit == nil {
 		return prob
 	}
-	ev := store.AuditEvent{ID: store.NewID("evt"), TenantID: p.TenantID, Environment: p.Environment,
-		ActorKind: store.ActorAPIKey, ActorID: p.KeyID, Surface: surface, Action: "request",
-		TargetType: "api_key", TargetID: p.KeyID, TraceID: traceID, Outcome: store.Outcome(problem.IPNotAllowed),
-		Data: map[string]any{"method": r.Method, "path": r.URL.Path, "ipHash": g.hashAddr(ip)}, At: g.Now().UTC()}
+	ev := store.NewAuditEvent(store.TenancyOf(p), store.Actor{Kind: store.ActorAPIKey, ID: p.KeyID}, surface, traceID, "request", g.Now().UTC()).
+		On("api_key", p.KeyID).WithOutcome(store.Outcome(problem.IPNotAllowed)).
+		WithData(map[string]any{"method": r.Method, "path": r.URL.Path, "ipHash": g.hashAddr(ip)})
 	if err := g.Audit.InsertAudit(context.WithoutCancel(ctx), ev); err != nil {
 		g.Log.Error().Err(err).Str("trace_id", traceID).Msg("auditing an address refusal")
 	} else {

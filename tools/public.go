@@ -4,13 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/cenkalti/backoff/v5"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 )
 
 // Public holds the operations reached with a single-use token instead of an
@@ -131,7 +133,7 @@ func (pub *Public) OpenInvitation(ctx context.Context, token string) (Invitation
 		if _, err := q.UpdateReference(ctx, ten, r); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, pub.event(ten, ref.ID, "invitation.open", r.ID, now))
+		return q.InsertAudit(ctx, refereeEvent(ctx, ten, ref.ID, "invitation.open", r.ID, now))
 	})
 	return out, err
 }
@@ -196,7 +198,7 @@ func (pub *Public) submitOnce(ctx context.Context, token string, in ResponseInpu
 		if _, err := q.UpdateReference(ctx, ten, r); err != nil {
 			return err
 		}
-		return q.InsertAudit(ctx, pub.event(ten, ref.ID, "invitation."+string(ref.State), r.ID, now))
+		return q.InsertAudit(ctx, refereeEvent(ctx, ten, ref.ID, "invitation."+string(ref.State), r.ID, now))
 	})
 	return out, err
 }
@@ -231,10 +233,10 @@ func (pub *Public) loadReferee(ctx context.Context, q store.Queries, ten store.T
 	return r, 0, linkErr(problem.LinkInvalid, store.TokenInvitation)
 }
 
-func (pub *Public) event(ten store.Tenancy, refereeID, action, requestID string, now time.Time) store.AuditEvent {
-	return store.AuditEvent{ID: store.NewID("evt"), TenantID: ten.TenantID, Environment: ten.Environment,
-		ActorKind: store.ActorReferee, ActorID: refereeID, Surface: store.SurfacePublic, Action: action,
-		TargetType: "reference_request", TargetID: requestID, Outcome: store.OutcomeOK, At: now}
+// refereeEvent is a referee's action on the request, under the request's trace.
+func refereeEvent(ctx context.Context, ten store.Tenancy, refereeID, action, requestID string, now time.Time) store.AuditEvent {
+	return store.NewAuditEvent(ten, store.Actor{Kind: store.ActorReferee, ID: refereeID}, store.SurfacePublic,
+		telemetry.TraceID(ctx), action, now).On("reference_request", requestID)
 }
 
 // checkAnswers requires a 1-5 rating for every rating question and allows

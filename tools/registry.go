@@ -418,12 +418,8 @@ func (r *Registry) event(c Call, t *Tool, outcome store.Outcome, targetID string
 			data[k] = v
 		}
 	}
-	return store.AuditEvent{
-		ID: store.NewID("evt"), TenantID: c.Principal.TenantID, Environment: c.Principal.Environment,
-		ActorKind: store.ActorAPIKey, ActorID: c.Principal.KeyID, Surface: c.Surface,
-		Action: t.Name, TargetType: t.Target, TargetID: targetID, TraceID: c.TraceID,
-		Outcome: outcome, Data: data, At: r.now(),
-	}
+	return store.NewAuditEvent(store.TenancyOf(c.Principal), store.Actor{Kind: store.ActorAPIKey, ID: c.Principal.KeyID},
+		c.Surface, c.TraceID, t.Name, r.now()).On(t.Target, targetID).WithOutcome(outcome).WithData(data)
 }
 
 // decode validates the input (raw, or args when a surface decoded it

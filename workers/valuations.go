@@ -14,6 +14,7 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -121,10 +122,9 @@ func (w *ValuationWorker) RunOnce(ctx context.Context) (did bool, err error) {
 // though it was alive and storage was back within seconds. Past the lease
 // another worker may own the run, and FinishValuation refuses this one.
 func (w *ValuationWorker) finish(ctx context.Context, v store.Valuation, done time.Time) error {
-	audit := store.AuditEvent{ID: store.NewID("evt"), TenantID: v.TenantID, Environment: v.Environment,
-		ActorKind: store.ActorSystem, ActorID: w.ID, Surface: store.SurfaceWorker, Action: "valuation." + string(v.Status),
-		TargetType: "valuation", TargetID: v.ID, Outcome: store.OutcomeOK, At: done,
-		Data: map[string]any{"attempts": v.Attempts, "requestId": v.RequestID}}
+	audit := store.NewAuditEvent(store.Tenancy{TenantID: v.TenantID, Environment: v.Environment},
+		store.Actor{Kind: store.ActorSystem, ID: w.ID}, store.SurfaceWorker, telemetry.TraceID(ctx), "valuation."+string(v.Status), done).
+		On("valuation", v.ID).WithData(map[string]any{"attempts": v.Attempts, "requestId": v.RequestID})
 	// Recorded even when shutting down: the run is done.
 	ctx = context.WithoutCancel(ctx)
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {

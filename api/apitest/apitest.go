@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,6 +79,9 @@ type Env struct {
 	KeyCache *auth.KeyCache
 	// Limits as the server runs them (AgentTokens for charging).
 	Limits api.Limits
+
+	mu      sync.Mutex
+	tenants []string // made with Tenant, their audit trails checked at the end
 }
 
 // New starts a server over st, closed when the test ends.
@@ -90,6 +94,8 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 		log = zerolog.New(o.Log)
 	}
 	e := &Env{T: t, Store: st, Hasher: hasher}
+	// Registered first, so it runs last: after the audit writer flushed.
+	t.Cleanup(e.checkAudit)
 	e.HTTP = httptest.NewUnstartedServer(nil)
 	e.URL = "http://" + e.HTTP.Listener.Addr().String()
 	now := o.Now
@@ -153,9 +159,39 @@ func (e *Env) Tenant(id string) {
 	e.T.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
+	e.mu.Lock()
+	e.tenants = append(e.tenants, id)
+	e.mu.Unlock()
 	require.NoError(e.T, e.Store.CreateTenant(ctx, store.Tenant{ID: id, Name: strings.ToUpper(id), ClerkOrgID: "org_" + id, CreatedAt: now}))
 	require.NoError(e.T, e.Store.CreateRecruiter(ctx, store.Recruiter{ID: id + "_recruiter", TenantID: id,
 		Email: id + "@example.test", ClerkUserID: "user_" + id, Admin: true, CreatedAt: now}))
+}
+
+// checkAudit fails the test when an audit event of its tenants lacks a
+// field every event needs (store.AuditEvent.Missing), whichever surface or
+// flow wrote it. A store a test broke on purpose is not read.
+func (e *Env) checkAudit() {
+	ctx := context.Background()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range e.tenants {
+		for cursor := ""; ; {
+			evs, next, err := e.Store.ListAuditEvents(ctx, id, store.AuditQuery{}, store.Page{Limit: 200, Cursor: cursor})
+			if err != nil {
+				e.T.Logf("audit trail of %s not checked: %v", id, err)
+				return
+			}
+			for _, ev := range evs {
+				if m := ev.Missing(); len(m) > 0 {
+					e.T.Errorf("audit event %s (%s on %s) lacks %v", ev.ID, ev.Action, ev.Surface, m)
+				}
+			}
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+	}
 }
 
 // Key mints a key for the tenant's recruiter; no scopes means all.
