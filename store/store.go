@@ -430,7 +430,11 @@ type InviteState string
 
 // Referee invitation states.
 const (
-	InvitePending   InviteState = "pending"
+	InvitePending InviteState = "pending"
+	// InviteQueued is an invitation whose e-mail this server only logs
+	// (VEREF_MAIL=log, or --dev without a relay): nothing reaches the
+	// referee, so it is not "sent".
+	InviteQueued    InviteState = "queued"
 	InviteSent      InviteState = "sent"
 	InviteOpened    InviteState = "opened"
 	InviteResponded InviteState = "responded"

@@ -20,6 +20,11 @@ type Deps struct {
 	DefaultRateLimit auth.RateLimit
 	// AgentTokens is the Ask Veref daily budget, shown by whoami; nil hides it.
 	AgentTokens *quota.AgentTokens
+	// MailLogOnly says live invitation e-mails are only logged, not sent:
+	// live referees invited are then "queued", not "sent". The test
+	// environment never sends e-mail either way and says "sent", as the
+	// live one does with a relay, handing out the links instead.
+	MailLogOnly bool
 }
 
 // catalogue is the operations' shared dependencies.

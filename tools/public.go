@@ -124,7 +124,7 @@ func (pub *Public) OpenInvitation(ctx context.Context, token string) (Invitation
 		ref := &r.Referees[i]
 		out = Invitation{CandidateName: cand.Name, Role: cand.Role, RefereeName: ref.Name, Relationship: ref.Relationship,
 			Questions: r.Questions, DueDate: r.DueDate, ExpiresAt: t.ExpiresAt}
-		if ref.State != store.InviteSent {
+		if ref.State != store.InviteSent && ref.State != store.InviteQueued {
 			return nil
 		}
 		now := pub.cat.now()

@@ -95,7 +95,7 @@ func (c *catalogue) references() {
 	})
 	Add(c.r, Spec{
 		Name: "references_get", Title: "Get a reference request",
-		Description: "Returns one reference request with its questions, referees, invitation states (pending, sent, opened, responded, declined, expired) and the answers received.",
+		Description: "Returns one reference request with its questions, referees, invitation states (pending; queued when this server only logs live e-mail; sent, opened, responded, declined, expired) and the answers received.",
 		Policy:      auth.Reads(auth.ReferencesRead), ReadOnly: true, Idempotent: true,
 		HTTP: Binding{Method: "GET", Path: "/references/{id}"}, Target: "reference_request",
 	}, func(ctx context.Context, p auth.Principal, in IDInput) (store.ReferenceRequest, error) {
@@ -247,7 +247,7 @@ func (c *catalogue) invite(ctx context.Context, p auth.Principal, r *store.Refer
 			return out, err
 		}
 		link := c.deps.PublicURL + "/v1/referee/" + token
-		ref.State, ref.InvitedAt, ref.InviteExpiresAt, ref.OpenedAt = store.InviteSent, &now, &expires, nil
+		ref.State, ref.InvitedAt, ref.InviteExpiresAt, ref.OpenedAt = c.invitedState(ten), &now, &expires, nil
 		ref.InvitationsSent++
 		if err := q.InsertOutbox(ctx, ten, store.OutboxMessage{ID: store.NewID("msg"), TenantID: ten.TenantID, Environment: ten.Environment,
 			To: ref.Email, Subject: "Reference request for " + cand.Name, Body: invitationBody(ref.Name, cand, link, expires),
@@ -261,6 +261,15 @@ func (c *catalogue) invite(ctx context.Context, p auth.Principal, r *store.Refer
 	r.Status = deriveStatus(*r)
 	r.UpdatedAt = now
 	return out, nil
+}
+
+// invitedState is what an invitation just queued for e-mail is: sent,
+// unless live e-mail goes only to the log.
+func (c *catalogue) invitedState(ten store.Tenancy) store.InviteState {
+	if ten.Environment == auth.Live && c.deps.MailLogOnly {
+		return store.InviteQueued
+	}
+	return store.InviteSent
 }
 
 func (c *catalogue) tokenHash(kind store.TokenKind, token string) []byte {
@@ -320,7 +329,7 @@ func allIndexes(r store.ReferenceRequest) []int {
 func refresh(r *store.ReferenceRequest, now time.Time) {
 	for i := range r.Referees {
 		ref := &r.Referees[i]
-		if (ref.State == store.InviteSent || ref.State == store.InviteOpened) && ref.InviteExpiresAt != nil && !now.Before(*ref.InviteExpiresAt) {
+		if (ref.State == store.InviteQueued || ref.State == store.InviteSent || ref.State == store.InviteOpened) && ref.InviteExpiresAt != nil && !now.Before(*ref.InviteExpiresAt) {
 			ref.State = store.InviteExpired
 		}
 	}
@@ -342,7 +351,7 @@ func deriveStatus(r store.ReferenceRequest) store.RequestStatus {
 		case store.InviteOpened:
 			active++
 			invited++
-		case store.InviteSent, store.InviteExpired:
+		case store.InviteQueued, store.InviteSent, store.InviteExpired:
 			invited++
 		}
 	}

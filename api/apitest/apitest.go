@@ -60,6 +60,9 @@ type Options struct {
 	// Repeats de-duplicates repeated error lines (default: a 10s
 	// interval on Now).
 	Repeats *logdedup.Deduper
+	// MailLogOnly is a server whose live e-mail only goes to the log
+	// (VEREF_MAIL=log).
+	MailLogOnly bool
 }
 
 // Env is a running server and what tests need to drive it.
@@ -112,7 +115,8 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	if o.Repeats == nil {
 		o.Repeats = logdedup.New(0, now)
 	}
-	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL, DefaultRateLimit: o.Limits.DefaultRate, AgentTokens: o.Limits.AgentTokens}
+	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: e.URL, DefaultRateLimit: o.Limits.DefaultRate, AgentTokens: o.Limits.AgentTokens,
+		MailLogOnly: o.MailLogOnly}
 	e.Registry = tools.New(tools.NewRegistry(st, now), deps)
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
 	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)

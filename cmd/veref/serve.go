@@ -183,7 +183,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 			repeats.Error(log, "charging the agent token budget", err).Str("key_id", p.KeyID).Int("tokens", tokens).Send()
 		}
 	}
-	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/"),
+	deps := tools.Deps{Now: now, Hasher: hasher, PublicURL: strings.TrimRight(cfg.publicURL, "/"), MailLogOnly: cfg.smtpAddr == "",
 		DefaultRateLimit: limits.DefaultRate, AgentTokens: limits.AgentTokens}
 	reg := tools.New(tools.NewRegistry(st, now), deps)
 	reg.QueueReadAudits(audits)
