@@ -339,13 +339,21 @@ func TestTestKeySeesNoLiveData(t *testing.T) {
 	})
 }
 
+// Both paths a call can take are covered: a 2025 client's plain calls are
+// answered directly, the 2026 core's through mcp-go.
 func TestEveryCallIsAuditedAndNamedInUsage(t *testing.T) {
+	for _, version := range []string{"2025-06-18", ""} {
+		t.Run("version "+version, func(t *testing.T) { testEveryCallIsAuditedAndNamedInUsage(t, version) })
+	}
+}
+
+func testEveryCallIsAuditedAndNamedInUsage(t *testing.T, version string) {
 	forEachBackend(t, vmcp.Options{}, func(t *testing.T, env *apitest.Env) {
 		env.Tenant("acme")
 		key := env.Key("acme", auth.Test, auth.ReportsRead)
 		p := env.Principal(key)
 		const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-		c := connect(t, env, key, "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+		c := connectVersion(t, env, key, version, "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
 
 		const whoamis = 3
 		for range whoamis {
