@@ -116,8 +116,12 @@ func (b *backend) setup(ctx context.Context) error {
 }
 
 func (b *backend) newKey(ctx context.Context, name string) (token, id string, err error) {
+	return b.newKeyIn(ctx, name, auth.Test)
+}
+
+func (b *backend) newKeyIn(ctx context.Context, name string, env auth.Environment) (token, id string, err error) {
 	k, err := b.keys.Create(ctx, api.NewKey{TenantID: benchTenant, RecruiterID: "bench_recruiter", Name: name + " " + auth.RandomString(6),
-		Environment: auth.Test}, api.Actor{Kind: store.ActorOperator, ID: "bench"})
+		Environment: env}, api.Actor{Kind: store.ActorOperator, ID: "bench"})
 	if err != nil {
 		return "", "", err
 	}

@@ -171,6 +171,12 @@ func (goGen) run(ctx context.Context, r request, conns int, d time.Duration) (re
 }
 
 func send(ctx context.Context, c *http.Client, r request) (int, error) {
+	status, _, err := exchange(ctx, c, r, false)
+	return status, err
+}
+
+// exchange sends r and returns the status and, with keep, the body.
+func exchange(ctx context.Context, c *http.Client, r request, keep bool) (int, []byte, error) {
 	method := r.method
 	if method == "" {
 		method = http.MethodGet
@@ -181,16 +187,20 @@ func send(ctx context.Context, c *http.Client, r request) (int, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, method, r.url, body)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	for k, v := range r.headers {
 		req.Header.Set(k, v)
 	}
 	res, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode, nil
+	defer res.Body.Close()
+	if keep {
+		b, err := io.ReadAll(res.Body)
+		return res.StatusCode, b, err
+	}
+	_, err = io.Copy(io.Discard, res.Body)
+	return res.StatusCode, nil, err
 }

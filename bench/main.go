@@ -32,6 +32,13 @@ func main() {
 		runBare()
 		return
 	}
+	if len(os.Args) > 1 && os.Args[1] == "faults" {
+		if err := runFaults(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "bench faults:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	dur := flag.Duration("d", 5*time.Second, "length of each load run")
 	rounds := flag.Int("rounds", 3, "rounds; each target's median is reported")
 	conns := flag.Int("c", 32, "concurrent connections")
@@ -63,12 +70,9 @@ func run(dur time.Duration, rounds, conns, trials int) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	bin := filepath.Join(tmp, "veref")
-	fmt.Println("building the server…")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/veref")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w (run from the module root)", err)
+	bin, err := buildServer(ctx, tmp)
+	if err != nil {
+		return err
 	}
 	gen := loadGenerator()
 	fmt.Printf("load generator: %s, %d connections, %s per run, %d rounds; %d CPUs shared with everything else on this machine\n\n",
@@ -217,3 +221,15 @@ func meName(be string) string    { return "GET /v1/api/me, " + be }
 func guardName(be string) string { return "authenticated 404 (guard only), " + be }
 func restName(be string) string  { return "GET /v1/api/candidates?limit=10, " + be }
 func mcpName(be string) string   { return "MCP tools/call candidates_list, " + be }
+
+// buildServer builds cmd/veref into dir and returns the binary's path.
+func buildServer(ctx context.Context, dir string) (string, error) {
+	bin := filepath.Join(dir, "veref")
+	fmt.Println("building the server…")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/veref")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("go build: %w (run from the module root)", err)
+	}
+	return bin, nil
+}

@@ -55,6 +55,15 @@ func startProc(cmd *exec.Cmd, logPath string) (*proc, error) {
 	}
 }
 
+// kill is SIGKILL: nothing is flushed.
+func (p *proc) kill() {
+	if p == nil || p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
 // stop asks for a graceful shutdown (which flushes queued rows) and waits.
 func (p *proc) stop() {
 	if p == nil || p.cmd.ProcessState != nil {
@@ -98,13 +107,20 @@ func runBare() {
 	_ = srv.Serve(ln)
 }
 
-// startServer runs `veref serve` against dbURL.
+// startServer runs `veref serve` against dbURL on an ephemeral port.
 func startServer(ctx context.Context, bin, dbURL, pepper, logPath string) (*proc, error) {
-	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", "127.0.0.1:0")
+	return startServerAt(ctx, bin, dbURL, pepper, logPath, "127.0.0.1:0")
+}
+
+// startServerAt runs `veref serve` on addr; env (KEY=value) comes last,
+// so it overrides the defaults below.
+func startServerAt(ctx context.Context, bin, dbURL, pepper, logPath, addr string, env ...string) (*proc, error) {
+	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", addr)
 	cmd.Env = append(os.Environ(), "VEREF_DATABASE_URL="+dbURL, "API_KEY_PEPPER="+pepper, "VEREF_LOG_FORMAT=json")
 	// Ask Veref stays off (the benchmark needs no model), and the per-key
 	// rate limit is lifted: the load is the point, not the limiter's 429s.
 	cmd.Env = append(cmd.Env, "OPENROUTER_API_KEY=", "VEREF_DEFAULT_RATE_LIMIT=1000000/second", "VEREF_MAIL=log")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	return startProc(cmd, logPath)
 }

@@ -55,6 +55,8 @@ type Relay struct {
 	onMessage func(Received)
 	tls       *tls.Config
 	stall     bool
+	close     func()
+	closeOnce sync.Once
 
 	mu   sync.Mutex
 	msgs []Received
@@ -78,9 +80,20 @@ func Stalled() Option { return func(r *Relay) { r.stall = true } }
 // NewRelay listens until the test ends.
 func NewRelay(t testing.TB, opts ...Option) *Relay {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r, err := Start(opts...)
 	if err != nil {
 		t.Fatalf("smtp relay: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+// Start listens until Close, for a program outside tests (the fault
+// runs of bench count the e-mails a crash sends twice with it).
+func Start(opts ...Option) (*Relay, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
 	}
 	r := &Relay{Addr: ln.Addr().String()}
 	for _, o := range opts {
@@ -88,11 +101,11 @@ func NewRelay(t testing.TB, opts ...Option) *Relay {
 	}
 	done := make(chan struct{})
 	var conns sync.WaitGroup
-	t.Cleanup(func() {
+	r.close = func() {
 		close(done)
 		ln.Close()
 		conns.Wait()
-	})
+	}
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -112,8 +125,11 @@ func NewRelay(t testing.TB, opts ...Option) *Relay {
 			}()
 		}
 	}()
-	return r
+	return r, nil
 }
+
+// Close stops listening and ends every connection.
+func (r *Relay) Close() { r.closeOnce.Do(r.close) }
 
 // Messages returns every message accepted so far, in order.
 func (r *Relay) Messages() []Received {
