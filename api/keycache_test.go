@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"database/sql"
+	neturl "net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,18 +39,22 @@ func eventually(t *testing.T, what string, cond func() bool) {
 // listener, over one PostgreSQL schema: two replicas behind a balancer.
 func twoInstances(t *testing.T) (a, b *apitest.Env, sa, sb *postgres.Store) {
 	url := storetest.PostgresURL(t)
-	open := func() *postgres.Store {
-		s, err := postgres.Open(context.Background(), url)
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = s.Close() })
-		require.NoError(t, s.Migrate(context.Background()))
-		return s
-	}
-	sa, sb = open(), open()
-	a, b = apitest.New(t, sa, apitest.Options{}), apitest.New(t, sb, apitest.Options{})
+	a, sa = instance(t, url, postgres.DefaultRevokeWait)
+	b, sb = instance(t, url, postgres.DefaultRevokeWait)
 	a.Tenant("acme")
 	eventually(t, "both instances listening", func() bool { return a.KeyCache.Live() && b.KeyCache.Live() })
 	return a, b, sa, sb
+}
+
+// instance serves a store opened on url whose key changes wait at most
+// wait for the other instances.
+func instance(t *testing.T, url string, wait time.Duration) (*apitest.Env, *postgres.Store) {
+	s, err := postgres.Open(context.Background(), url)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	require.NoError(t, s.Migrate(context.Background()))
+	s.SetRevokeWait(wait)
+	return apitest.New(t, s, apitest.Options{}), s
 }
 
 func revoke(t *testing.T, e *apitest.Env, key string) {
@@ -59,19 +64,71 @@ func revoke(t *testing.T, e *apitest.Env, key string) {
 	require.NoError(t, err)
 }
 
-func TestRevocationOnOneInstanceIsRefusedByTheOther(t *testing.T) {
+// A key change answers only once every listening instance has evicted the
+// key, so the very next request to another instance is refused: every
+// time, not usually (NOTIFY alone is asynchronous, and lost this race in
+// about a third of the trials).
+func TestKeyChangesAreInForceOnEveryInstanceWhenAnswered(t *testing.T) {
 	a, b, _, _ := twoInstances(t)
-	key := a.Key("acme", auth.Test)
-	require.EqualValues(t, 200, a.Do("GET", "/v1/api/me", key, nil).Status)
-	require.Equal(t, 1, a.KeyCache.Len(), "A now answers this key from its cache")
+	for _, c := range []struct {
+		name   string
+		change func(key string)
+		code   problem.Code
+	}{
+		{"revoke", func(key string) { revoke(t, a, key) }, problem.AuthRevokedKey},
+		{"suspend", func(key string) { suspend(t, a, key) }, problem.AuthSuspendedKey},
+		{"revoke itself through the route", func(key string) {
+			require.EqualValues(t, 200, a.Do("POST", "/v1/api/me/revoke", key, nil).Status)
+		}, problem.AuthRevokedKey},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			refused := 0
+			for range 50 {
+				key := a.Key("acme", auth.Test)
+				for range 2 {
+					require.EqualValues(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status)
+				}
+				require.Equal(t, 1, b.KeyCache.Len(), "B answers this key from its cache")
+				c.change(key)
+				if b.Do("GET", "/v1/api/me", key, nil).Code() == string(c.code) {
+					refused++
+				}
+				eventually(t, "B evicts the changed key", func() bool { return b.KeyCache.Len() == 0 })
+			}
+			assert.Equal(t, 50, refused, "trials in which B refused the first request after the change answered")
+		})
+	}
+}
 
-	revoke(t, b, key)
-	// The NOTIFY is sent when B's transaction commits; A evicts on hearing it.
-	eventually(t, "A evicts the revoked key", func() bool { return a.KeyCache.Len() == 0 })
-	r := a.Do("GET", "/v1/api/me", key, nil)
-	assert.EqualValues(t, 401, r.Status)
-	assert.EqualValues(t, problem.AuthRevokedKey, r.Code())
-	assert.Equal(t, 0, a.KeyCache.Len())
+// An instance that stopped reading (here its connections stall, as in a
+// network partition) neither holds a revocation up past the bound nor
+// answers the revoked key from memory: its lease ran out by then.
+func TestAStalledInstanceNeitherBlocksRevocationNorAnswersFromMemory(t *testing.T) {
+	const wait = 200 * time.Millisecond
+	dsn := storetest.PostgresURL(t)
+	u, err := neturl.Parse(dsn)
+	require.NoError(t, err)
+	proxy := storetest.NewStallProxy(t, u.Host)
+	a, _ := instance(t, dsn, wait)
+	b, _ := instance(t, storetest.ThroughProxy(t, dsn, proxy.Addr), wait)
+	a.Tenant("acme")
+	eventually(t, "both instances listening", func() bool { return a.KeyCache.Live() && b.KeyCache.Live() })
+	key := a.Key("acme", auth.Test)
+	require.EqualValues(t, 200, b.Do("GET", "/v1/api/me", key, nil).Status)
+	require.Equal(t, 1, b.KeyCache.Len())
+
+	proxy.Stall()
+	revoke(t, a, key) // returns although B never acknowledges
+	assert.False(t, b.KeyCache.Live(), "B never heard of the revocation, but it is out of its lease, so it answers nothing from memory")
+	proxy.Resume()
+	assert.EqualValues(t, problem.AuthRevokedKey, b.Do("GET", "/v1/api/me", key, nil).Code())
+}
+
+func suspend(t *testing.T, e *apitest.Env, key string) {
+	t.Helper()
+	p := e.Principal(key)
+	_, err := e.Keys.Suspend(context.Background(), p.TenantID, p.KeyID, "test", api.Actor{Kind: store.ActorOperator, ID: "t"})
+	require.NoError(t, err)
 }
 
 func TestAnyKeyChangeEvictsButLastUsedDoesNot(t *testing.T) {

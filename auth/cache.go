@@ -13,8 +13,15 @@ type KeyEvents interface {
 	Evict(prefix string)
 	// SetLive reports whether changes are being heard. While not live the
 	// cache is empty and bypassed: a change nobody hears must not leave a
-	// revoked key usable.
+	// revoked key usable. Going not live also ends any lease.
 	SetLive(live bool)
+	// Lease bounds how long the cache may be used without hearing from its
+	// source again: from the first call (until going not live) entries are
+	// answered only before until, which later calls move. A source whose
+	// feed can fall behind uses it so that an instance that stopped hearing
+	// changes stops answering from memory by itself, in a bounded time
+	// that writers can wait out (see store/postgres/keyevents.go).
+	Lease(until time.Time)
 }
 
 // DefaultKeyCacheTTL is the backstop maximum age of a cached verification.
@@ -35,7 +42,9 @@ type KeyCache struct {
 
 	mu      sync.RWMutex
 	live    bool
-	gen     uint64 // bumped by every eviction; a lookup older than the bump is not cached
+	leased  bool      // Lease was called since the cache last went not live
+	until   time.Time // with leased: not used from then on (real clock, not now)
+	gen     uint64    // bumped by every eviction; a lookup older than the bump is not cached
 	entries map[string]cachedKey
 }
 
@@ -61,9 +70,9 @@ func NewKeyCache(ttl time.Duration, now func() time.Time) *KeyCache {
 func (c *KeyCache) get(prefix string) (KeyRecord, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[prefix]
-	live := c.live
+	usable := c.usable()
 	c.mu.RUnlock()
-	if !ok || !live || c.now().Sub(e.loadedAt) >= c.ttl {
+	if !ok || !usable || c.now().Sub(e.loadedAt) >= c.ttl {
 		return KeyRecord{}, false
 	}
 	return e.rec, true
@@ -109,14 +118,35 @@ func (c *KeyCache) SetLive(live bool) {
 	defer c.mu.Unlock()
 	c.gen++
 	c.live = live
+	if !live {
+		c.leased, c.until = false, time.Time{}
+	}
 	clear(c.entries)
 }
 
-// Live reports whether the cache is in use.
+// Lease implements KeyEvents. It does not clear: entries kept through a
+// lapse were evicted by every change the source had heard of by the time
+// it renewed the lease.
+func (c *KeyCache) Lease(until time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.leased = true
+	if until.After(c.until) {
+		c.until = until
+	}
+}
+
+// usable is live and, when leased, inside the lease; the lease is on the
+// real clock because it is a promise to other processes. c.mu is held.
+func (c *KeyCache) usable() bool {
+	return c.live && (!c.leased || time.Now().Before(c.until))
+}
+
+// Live reports whether the cache is in use: live, and inside its lease.
 func (c *KeyCache) Live() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.live
+	return c.usable()
 }
 
 // Len is the number of cached keys, for tests and metrics.

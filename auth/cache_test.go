@@ -169,6 +169,30 @@ func TestKeyCacheIsBypassedWhileNotLive(t *testing.T) {
 	assert.Equal(t, 1, f.cache.Len())
 }
 
+// A lease that ran out stops the cache answering without clearing it; a
+// renewal brings the same entries back, and going not live ends the lease.
+func TestKeyCacheIsBypassedOutsideItsLease(t *testing.T) {
+	f := newCacheFixture(t)
+	tok, _ := f.key(t, nil)
+	require.Equal(t, "ok", f.code(tok))
+	f.cache.Lease(time.Now().Add(-time.Nanosecond)) // already over
+	assert.False(t, f.cache.Live())
+	require.Equal(t, "ok", f.code(tok))
+	assert.Equal(t, 2, f.keys.count(), "outside the lease storage answers")
+	f.cache.Lease(time.Now().Add(time.Hour))
+	assert.True(t, f.cache.Live())
+	require.Equal(t, "ok", f.code(tok))
+	assert.Equal(t, 2, f.keys.count(), "a renewed lease answers from the cache again")
+	f.cache.Lease(time.Now().Add(-time.Hour))
+	assert.True(t, f.cache.Live(), "a lease only moves forward")
+
+	f.cache.SetLive(false)
+	f.cache.SetLive(true)
+	require.Equal(t, "ok", f.code(tok))
+	require.Equal(t, "ok", f.code(tok))
+	assert.Equal(t, 3, f.keys.count(), "after going not live there is no lease until the next Lease")
+}
+
 func TestKeyCacheChecksExpiryOnEveryRequest(t *testing.T) {
 	f := newCacheFixture(t)
 	exp := f.now.Add(time.Second)

@@ -125,9 +125,11 @@ func run(dur time.Duration, rounds, conns, trials int) error {
 			fmt.Fprintf(os.Stderr, "round %d  %-48s %9.0f req/s\n", r+1, t.name, res.rps)
 		}
 	}
-	fmt.Println()
-	printTable(targets)
-	printRatios(targets)
+	if rounds > 0 { // -rounds 0 runs only the revocation trials
+		fmt.Println()
+		printTable(targets)
+		printRatios(targets)
+	}
 
 	for _, b := range backends {
 		if b.kind == "postgres" && trials > 0 {

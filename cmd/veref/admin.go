@@ -26,7 +26,7 @@ func (c *cli) migrateCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), cfg.databaseURL, cfg.dbTimeout)
+			st, err := cfg.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -117,7 +117,7 @@ func (c *cli) adminLeaf(use, short string, define func(fs *pflag.FlagSet, f admi
 		if w := cfg.devWarning(); w != "" {
 			fmt.Fprintln(c.stderr, w)
 		}
-		st, err := openStore(cmd.Context(), cfg.databaseURL, cfg.dbTimeout)
+		st, err := cfg.open(cmd.Context())
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,9 @@ type config struct {
 	clerkParties []string
 	// keyCacheTTL is the verified-key cache's maximum age; 0 turns it off.
 	keyCacheTTL time.Duration
+	// revokeWait bounds how long a key change waits for every instance to
+	// evict the key (PostgreSQL); 0 answers without waiting.
+	revokeWait  time.Duration
 	dbTimeout   time.Duration
 	authTimeout time.Duration
 	// publicURLSet: VEREF_PUBLIC_URL was given, so advertised URLs never
@@ -154,13 +157,22 @@ func loadConfig(dev bool, getenv func(string) string) (config, error) {
 		}
 		c.maxActiveKeys = n
 	}
-	c.keyCacheTTL = auth.DefaultKeyCacheTTL
-	if v := getenv("VEREF_KEY_CACHE_TTL"); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 0 {
-			return c, fmt.Errorf("VEREF_KEY_CACHE_TTL must be a duration such as 30s (0 turns the key cache off), not %q", v)
+	for _, d := range []struct {
+		name, example string
+		to            *time.Duration
+		def           time.Duration
+	}{
+		{"VEREF_KEY_CACHE_TTL", "30s (0 turns the key cache off)", &c.keyCacheTTL, auth.DefaultKeyCacheTTL},
+		{"VEREF_REVOKE_WAIT", "1s (0 answers key changes without waiting for other instances)", &c.revokeWait, postgres.DefaultRevokeWait},
+	} {
+		*d.to = d.def
+		if v := getenv(d.name); v != "" {
+			t, err := time.ParseDuration(v)
+			if err != nil || t < 0 {
+				return c, fmt.Errorf("%s must be a duration such as %s, not %q", d.name, d.example, v)
+			}
+			*d.to = t
 		}
-		c.keyCacheTTL = d
 	}
 	if _, _, err := splitDatabaseURL(c.databaseURL); err != nil {
 		return c, err
@@ -214,6 +226,15 @@ func redactURL(u string) string {
 // own line into the single line a failed start prints.
 func foldLines(err error) string {
 	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+}
+
+// open opens the configured store.
+func (c config) open(ctx context.Context) (store.Store, error) {
+	st, err := openStore(ctx, c.databaseURL, c.dbTimeout)
+	if pg, ok := st.(*postgres.Store); ok {
+		pg.SetRevokeWait(c.revokeWait)
+	}
+	return st, err
 }
 
 func openStore(ctx context.Context, databaseURL string, timeout time.Duration) (store.Store, error) {

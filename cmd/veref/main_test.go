@@ -268,6 +268,8 @@ func TestConfigErrorsAreOneClearLine(t *testing.T) {
 		{map[string]string{"API_KEY_PEPPER": strings.Repeat("x", 32), "CLERK_JWKS_URL": "http://x"}, nil, "CLERK_ISSUER"},
 		{map[string]string{"VEREF_LOG_FORMAT": "xml"}, []string{"--dev"}, "VEREF_LOG_FORMAT"},
 		{map[string]string{"CLERK_AUTHORIZED_PARTIES": "app.example.com"}, []string{"--dev"}, "CLERK_AUTHORIZED_PARTIES"},
+		{map[string]string{"VEREF_REVOKE_WAIT": "-1s"}, []string{"--dev"}, "VEREF_REVOKE_WAIT must be a duration"},
+		{map[string]string{"VEREF_KEY_CACHE_TTL": "soon"}, []string{"--dev"}, "VEREF_KEY_CACHE_TTL must be a duration"},
 	}
 	for _, c := range cases {
 		var out, errOut bytes.Buffer

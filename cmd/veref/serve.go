@@ -71,7 +71,7 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 		fmt.Fprintln(stderr, w)
 	}
 
-	st, err := openStore(ctx, cfg.databaseURL, cfg.dbTimeout)
+	st, err := cfg.open(ctx)
 	if err != nil {
 		return err
 	}

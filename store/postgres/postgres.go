@@ -40,6 +40,7 @@ type Store struct {
 	onWatchError atomic.Pointer[func(error)]
 	sinks        sinks
 	listenerPID  atomic.Uint32
+	revokeWait   time.Duration
 }
 
 var _ store.Store = (*Store)(nil)
@@ -89,8 +90,8 @@ func OpenWithTimeout(ctx context.Context, url string, timeout time.Duration) (*S
 		return nil, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	db := stdlib.OpenDBFromPool(pool)
-	s := &Store{Store: sqlstore.New(dialect, db, db), pool: pool, db: db}
-	s.OnKeysChanged(s.sinks.evictAll)
+	s := &Store{Store: sqlstore.New(dialect, db, db), pool: pool, db: db, revokeWait: DefaultRevokeWait}
+	s.OnKeysChanged(s.awaitEvictions)
 	s.SetTimeout(timeout)
 	if err := s.Ping(ctx); err != nil {
 		s.Close()

@@ -1,6 +1,9 @@
 package sqlstore
 
-import "strings"
+import (
+	"context"
+	"strings"
+)
 
 // keyWrites notices statements that change api_keys, so a backend whose
 // change feed is asynchronous (PostgreSQL's NOTIFY) can still evict its own
@@ -14,7 +17,7 @@ type keyWrites struct {
 	touched bool // inside one: reported by Store.tx after commit
 }
 
-func (q *Q) wrote(query string) {
+func (q *Q) wrote(ctx context.Context, query string) {
 	if q.keys == nil || !changesKeys(query) {
 		return
 	}
@@ -22,7 +25,7 @@ func (q *Q) wrote(query string) {
 		q.keys.touched = true
 		return
 	}
-	q.keys.store.keysChanged()
+	q.keys.store.keysChanged(ctx)
 }
 
 // changesKeys is true for an UPDATE or DELETE of api_keys other than the
@@ -43,11 +46,13 @@ func changesKeys(query string) bool {
 }
 
 // OnKeysChanged sets what runs after this process changes any stored key
-// (once per statement outside a transaction, once per committed transaction).
-func (s *Store) OnKeysChanged(fn func()) { s.keysHook.Store(&fn) }
+// (once per statement outside a transaction, once per committed
+// transaction), before the writing call returns: it may wait, so that the
+// caller answers only once the change is in force everywhere.
+func (s *Store) OnKeysChanged(fn func(ctx context.Context)) { s.keysHook.Store(&fn) }
 
-func (s *Store) keysChanged() {
+func (s *Store) keysChanged(ctx context.Context) {
 	if fn := s.keysHook.Load(); fn != nil {
-		(*fn)()
+		(*fn)(ctx)
 	}
 }

@@ -38,7 +38,7 @@ var _ store.Queries = (*Q)(nil)
 type scanner interface{ Scan(dest ...any) error }
 
 func (q *Q) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	defer q.wrote(query)
+	defer q.wrote(ctx, query)
 	ctx, cancel := q.bounded(ctx)
 	defer cancel()
 	res, err := q.w.ExecContext(ctx, q.d.rebind(query), args...)
@@ -50,7 +50,7 @@ func (q *Q) exec(ctx context.Context, query string, args ...any) (int64, error) 
 }
 
 func get[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, error), query string, args ...any) (T, error) {
-	defer q.wrote(query)
+	defer q.wrote(ctx, query)
 	ctx, cancel := q.bounded(ctx)
 	defer cancel()
 	v, err := scan(db.QueryRowContext(ctx, q.d.rebind(query), args...))
@@ -58,7 +58,7 @@ func get[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, er
 }
 
 func all[T any](ctx context.Context, q *Q, db querier, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
-	defer q.wrote(query)
+	defer q.wrote(ctx, query)
 	ctx, cancel := q.bounded(ctx)
 	defer cancel()
 	rows, err := db.QueryContext(ctx, q.d.rebind(query), args...)

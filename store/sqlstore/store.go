@@ -23,7 +23,7 @@ type Store struct {
 	*Q
 	d        *Dialect
 	write    *sql.DB
-	keysHook atomic.Pointer[func()]
+	keysHook atomic.Pointer[func(context.Context)]
 }
 
 // DefaultTimeout bounds each statement and each transaction unless
@@ -74,8 +74,8 @@ func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
 		return err
 	}
 	err = s.d.err(tx.Commit())
-	if kw.touched {
-		s.keysChanged()
+	if kw.touched { // even after a failed commit: it may have committed
+		s.keysChanged(ctx)
 	}
 	return err
 }
