@@ -45,6 +45,7 @@ func BenchmarkAuthenticateWarm(b *testing.B) {
 	tok, _ := NewToken(Live)
 	keys := fakeKeys{tok.Prefix: {ID: "key_1", TenantID: "acme", Prefix: tok.Prefix, Environment: Live, Hash: h.Hash(tok.String())}}
 	c := NewKeyCache(0, nil)
+	c.Lease(time.Now().Add(time.Hour)) // as on PostgreSQL, whose listener leases the cache
 	c.SetLive(true)
 	a := &Authenticator{Keys: keys, Hasher: h, Cache: c}
 	ctx := context.Background()
