@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,6 +60,42 @@ func TestGeneratedClient(t *testing.T) {
 		"test", "-count=1", "-v", "./...")
 	require.NoError(t, err, "the generated client failed against the server:\n%s", out)
 	require.Contains(t, out, "--- PASS: TestGeneratedClientAgainstVeref", out)
+}
+
+// TestGeneratedTSClient does the same from TypeScript: openapi-typescript
+// generates types from the document as served, tsc (strict) compiles
+// testdata/tsclient/client.ts against them, so a call the document does not
+// describe fails to build, and node runs it against the server with
+// openapi-fetch. The tools are pinned in testdata/tsclient/package-lock.json.
+func TestGeneratedTSClient(t *testing.T) {
+	dir, bins := nodeTools(t, "testdata/tsclient", "openapi-typescript", "tsc")
+	e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{})
+	e.Tenant("acme")
+	key := e.Key("acme", auth.Test)
+
+	res, err := http.Get(e.URL + "/openapi.json")
+	require.NoError(t, err)
+	spec, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode)
+	specFile := filepath.Join(t.TempDir(), "openapi.json")
+	require.NoError(t, os.WriteFile(specFile, spec, 0o600))
+	require.NoError(t, os.RemoveAll(filepath.Join(dir, "build")))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	run := func(env []string, name string, args ...string) string {
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s %s:\n%s", filepath.Base(name), strings.Join(args, " "), out)
+		return string(out)
+	}
+	run(nil, bins[0], specFile, "--output", filepath.Join("gen", "schema.d.ts"))
+	run(nil, bins[1], "--project", "tsconfig.json")
+	out := run([]string{"VEREF_CLIENTGEN_URL=" + e.URL, "VEREF_CLIENTGEN_KEY=" + key}, "node", filepath.Join("build", "client.js"))
+	require.Contains(t, out, "generated TypeScript client: all calls answered as documented")
 }
 
 func offline(out string) bool {

@@ -17,6 +17,28 @@ import (
 	"github.com/verefwork/veref/store/storetest"
 )
 
+// nodeTools finds the npm tools a test runs in testdata dir (made absolute),
+// installed by dir/install.sh; without them the test skips locally and
+// fails under CI.
+func nodeTools(t *testing.T, dir string, names ...string) (string, []string) {
+	t.Helper()
+	dir, err := filepath.Abs(dir)
+	require.NoError(t, err)
+	var bins []string
+	for _, name := range names {
+		bin := filepath.Join(dir, "node_modules", ".bin", name)
+		if _, err := os.Stat(bin); err != nil {
+			msg := name + " is not installed: run " + filepath.Join(dir, "install.sh") + " (needs node and npm)"
+			if os.Getenv("CI") != "" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+		bins = append(bins, bin)
+	}
+	return dir, bins
+}
+
 // TestOpenAPILint runs both linters the issue names, Redocly (its
 // recommended rules) and Spectral (spectral:oas), over both documents the
 // server serves, as served. Any error or warning fails the test; a rule
@@ -24,19 +46,8 @@ import (
 // with api/testdata/openapi-lint/install.sh; without them the test skips
 // locally and fails under CI.
 func TestOpenAPILint(t *testing.T) {
-	dir, err := filepath.Abs("testdata/openapi-lint")
-	require.NoError(t, err)
-	redocly := filepath.Join(dir, "node_modules", ".bin", "redocly")
-	spectral := filepath.Join(dir, "node_modules", ".bin", "spectral")
-	for _, bin := range []string{redocly, spectral} {
-		if _, err := os.Stat(bin); err != nil {
-			msg := "the OpenAPI linters are not installed: run api/testdata/openapi-lint/install.sh (needs node and npm)"
-			if os.Getenv("CI") != "" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
+	dir, bins := nodeTools(t, "testdata/openapi-lint", "redocly", "spectral")
+	redocly, spectral := bins[0], bins[1]
 	e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{})
 	for name, path := range map[string]string{"integration": "/openapi.json", "workspace": "/v1/tenants/openapi.json"} {
 		t.Run(name, func(t *testing.T) {
