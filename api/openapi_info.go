@@ -26,7 +26,10 @@ func describeDocument(doc *huma.OpenAPI, tags []*huma.Tag) {
 		{URL: "https://api.veref.work", Description: "Production"},
 		{URL: "http://127.0.0.1:8080", Description: "A local `veref serve --dev`"},
 	}
-	doc.Info.Contact = &huma.Contact{Name: "Veref support", URL: "https://veref.work", Email: "support@veref.work"}
+	// No LICENSE file grants anything: the API and this code are proprietary,
+	// used under Veref's terms. Contact is where its documentation (and the
+	// problem type URIs) live.
+	doc.Info.Contact = &huma.Contact{Name: "Veref API support", URL: "https://docs.veref.work", Email: "support@veref.work"}
 	doc.Info.License = &huma.License{Name: "Proprietary", URL: "https://veref.work/terms"}
 	doc.Tags = tags
 }

@@ -56,6 +56,7 @@ for t in $targets; do
     const pkg = {
       name: e.NAME, version: e.VERSION,
       description: `The veref binary for ${e.OS} ${e.CPU}; install @verefwork/cli, which uses it`,
+      license: "UNLICENSED",
       repository: { type: "git", url: "git+https://github.com/verefwork/veref.git" },
       os: [e.OS], cpu: [e.CPU], files: [`bin/${e.EXE}`], preferUnplugged: true,
     };
