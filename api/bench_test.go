@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/verefwork/veref/api"
 	"github.com/verefwork/veref/api/apitest"
 	"github.com/verefwork/veref/auth"
@@ -32,11 +34,15 @@ func BenchmarkAuthenticatedMePostgres(b *testing.B) {
 	benchMe(b, storetest.OpenPostgres(b))
 }
 
-func benchMe(b *testing.B, st store.Store) {
+func benchMe(b *testing.B, st store.Store) { benchMeTraced(b, st, nil) }
+
+// benchMeTraced is benchMe with tp recording the server's spans (nil: ids
+// only, as without an OTLP endpoint).
+func benchMeTraced(b *testing.B, st store.Store, tp trace.TracerProvider) {
 	// The per-key limit would answer 429 long before the benchmark ends;
 	// the agent budget is shown as serve shows it.
 	e := apitest.New(b, st, apitest.Options{Limits: api.Limits{DefaultRate: auth.RateLimit{Requests: auth.MaxRateRequests, Per: "second"},
-		AgentTokens: &quota.AgentTokens{Store: st, ShowFor: quota.DefaultShowFor}}})
+		AgentTokens: &quota.AgentTokens{Store: st, ShowFor: quota.DefaultShowFor}}, Tracer: tp})
 	e.Tenant("acme")
 	key := e.Key("acme", auth.Test)
 	benchGet(b, e.Server, key)
