@@ -169,6 +169,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := auth.FromContext(r.Context())
+	if parsed && msg.Method == string(mcp.MethodNotificationCancelled) {
+		// mcp-go finds the call to cancel by session id and JSON-RPC id;
+		// stateless, session ids are empty or whatever a client claims, so
+		// one key could cancel another tenant's call. A call here is
+		// cancelled by closing its own request instead.
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
 	if parsed {
 		h.auditRefusal(r.Context(), &msg, p)
 		if h.direct(w, r, &msg, p) {
