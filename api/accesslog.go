@@ -17,24 +17,43 @@ import (
 type accessEntry struct {
 	traceID   string
 	keyPrefix string
+	// start is when the access log took the request, on the server's clock.
+	start time.Time
 }
 
 type accessKey struct{}
 
+// accessState is one request's bookkeeping in the access log, made in one
+// allocation on the path every request takes: the context handlers see,
+// which answers for accessKey itself instead of adding a context layer,
+// the entry, and the status writer.
+type accessState struct {
+	context.Context
+	entry accessEntry
+	sw    statusWriter
+}
+
+func (s *accessState) Value(key any) any {
+	if _, ok := key.(accessKey); ok {
+		return &s.entry
+	}
+	return s.Context.Value(key)
+}
+
+// entryOf is the access log's entry for r, or nil for a handler used
+// without it.
+func entryOf(r *http.Request) *accessEntry {
+	e, _ := r.Context().Value(accessKey{}).(*accessEntry)
+	return e
+}
+
 // requestTraceID is the request's trace id: the one the access log assigned,
 // or (for a handler used without it) one taken from traceparent or made up.
 func requestTraceID(r *http.Request) string {
-	if e, ok := r.Context().Value(accessKey{}).(*accessEntry); ok {
+	if e := entryOf(r); e != nil {
 		return e.traceID
 	}
 	return telemetry.TraceID(r.Context())
-}
-
-// noteKeyPrefix records the public prefix of the key a request used.
-func noteKeyPrefix(ctx context.Context, prefix string) {
-	if e, ok := ctx.Value(accessKey{}).(*accessEntry); ok {
-		e.keyPrefix = prefix
-	}
 }
 
 // retryAfterSeconds is the Retry-After of every 503: storage outages and
@@ -46,27 +65,35 @@ const retryAfterSeconds = "2"
 // trace id, so a trace id a customer quotes can be found. It also gives
 // every 503 a Retry-After, and counts every request (/healthz too) in the
 // metrics. It must wrap the mux directly: the mux writes the route pattern
-// into the request it is handed.
-func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http.Handler {
+// into the request it is handed. untraced is for a server without a tracer:
+// the request's trace ids are then made here (telemetry.Untraced), sparing
+// a middleware layer and its copy of the request.
+func accessLog(log zerolog.Logger, now func() time.Time, untraced bool, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		began := time.Now()
+		st := &accessState{Context: r.Context()}
+		if untraced {
+			st.Context = telemetry.Untraced(st.Context, r.Header)
+		}
+		st.sw.ResponseWriter = w
 		if r.URL.Path == "/healthz" {
-			sw := &statusWriter{ResponseWriter: w}
 			defer func() {
 				v := recover()
-				observe(r, sw.status, v, began)
+				observe(r, st.sw.status, v, began)
 				if v != nil {
 					panic(v)
 				}
 			}()
-			next.ServeHTTP(sw, r)
+			next.ServeHTTP(&st.sw, r.WithContext(st.Context))
 			return
 		}
-		start := now()
-		e := &accessEntry{traceID: telemetry.TraceID(r.Context())}
-		w.Header().Set("X-Trace-Id", e.traceID)
-		rr := r.WithContext(context.WithValue(r.Context(), accessKey{}, e))
-		sw := &statusWriter{ResponseWriter: w, onHeader: retryAfter503}
+		e := &st.entry
+		e.start = now()
+		e.traceID = telemetry.TraceID(st.Context)
+		w.Header()["X-Trace-Id"] = []string{e.traceID}
+		rr := r.WithContext(st)
+		sw := &st.sw
+		sw.onHeader = retryAfter503
 		defer func() {
 			// Routes outside the guard (key management, console, CLI
 			// sessions, public links) are answered here, never re-panicked.
@@ -76,23 +103,34 @@ func accessLog(log zerolog.Logger, now func() time.Time, next http.Handler) http
 			}
 			status := observe(rr, sw.status, v, began)
 			r.Pattern = rr.Pattern // so the tracing outside names the span by it
-			route := rr.Pattern
-			if route == "" {
-				route = "unmatched"
-			}
-			ev := log.Info()
-			if status >= 500 {
-				ev = log.Warn()
-			}
-			ev.Str("method", r.Method).Str("route", route).Int("status", status).
-				Str("duration_ms", strconv.FormatFloat(float64(now().Sub(start).Microseconds())/1000, 'f', 1, 64)).
-				Str("key_prefix", e.keyPrefix).Str("trace_id", e.traceID).Msg("request")
+			logRequest(log, rr, status, now().Sub(e.start), e)
 			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is panicked as is
 				panic(v) // net/http aborts the connection quietly
 			}
 		}()
 		next.ServeHTTP(sw, rr)
 	})
+}
+
+// logRequest writes the access log line.
+func logRequest(log zerolog.Logger, r *http.Request, status int, took time.Duration, e *accessEntry) {
+	route := r.Pattern
+	if route == "" {
+		route = "unmatched"
+	}
+	ev := log.Info()
+	if status >= 500 {
+		ev = log.Warn()
+	}
+	if ev == nil {
+		return // the level is off: nothing to format
+	}
+	// The duration stays a string with one decimal, as it always was;
+	// appended to a stack buffer rather than allocated.
+	var ms [24]byte
+	ev.Str("method", r.Method).Str("route", route).Int("status", status).
+		Bytes("duration_ms", strconv.AppendFloat(ms[:0], float64(took.Microseconds())/1000, 'f', 1, 64)).
+		Str("key_prefix", e.keyPrefix).Str("trace_id", e.traceID).Msg("request")
 }
 
 func retryAfter503(h http.Header, status int) {

@@ -20,6 +20,7 @@ import (
 	"github.com/verefwork/veref/metrics"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
+	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -43,6 +44,11 @@ type Guard struct {
 		InsertAudit(ctx context.Context, e store.AuditEvent) error
 	}
 	limitsOnce sync.Once
+	// Strings every request would otherwise rebuild: the keyed hash of
+	// the client address and the limiter's bucket names.
+	addrHashes memo[netip.Addr, clientAddr]
+	bucketKeys memo[keyLimit, string]
+	policies   memo[keyLimit, [2]string]
 }
 
 // Wrap authenticates before next runs and records usage after.
@@ -50,38 +56,45 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 	// A guard built without limits still has the defaults.
 	g.limitsOnce.Do(func() { g.Limits = g.Limits.withDefaults(g.Now) })
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := g.Now()
-		traceID := requestTraceID(r)
-		w.Header().Set("X-Trace-Id", traceID)
+		entry := entryOf(r)
+		var start time.Time
+		var traceID string
+		if entry != nil { // the access log has set the header already
+			start, traceID = entry.start, entry.traceID
+		} else {
+			start, traceID = g.Now(), telemetry.TraceID(r.Context())
+			w.Header()["X-Trace-Id"] = []string{traceID}
+		}
 
 		ip := g.Limits.ClientIP.Of(r)
-		ipHash := g.hashAddr(ip)
-		token, err := auth.CredentialFromHeaders(r.Header.Get("Authorization"), r.Header.Get("x-api-key"))
+		addr := g.addrHashes.get(ip, g.hashAddr)
+		token, err := auth.CredentialFromHeaders(r.Header.Get("Authorization"), r.Header.Get("X-Api-Key"))
 		if err == nil || isProbe(err) {
-			if prob := g.authThrottled(r.Context(), w, ipHash); prob != nil {
+			if prob := g.authThrottled(r.Context(), w, addr); prob != nil {
 				writeProblem(w, traceID, prob)
 				return
 			}
 		}
 		var p auth.Principal
 		if err == nil {
-			if t, perr := auth.ParseToken(token); perr == nil {
-				noteKeyPrefix(r.Context(), t.Prefix)
+			if t, perr := auth.ParseToken(token); perr == nil && entry != nil {
+				entry.keyPrefix = t.Prefix
 			}
 			p, err = g.Authn.Authenticate(r.Context(), token)
 		}
 		if err != nil {
 			if isProbe(err) {
-				if prob := g.countAuthFailure(r.Context(), w, ipHash); prob != nil {
+				if prob := g.countAuthFailure(r.Context(), w, addr); prob != nil {
 					err = prob
 				}
 			}
 			g.deny(w, r, traceID, err)
 			return
 		}
-		meta := &tools.RequestMeta{TraceID: traceID, Endpoint: r.Pattern}
+		// What the handler is given is made in one allocation.
+		req := &guarded{meta: tools.RequestMeta{TraceID: traceID, Endpoint: r.Pattern}, sw: statusWriter{ResponseWriter: w}}
+		meta, sw := &req.meta, &req.sw
 		ctx := tools.WithRequestMeta(auth.WithPrincipal(r.Context(), p), meta)
-		sw := &statusWriter{ResponseWriter: w}
 		// Deferred so a handler that panics still leaves its usage row.
 		defer func() {
 			if v := recover(); v != nil {
@@ -97,7 +110,7 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 			g.Usage.Record(store.Usage{
 				ID: store.NewID("use"), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
 				Surface: surface, Endpoint: endpoint, Method: r.Method, Status: sw.status,
-				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: ipHash,
+				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: addr.hash,
 				TraceID: traceID, At: start,
 			})
 		}()
@@ -107,6 +120,12 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(sw, r.WithContext(ctx))
 	})
+}
+
+// guarded is what the guard hands an authenticated request's handler.
+type guarded struct {
+	meta tools.RequestMeta
+	sw   statusWriter
 }
 
 // recovered answers for a handler that panicked: a 500 problem with the
@@ -153,10 +172,17 @@ func (g *Guard) deny(w http.ResponseWriter, r *http.Request, traceID string, err
 	writeProblem(w, traceID, p)
 }
 
-// hashAddr keys the client address so usage can be grouped by caller
-// without storing who they are.
-func (g *Guard) hashAddr(ip netip.Addr) string {
-	return hex.EncodeToString(g.Hasher.Hash("ip\x00" + ip.String())[:16])
+// clientAddr is what the guard knows of a caller's address: its keyed
+// hash, which usage rows carry so they can be grouped by caller without
+// storing who it is, and the limiter's bucket of its failed attempts.
+type clientAddr struct {
+	hash       string
+	authBucket string
+}
+
+func (g *Guard) hashAddr(ip netip.Addr) clientAddr {
+	h := hex.EncodeToString(g.Hasher.Hash("ip\x00" + ip.String())[:16])
+	return clientAddr{hash: h, authBucket: "authfail:" + h}
 }
 
 // statusWriter remembers the status for the usage row and keeps streaming

@@ -65,23 +65,23 @@ func isProbe(err error) bool {
 	return errors.As(err, &ae) && (ae.Code == problem.AuthInvalidKey || ae.Code == problem.AuthInvalidFormat)
 }
 
-// authThrottled looks (without spending) whether ipHash has used up its
-// failed attempts; then every credential from it waits, valid or not, so
-// the answer cannot tell a prober which guess was right.
-func (g *Guard) authThrottled(ctx context.Context, w http.ResponseWriter, ipHash string) *Problem {
+// authThrottled looks (without spending) whether the address has used up
+// its failed attempts; then every credential from it waits, valid or not,
+// so the answer cannot tell a prober which guess was right.
+func (g *Guard) authThrottled(ctx context.Context, w http.ResponseWriter, addr clientAddr) *Problem {
 	lim := g.Limits.AuthFailures
-	res := g.Limits.Limiter.AllowN(ctx, "authfail:"+ipHash, toLimit(lim), 0)
+	res := g.Limits.Limiter.AllowN(ctx, addr.authBucket, toLimit(lim), 0)
 	if res.Allowed {
 		return nil
 	}
 	return authFailureProblem(w, lim, res)
 }
 
-// countAuthFailure spends one failed attempt of ipHash; past the limit the
-// answer is 429 instead of 401.
-func (g *Guard) countAuthFailure(ctx context.Context, w http.ResponseWriter, ipHash string) *Problem {
+// countAuthFailure spends one failed attempt of the address; past the
+// limit the answer is 429 instead of 401.
+func (g *Guard) countAuthFailure(ctx context.Context, w http.ResponseWriter, addr clientAddr) *Problem {
 	lim := g.Limits.AuthFailures
-	res := g.Limits.Limiter.AllowN(ctx, "authfail:"+ipHash, toLimit(lim), 1)
+	res := g.Limits.Limiter.AllowN(ctx, addr.authBucket, toLimit(lim), 1)
 	if res.Allowed {
 		return nil
 	}
@@ -89,7 +89,7 @@ func (g *Guard) countAuthFailure(ctx context.Context, w http.ResponseWriter, ipH
 }
 
 func authFailureProblem(w http.ResponseWriter, lim auth.RateLimit, res ratelimit.Result) *Problem {
-	setRateHeaders(w.Header(), "auth-failures", lim, res)
+	setRateHeaders(w.Header(), policyHeader("auth-failures", lim), res)
 	w.Header().Set("Retry-After", seconds(res.RetryAfter))
 	return problem.New(problem.RateLimited, "too many requests with an unknown or malformed API key came from this address").
 		WithHint("check the key, then retry after " + seconds(res.RetryAfter) + " seconds")
@@ -106,10 +106,9 @@ func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	if p.RateLimit != nil {
 		lim = *p.RateLimit
 	}
-	// The limit is part of the bucket's name, so a changed limit starts
-	// from a full bucket at once instead of draining the old one.
-	res := g.Limits.Limiter.AllowN(ctx, "key:"+p.KeyID+":"+lim.String(), toLimit(lim), 1)
-	setRateHeaders(w.Header(), "default", lim, res)
+	kl := keyLimit{keyID: p.KeyID, lim: lim}
+	res := g.Limits.Limiter.AllowN(ctx, g.bucketKeys.get(kl, bucketKey), toLimit(lim), 1)
+	setRateHeaders(w.Header(), g.policies.get(kl, defaultPolicy), res)
 	if !res.Allowed {
 		w.Header().Set("Retry-After", seconds(res.RetryAfter))
 		return problem.New(problem.RateLimited, "this API key is limited to "+strconv.Itoa(lim.Requests)+" requests per "+lim.Per).
@@ -147,7 +146,7 @@ func (g *Guard) refuseAddress(ctx context.Context, r *http.Request, p auth.Princ
 	}
 	ev := store.NewAuditEvent(store.TenancyOf(p), store.Actor{Kind: store.ActorAPIKey, ID: p.KeyID}, surface, traceID, "request", g.Now().UTC()).
 		On("api_key", p.KeyID).WithOutcome(store.Outcome(problem.IPNotAllowed)).
-		WithData(map[string]any{"method": r.Method, "path": r.URL.Path, "ipHash": g.hashAddr(ip)})
+		WithData(map[string]any{"method": r.Method, "path": r.URL.Path, "ipHash": g.hashAddr(ip).hash})
 	if err := g.Audit.InsertAudit(context.WithoutCancel(ctx), ev); err != nil {
 		g.Log.Error().Err(err).Str("trace_id", traceID).Msg("auditing an address refusal")
 	} else {
@@ -156,12 +155,40 @@ func (g *Guard) refuseAddress(ctx context.Context, r *http.Request, p auth.Princ
 	return prob
 }
 
+// keyLimit is a key under the limit that applies to it.
+type keyLimit struct {
+	keyID string
+	lim   auth.RateLimit
+}
+
+// bucketKey names a key's bucket. The limit is part of the name, so a
+// changed limit starts from a full bucket at once instead of draining the
+// old one.
+func bucketKey(kl keyLimit) string { return "key:" + kl.keyID + ":" + kl.lim.String() }
+
+func defaultPolicy(kl keyLimit) [2]string { return policyHeader("default", kl.lim) }
+
+// policyHeader is the RateLimit-Policy of a policy, and the name of the
+// policy that RateLimit reports on.
+func policyHeader(policy string, lim auth.RateLimit) [2]string {
+	return [2]string{`"` + policy + `";q=` + strconv.Itoa(lim.Requests) + ";w=" + strconv.Itoa(int(lim.Window()/time.Second)), policy}
+}
+
 // setRateHeaders writes draft-ietf-httpapi-ratelimit-headers (-08 and
 // later): the policy's quota and window, and what remains with the seconds
-// until the bucket is full again.
-func setRateHeaders(h http.Header, policy string, lim auth.RateLimit, res ratelimit.Result) {
-	h.Set("RateLimit-Policy", `"`+policy+`";q=`+strconv.Itoa(lim.Requests)+";w="+strconv.Itoa(int(lim.Window()/time.Second)))
-	h.Set("RateLimit", `"`+policy+`";r=`+strconv.Itoa(max(res.Remaining, 0))+";t="+strconv.Itoa(int(math.Ceil(max(res.ResetAfter, 0).Seconds()))))
+// until the bucket is full again. Set straight into the map, under the
+// names Header.Set would canonicalise them to, with one backing array.
+func setRateHeaders(h http.Header, policy [2]string, res ratelimit.Result) {
+	var b [64]byte
+	v := append(b[:0], '"')
+	v = append(v, policy[1]...)
+	v = append(v, `";r=`...)
+	v = strconv.AppendInt(v, int64(max(res.Remaining, 0)), 10)
+	v = append(v, ";t="...)
+	v = strconv.AppendInt(v, int64(math.Ceil(max(res.ResetAfter, 0).Seconds())), 10)
+	vals := []string{policy[0], string(v)}
+	h["Ratelimit-Policy"] = vals[0:1:1]
+	h["Ratelimit"] = vals[1:2:2]
 }
 
 // seconds renders a wait as whole seconds, rounded up, at least 1.

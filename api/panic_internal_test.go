@@ -20,7 +20,7 @@ func TestPanicOutsideTheGuardIsAProblem(t *testing.T) {
 	var logs bytes.Buffer
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/tenants/{tenant}/boom", func(http.ResponseWriter, *http.Request) { panic("boom") })
-	h := accessLog(zerolog.New(&logs), time.Now, mux)
+	h := accessLog(zerolog.New(&logs), time.Now, true, mux)
 
 	req := httptest.NewRequest("POST", "/v1/tenants/acme/boom", nil)
 	req.RemoteAddr = "198.51.100.7:4321"

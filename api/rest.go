@@ -25,6 +25,10 @@ import (
 
 const maxBodyBytes = 1 << 20
 
+// jsonContentType is shared by every REST answer instead of allocated per
+// response: header values are replaced, never written into.
+var jsonContentType = []string{"application/json"}
+
 // param is a path or query field of a tool's input type.
 type param struct {
 	name  string // the JSON name in the tool input, and the HTTP name
@@ -101,7 +105,7 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		w.Header().Set("Content-Type", "application/json")
+		w.Header()["Content-Type"] = jsonContentType
 		w.WriteHeader(t.HTTP.Status)
 		_, _ = w.Write(res.JSON)
 	}
@@ -125,7 +129,10 @@ func restInput(w http.ResponseWriter, r *http.Request, params []param, hasBody b
 			}
 		}
 	}
-	q := r.URL.Query()
+	var q url.Values // nil answers every lookup as absent, without parsing ""
+	if r.URL.RawQuery != "" {
+		q = r.URL.Query()
+	}
 	if pb := unknownQuery(q, params); pb != nil {
 		return nil, pb
 	}
@@ -189,6 +196,9 @@ func describeMediaType(ct string) string {
 // ones given twice: silently ignoring them answers a different question
 // than the one asked (?candidate_id=x listing everything).
 func unknownQuery(q url.Values, params []param) *Problem {
+	if len(q) == 0 {
+		return nil
+	}
 	known := map[string]bool{}
 	var names []string
 	for _, pr := range params {

@@ -14,7 +14,6 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/verefwork/veref/auth"
@@ -165,7 +164,10 @@ func New(o Options) *Server {
 	s.mux.HandleFunc(rootCatchAll, func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, requestTraceID(r), s.noRoute(w, r))
 	})
-	s.handler = instrument(accessLog(s.log, s.now, s.mux), o.Tracer)
+	s.handler = accessLog(s.log, s.now, o.Tracer == nil, s.mux)
+	if o.Tracer != nil {
+		s.handler = instrument(s.handler, o.Tracer)
+	}
 	return s
 }
 
@@ -206,12 +208,10 @@ func (s *Server) methodsAt(path string) []string {
 
 // instrument starts the request's span, from an incoming traceparent when
 // there is one; everything inside (access log, metrics, handlers) takes the
-// trace id from it. Metrics wrap the mux directly: they read the pattern
-// the mux sets on the request it is handed.
+// trace id from it. Without a tracer the access log makes the ids itself
+// (telemetry.Untraced): otelhttp's per-request wrapping and attributes cost
+// more than the authenticated request itself.
 func instrument(next http.Handler, tp trace.TracerProvider) http.Handler {
-	if tp == nil {
-		return quietTrace(next)
-	}
 	return otelhttp.NewHandler(next, "veref",
 		otelhttp.WithTracerProvider(tp),
 		otelhttp.WithPropagators(telemetry.Propagator),
@@ -224,24 +224,6 @@ func instrument(next http.Handler, tp trace.TracerProvider) http.Handler {
 			return r.Method
 		}),
 	)
-}
-
-// quietTracer makes the ids of requests when nothing is recorded; one for
-// the process, as the provider holds no per-server state.
-var quietTracer = telemetry.Quiet().Tracer("github.com/verefwork/veref/api")
-
-// quietTrace is instrument without a tracer: the same ids (an incoming
-// traceparent's trace, or a fresh one) and the same non-recording span in
-// the context, so X-Trace-Id, problems, logs and outgoing traceparent are
-// as with otelhttp, without otelhttp's per-request wrapping and attributes,
-// which cost more than the authenticated request itself.
-func quietTrace(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := quietTracer.Start(ctx, "veref", trace.WithSpanKind(trace.SpanKindServer))
-		defer span.End()
-		next.ServeHTTP(w, r.WithContext(ctx))
-	})
 }
 
 // ServeHTTP makes the server an http.Handler.

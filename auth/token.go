@@ -82,33 +82,46 @@ func ParseToken(s string) (Token, error) {
 	if len(s) != want {
 		return bad(fmt.Sprintf("an API key is %d characters long, this one is %d", want, len(s)))
 	}
-	parts := strings.Split(s, "_")
-	if len(parts) != 4 {
+	// Every request parses its key, so the parts are cut out of s, not
+	// split into a new slice.
+	envPart, rest, _ := strings.Cut(s[len(tokenMagic)+1:], "_")
+	prefix, secret, ok := strings.Cut(rest, "_")
+	if !ok || strings.Contains(secret, "_") {
 		return bad("an API key has four parts separated by underscores")
 	}
-	env := Environment(parts[1])
+	env := Environment(envPart)
 	if !env.Valid() {
 		return bad("the key's environment must be live or test")
 	}
-	prefix, secret := parts[2], parts[3]
 	if len(prefix) != PrefixLen || len(secret) != SecretLen || !isBase62(prefix) || !isBase62(secret) {
 		return bad("the key contains characters or part lengths that no Veref key has")
 	}
 	head := s[:len(s)-checksumLen]
-	if checksum(head) != s[len(s)-checksumLen:] {
+	if sum := checksumOf(head); string(sum[:]) != s[len(s)-checksumLen:] {
 		return bad("the key's checksum does not match: it was mistyped or truncated")
 	}
 	return Token{Env: env, Prefix: prefix, Secret: secret, raw: s}, nil
 }
 
 func checksum(s string) string {
-	n := crc32.ChecksumIEEE([]byte(s))
+	b := checksumOf(s)
+	return string(b[:])
+}
+
+// checksumOf is the base62 CRC-32 (IEEE) of s, computed over the string
+// itself: crc32.ChecksumIEEE would need a copy of it as a []byte.
+func checksumOf(s string) [checksumLen]byte {
+	crc := ^uint32(0)
+	for i := 0; i < len(s); i++ {
+		crc = crc32.IEEETable[byte(crc)^s[i]] ^ (crc >> 8)
+	}
+	n := ^crc
 	var b [checksumLen]byte
 	for i := checksumLen - 1; i >= 0; i-- {
 		b[i] = base62Alphabet[n%62]
 		n /= 62
 	}
-	return string(b[:])
+	return b
 }
 
 // randomBase62 draws whole bytes and keeps those below 248 (4×62), so every

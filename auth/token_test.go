@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +221,19 @@ func TestCredentialFromHeaders(t *testing.T) {
 		var ae *Error
 		require.ErrorAs(t, err, &ae, "%+v", c)
 		assert.Equal(t, c.code, ae.Code, "%+v", c)
+	}
+}
+
+// The checksum is computed over the string by hand to spare a copy; it must
+// stay the CRC-32 every key already issued carries.
+func TestChecksumIsCRC32IEEE(t *testing.T) {
+	for _, s := range []string{"", "vrf", "vrf_live_ABCDEFGHIJKL_" + strings.Repeat("z", 34), "\x00\xff_ü"} {
+		n := crc32.ChecksumIEEE([]byte(s))
+		var want [checksumLen]byte
+		for i := checksumLen - 1; i >= 0; i-- {
+			want[i] = base62Alphabet[n%62]
+			n /= 62
+		}
+		assert.Equal(t, want, checksumOf(s), "%q", s)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -67,16 +68,61 @@ func Handler() http.Handler {
 // The access log calls it, as it already knows the status: a second
 // response-writer wrapper per request would only repeat that work.
 func Observe(r *http.Request, status int, elapsed time.Duration) {
-	route := Route(r)
-	HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-	HTTPDuration.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+	s := series(r.Pattern, r.Method, status)
+	s.requests.Inc()
+	s.duration.Observe(elapsed.Seconds())
+}
+
+// requestSeries are the children of HTTPRequests and HTTPDuration one kind
+// of request counts in. Looking them up by label values hashes and
+// compares every label on every request; they are kept here by pattern,
+// method and status instead.
+type requestSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+type seriesKey struct {
+	pattern, method string
+	status          int
+}
+
+var (
+	seriesMu    sync.RWMutex
+	seriesCache = map[seriesKey]requestSeries{}
+)
+
+// maxSeries bounds the cache: methods are the client's choice on routes
+// that take any (the catch-alls), so past it lookups go to the vectors.
+const maxSeries = 1024
+
+func series(pattern, method string, status int) requestSeries {
+	k := seriesKey{pattern: pattern, method: method, status: status}
+	seriesMu.RLock()
+	s, ok := seriesCache[k]
+	seriesMu.RUnlock()
+	if ok {
+		return s
+	}
+	route := routeOf(pattern)
+	s = requestSeries{
+		requests: HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)),
+		duration: HTTPDuration.WithLabelValues(route, method),
+	}
+	seriesMu.Lock()
+	if len(seriesCache) < maxSeries {
+		seriesCache[k] = s
+	}
+	seriesMu.Unlock()
+	return s
 }
 
 // Route is the route label of a request: its ServeMux pattern without the
 // method, never the raw path, so ids and tokens in paths never become
 // label values. Requests no route matched share one label.
-func Route(r *http.Request) string {
-	p := r.Pattern
+func Route(r *http.Request) string { return routeOf(r.Pattern) }
+
+func routeOf(p string) string {
 	if p == "" {
 		return "unmatched"
 	}

@@ -8,7 +8,10 @@ package telemetry
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
+	mrand "math/rand/v2"
+	"net/http"
 	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -77,9 +80,43 @@ func Quiet() *sdktrace.TracerProvider {
 }
 
 // Start starts a span under the one in ctx, with that span's provider.
+// Under a span that records nothing and belongs to no provider (a request
+// served by Untraced, or work outside any request) it is the span in ctx
+// itself: the child would record nothing either and only cost allocations.
 func Start(ctx context.Context, name string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
-	return trace.SpanFromContext(ctx).TracerProvider().Tracer(instrumentation).
-		Start(ctx, name, trace.WithAttributes(attrs...))
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() && parent.TracerProvider() == noProvider {
+		return ctx, parent
+	}
+	return parent.TracerProvider().Tracer(instrumentation).Start(ctx, name, trace.WithAttributes(attrs...))
+}
+
+// noProvider is what spans without a provider (trace.ContextWithSpanContext,
+// the no-op span) answer from TracerProvider.
+var noProvider = trace.NewNoopTracerProvider() //nolint:staticcheck // compared with, not used to trace
+
+// Untraced is the context of a request served while nothing is recorded:
+// the trace of an incoming traceparent (with its tracestate), or a new one,
+// and a new span id, not sampled, as a never-sampling SDK provider would
+// make them, so X-Trace-Id, problems, logs and any outgoing traceparent
+// carry the same ids. No SDK span is made, here or (see Start) below.
+func Untraced(ctx context.Context, h http.Header) context.Context {
+	// The propagator is only asked when there is something to read: it
+	// canonicalises its header names on every call.
+	if h["Traceparent"] != nil || h["Baggage"] != nil {
+		ctx = Propagator.Extract(ctx, propagation.HeaderCarrier(h))
+	}
+	remote := trace.SpanContextFromContext(ctx)
+	cfg := trace.SpanContextConfig{TraceID: remote.TraceID(), TraceState: remote.TraceState()}
+	// Ids need to be unique, not secret: the SDK draws them from math/rand too.
+	for !cfg.TraceID.IsValid() {
+		binary.LittleEndian.PutUint64(cfg.TraceID[:8], mrand.Uint64())
+		binary.LittleEndian.PutUint64(cfg.TraceID[8:], mrand.Uint64())
+	}
+	for !cfg.SpanID.IsValid() {
+		binary.LittleEndian.PutUint64(cfg.SpanID[:], mrand.Uint64())
+	}
+	return trace.ContextWithSpanContext(ctx, trace.NewSpanContext(cfg))
 }
 
 // End ends span, marking it failed when err is not nil.
