@@ -23,6 +23,10 @@ type Q struct {
 	// timeout bounds every statement, so a database that stops answering
 	// costs a caller this long at most instead of the whole stall.
 	timeout time.Duration
+	// tx is the transaction of Store.tx, which batch's prepared
+	// statements run in.
+	tx    *sql.Tx
+	batch *batchStmts
 }
 
 // bounded gives ctx the statement deadline; cancel after the rows are read.

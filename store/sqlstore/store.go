@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,7 +33,7 @@ const DefaultTimeout = 5 * time.Second
 // Transactions always run on the writer.
 func New(d *Dialect, read, write *sql.DB) *Store {
 	r, w := traced{q: read, system: d.Name}, traced{q: write, system: d.Name}
-	s := &Store{Q: &Q{d: d, r: r, w: w, timeout: DefaultTimeout}, d: d, write: write}
+	s := &Store{Q: &Q{d: d, r: r, w: w, timeout: DefaultTimeout, batch: &batchStmts{}}, d: d, write: write}
 	s.Q.keys = &keyWrites{store: s}
 	return s
 }
@@ -70,7 +69,7 @@ func (s *Store) tx(ctx context.Context, fn func(q *Q) error) (err error) {
 	}()
 	kw := &keyWrites{inTx: true}
 	q := traced{q: tx, system: s.d.Name, tx: span}
-	if err = fn(&Q{d: s.d, r: q, w: q, keys: kw, timeout: s.Q.timeout}); err != nil {
+	if err = fn(&Q{d: s.d, r: q, w: q, keys: kw, timeout: s.Q.timeout, tx: tx, batch: s.Q.batch}); err != nil {
 		return err
 	}
 	err = s.d.err(tx.Commit())
@@ -104,9 +103,8 @@ func (s *Store) InsertUsage(ctx context.Context, rows []store.Usage) error {
 		return nil
 	}
 	latest := LatestUse(rows)
+	s.batch.prepare(ctx, s.d, s.write, "api_key_usage", usageCols, 12, len(rows))
 	return s.tx(ctx, func(q *Q) error {
-		// A batch retried after a commit whose acknowledgement was lost must
-		// not fail on its own rows, or it would block every row behind it.
 		err := insertMany(ctx, q, "api_key_usage", usageCols, 12, rows, func(u store.Usage) []any {
 			return []any{u.ID, u.KeyID, u.TenantID, string(u.Environment), u.Surface, u.Endpoint, u.Method, u.Status,
 				u.DurationMS, u.IPHash, u.TraceID, q.d.t(u.At)}
@@ -130,37 +128,13 @@ func (s *Store) InsertAudits(ctx context.Context, evs []store.AuditEvent) error 
 	if len(evs) == 0 {
 		return nil
 	}
+	s.batch.prepare(ctx, s.d, s.write, "audit_events", auditCols, 13, len(evs))
 	return s.tx(ctx, func(q *Q) error {
 		return insertMany(ctx, q, "audit_events", auditCols, 13, evs, func(e store.AuditEvent) []any {
 			return []any{e.ID, e.TenantID, string(e.Environment), e.ActorKind, e.ActorID, e.Surface, e.Action,
 				e.TargetType, e.TargetID, e.TraceID, e.Outcome, js(e.Data), q.d.t(e.At)}
 		})
 	})
-}
-
-// insertMany writes rows with multi-row INSERTs, skipping ids already present.
-func insertMany[T any](ctx context.Context, q *Q, table, cols string, ncols int, rows []T, values func(T) []any) error {
-	const perStatement = 200 // well under SQLite's 32,766 parameters
-	one := "(" + strings.Repeat("?, ", ncols-1) + "?)"
-	for len(rows) > 0 {
-		chunk := rows[:min(len(rows), perStatement)]
-		rows = rows[len(chunk):]
-		var b strings.Builder
-		b.WriteString("INSERT INTO " + table + " (" + cols + ") VALUES ")
-		args := make([]any, 0, len(chunk)*ncols)
-		for i, r := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(one)
-			args = append(args, values(r)...)
-		}
-		b.WriteString(" ON CONFLICT (id) DO NOTHING")
-		if _, err := q.exec(ctx, b.String(), args...); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // LatestUse is each key's most recent use in rows: one last_used_at update
