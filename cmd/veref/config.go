@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -262,9 +261,10 @@ func openStore(ctx context.Context, databaseURL string, timeout time.Duration) (
 	return st, nil
 }
 
-func newLogger(format string, w io.Writer) zerolog.Logger {
+// newLogger logs to w; color is for a console format on a terminal.
+func newLogger(format string, w io.Writer, color bool) zerolog.Logger {
 	if format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: w != os.Stderr}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !color}
 	}
 	return zerolog.New(w).With().Timestamp().Logger()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +67,9 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 	if addr != "" {
 		cfg.addr = addr
 	}
-	log := newLogger(cfg.logFormat, stderr)
+	logs := newLogBuffer(stderr)
+	defer logs.Close() // deferred first, so it runs last: every line is out
+	log := newLogger(cfg.logFormat, logs, stderr == os.Stderr)
 	if w := cfg.devWarning(); w != "" {
 		fmt.Fprintln(stderr, w)
 	}
