@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,15 +23,7 @@ import (
 // test can stall, like a paused or partitioned database.
 func stalledPostgres(t *testing.T, timeout time.Duration) (*postgres.Store, *storetest.StallProxy, string) {
 	t.Helper()
-	dsn := storetest.PostgresURL(t)
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	proxy := storetest.NewStallProxy(t, u.Host)
-	st, err := postgres.OpenWithTimeout(context.Background(), storetest.ThroughProxy(t, dsn, proxy.Addr), timeout)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	require.NoError(t, st.Migrate(context.Background()))
-	return st, proxy, dsn
+	return storetest.PostgresBehindProxy(t, timeout)
 }
 
 // keysElsewhere looks keys up in a store the proxy does not stall, so the
