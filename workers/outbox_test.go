@@ -148,3 +148,63 @@ func TestOutboxCountsFailedSendsAsAttempts(t *testing.T) {
 		})
 	}
 }
+
+// leaseSpy is a real store that reports each lease it renews.
+type leaseSpy struct {
+	store.Store
+	renewed chan time.Time
+}
+
+func (s leaseSpy) LeaseOutbox(ctx context.Context, id string, held, until time.Time) error {
+	err := s.Store.LeaseOutbox(ctx, id, held, until)
+	if err == nil {
+		select {
+		case s.renewed <- until:
+		default:
+		}
+	}
+	return err
+}
+
+// A worker renews its claim while the relay is slow, so the short lease
+// does not hand a message being sent to another instance.
+func TestOutboxRenewsTheLeaseWhileSending(t *testing.T) {
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			_, _, other := b.open(t)
+			st := other()
+			id := queue(t, st, "walter@example.com")
+			var offset atomic.Int64 // the test's clock, moved by hand
+			clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+			spy := leaseSpy{st, make(chan time.Time, 1)}
+			const lease = 3 * time.Second // renewed every second
+			var relay *mailtest.Relay
+			var rivalClaimed int
+			relay = mailtest.NewRelay(t, mailtest.OnMessage(func(mailtest.Received) {
+				// The relay takes ten seconds (of the test's clock) to answer,
+				// well past the lease taken at the claim.
+				offset.Add(int64(10 * time.Second))
+				moved := clock()
+				for renewed := false; !renewed; {
+					select {
+					case until := <-spy.renewed:
+						renewed = until.After(moved)
+					case <-time.After(time.Minute):
+						t.Error("the lease was not renewed while sending")
+						return
+					}
+				}
+				rival := &workers.OutboxWorker{Store: st, Live: smtpTo(relay), Now: clock}
+				var err error
+				rivalClaimed, err = rival.RunOnce(context.Background())
+				assert.NoError(t, err)
+			}))
+			w := &workers.OutboxWorker{Store: spy, Live: smtpTo(relay), Now: clock, Lease: lease}
+			n, err := w.RunOnce(context.Background())
+			require.NoError(t, err)
+			assert.Equal(t, 1, n)
+			assert.Zero(t, rivalClaimed, "the message being sent stays with its sender")
+			assert.Equal(t, map[string]int{"<" + id + "@veref.test>": 1}, messageIDs(relay))
+		})
+	}
+}
