@@ -17,28 +17,6 @@ import (
 	"github.com/verefwork/veref/store/storetest"
 )
 
-// nodeTools finds the npm tools a test runs in testdata dir (made absolute),
-// installed by dir/install.sh; without them the test skips locally and
-// fails under CI.
-func nodeTools(t *testing.T, dir string, names ...string) (string, []string) {
-	t.Helper()
-	dir, err := filepath.Abs(dir)
-	require.NoError(t, err)
-	var bins []string
-	for _, name := range names {
-		bin := filepath.Join(dir, "node_modules", ".bin", name)
-		if _, err := os.Stat(bin); err != nil {
-			msg := name + " is not installed: run " + filepath.Join(dir, "install.sh") + " (needs node and npm)"
-			if os.Getenv("CI") != "" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-		bins = append(bins, bin)
-	}
-	return dir, bins
-}
-
 // TestOpenAPILint runs both linters the issue names, Redocly (its
 // recommended rules) and Spectral (spectral:oas), over both documents the
 // server serves, as served. Any error or warning fails the test; a rule
@@ -46,7 +24,7 @@ func nodeTools(t *testing.T, dir string, names ...string) (string, []string) {
 // with api/testdata/openapi-lint/install.sh; without them the test skips
 // locally and fails under CI.
 func TestOpenAPILint(t *testing.T) {
-	dir, bins := nodeTools(t, "testdata/openapi-lint", "redocly", "spectral")
+	dir, bins := apitest.NodeTools(t, "testdata/openapi-lint", "redocly", "spectral")
 	redocly, spectral := bins[0], bins[1]
 	e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{})
 	for name, path := range map[string]string{"integration": "/openapi.json", "workspace": "/v1/tenants/openapi.json"} {

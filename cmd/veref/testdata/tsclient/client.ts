@@ -1,15 +1,17 @@
 // A TypeScript client generated from Veref's OpenAPI document by tools
 // nobody here wrote: openapi-typescript writes gen/schema.d.ts from the
 // served document, openapi-fetch makes the calls, and tsc checks this file
-// against the generated types before it runs. api.TestGeneratedTSClient
-// generates, compiles and runs it with a real server's URL and a key.
+// against the generated types before it runs. TestGeneratedTSClient in
+// cmd/veref generates, compiles and runs it against a `veref serve --dev`,
+// with its URL, printed key and tenant.
 import createClient from "openapi-fetch";
 import type { paths } from "./gen/schema.js";
 
 const baseUrl = process.env.VEREF_CLIENTGEN_URL;
 const key = process.env.VEREF_CLIENTGEN_KEY;
-if (!baseUrl || !key) {
-  throw new Error("run through api.TestGeneratedTSClient, which starts a server and generates gen/schema.d.ts");
+const tenant = process.env.VEREF_CLIENTGEN_TENANT;
+if (!baseUrl || !key || !tenant) {
+  throw new Error("run through TestGeneratedTSClient in cmd/veref, which starts a server and generates gen/schema.d.ts");
 }
 
 function check(ok: boolean, what: string, got: unknown): void {
@@ -21,7 +23,7 @@ function check(ok: boolean, what: string, got: unknown): void {
 const veref = createClient<paths>({ baseUrl, headers: { Authorization: `Bearer ${key}` } });
 
 const me = await veref.GET("/v1/api/me");
-check(me.response.status === 200 && me.data?.tenantId === "acme" && me.data.environment === "test", "whoami", me.data ?? me.error);
+check(me.response.status === 200 && me.data?.tenantId === tenant && me.data.environment === "test", "whoami", me.data ?? me.error);
 check(me.response.headers.get("RateLimit-Policy") === `"default";q=600;w=60`, "whoami RateLimit-Policy", me.response.headers.get("RateLimit-Policy"));
 
 const started = await veref.POST("/v1/api/references", {
