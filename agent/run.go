@@ -450,10 +450,16 @@ func (r *runner) refuse(ctx context.Context, tc openrouter.ToolCall, code, why s
 // normalizeArguments returns the arguments as a JSON value for the record
 // and for Invoke, plus a canonical form (sorted keys, no spacing) that makes
 // a repeated call recognisable. Arguments that are not JSON are passed on as
-// a JSON string, which Invoke refuses (and audits) as invalid input.
+// a JSON string, which Invoke refuses (and audits) as invalid input, and
+// so is JSON whose text decoding would change (a lone surrogate becomes
+// U+FFFD): it goes on as sent, for Invoke to refuse naming the field,
+// rather than run changed.
 func normalizeArguments(raw string) (json.RawMessage, string) {
 	if strings.TrimSpace(raw) == "" {
 		raw = "{}"
+	}
+	if json.Valid([]byte(raw)) && tools.CheckText([]byte(raw), "") != nil {
+		return json.RawMessage(raw), raw
 	}
 	dec := json.NewDecoder(strings.NewReader(raw))
 	dec.UseNumber()

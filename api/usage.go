@@ -26,15 +26,19 @@ func NewUsageWriter(st store.Store, log zerolog.Logger, interval time.Duration) 
 		}
 		return err
 	}
-	return batch.New(insert, log, batch.Options{What: "usage rows", Interval: interval,
+	return batch.New(insert, log, batch.Options[store.Usage]{What: "usage rows", Interval: interval,
 		OnDrop: metrics.UsageRowsDropped.Inc})
 }
 
-// AuditWriter batches the audit events of reads (MCP and agent); it never
-// drops one, making requests wait instead while storage refuses them.
+// AuditWriter batches the audit events of reads (MCP and agent), and of
+// refusals storage did not take at once; it never drops one, making
+// requests wait instead while storage refuses them. An event storage
+// refuses as it is (while taking the others) is written in its Storable
+// form, its data kept whole.
 type AuditWriter = batch.Writer[store.AuditEvent]
 
 // NewAuditWriter starts the background flusher (interval 0: 500ms).
 func NewAuditWriter(st store.Store, log zerolog.Logger, interval time.Duration) *AuditWriter {
-	return batch.New(st.InsertAudits, log, batch.Options{What: "audit events", Interval: interval, Block: true})
+	return batch.New(st.InsertAudits, log, batch.Options[store.AuditEvent]{What: "audit events", Interval: interval, Block: true,
+		Repair: store.AuditEvent.Storable})
 }

@@ -2,7 +2,8 @@
 // and returns, and one flusher writes queued rows together (one statement,
 // one transaction) at an interval or as soon as a batch is full. Rows stay
 // in memory until written: a failed flush is retried with backoff, and Close
-// writes what is left.
+// writes what is left. A batch that fails is split to write the rows around
+// one storage refuses, so one bad row cannot hold back the others.
 package batch
 
 import (
@@ -14,7 +15,7 @@ import (
 )
 
 // Options tune a Writer; zero values take the defaults.
-type Options struct {
+type Options[T any] struct {
 	// What names the rows in log lines ("usage rows", "audit events").
 	What string
 	// Interval is the longest a row waits before a flush starts (500ms).
@@ -29,13 +30,19 @@ type Options struct {
 	Block bool
 	// OnDrop, when set, is told of every dropped row (for metrics).
 	OnDrop func()
+	// Repair, when set, gives a row storage refused alone a form it will
+	// take (audit events: store.AuditEvent.Storable). The repaired row is
+	// written in its place, with an error line; if storage refuses that
+	// too, storage itself is failing and the row waits for the next flush.
+	// Without Repair such a row waits at the head of the queue.
+	Repair func(T) T
 }
 
 // Writer batches rows of type T into insert.
 type Writer[T any] struct {
 	insert func(context.Context, []T) error
 	log    zerolog.Logger
-	o      Options
+	o      Options[T]
 
 	flushMu sync.Mutex // one flush at a time, or two could write the same rows
 	mu      sync.Mutex
@@ -49,7 +56,7 @@ type Writer[T any] struct {
 }
 
 // New starts the background flusher.
-func New[T any](insert func(context.Context, []T) error, log zerolog.Logger, o Options) *Writer[T] {
+func New[T any](insert func(context.Context, []T) error, log zerolog.Logger, o Options[T]) *Writer[T] {
 	if o.Interval <= 0 {
 		o.Interval = 500 * time.Millisecond
 	}
@@ -128,17 +135,47 @@ func (w *Writer[T]) Flush(ctx context.Context) error {
 		if len(rows) == 0 {
 			return nil
 		}
-		if err := w.insert(ctx, rows); err != nil {
-			return err
-		}
+		n, err := w.write(ctx, rows)
 		w.mu.Lock()
-		w.pending = w.pending[len(rows):]
+		w.pending = w.pending[n:]
 		if len(w.pending) == 0 {
 			w.pending = nil // let the written rows' array go
 		}
 		w.room.Broadcast()
 		w.mu.Unlock()
+		if err != nil {
+			return err
+		}
 	}
+}
+
+// write inserts rows and returns how many of them, from the first, are
+// written. A failed batch is halved until the row storage refuses is
+// alone (a few statements more, and only on failure), which Repair may
+// then get written; rows are only ever written in order, so what is
+// written is always a prefix.
+func (w *Writer[T]) write(ctx context.Context, rows []T) (int, error) {
+	err := w.insert(ctx, rows)
+	switch {
+	case err == nil:
+		return len(rows), nil
+	case ctx.Err() != nil:
+		return 0, err
+	case len(rows) > 1:
+		n, err := w.write(ctx, rows[:len(rows)/2])
+		if err != nil {
+			return n, err
+		}
+		m, err := w.write(ctx, rows[len(rows)/2:])
+		return n + m, err
+	case w.o.Repair == nil:
+		return 0, err
+	}
+	if rerr := w.insert(ctx, []T{w.o.Repair(rows[0])}); rerr != nil {
+		return 0, err
+	}
+	w.log.Error().Err(err).Msg(w.o.What + ": storage refused a row as it was; wrote it in its repaired form")
+	return 1, nil
 }
 
 func (w *Writer[T]) loop() {

@@ -19,6 +19,7 @@ type table struct {
 	rows    map[int]bool
 	down    bool
 	batches int
+	poison  map[int]bool // rows the storage refuses, failing their whole statement
 }
 
 func (tb *table) insert(_ context.Context, rows []int) error {
@@ -26,6 +27,11 @@ func (tb *table) insert(_ context.Context, rows []int) error {
 	defer tb.mu.Unlock()
 	if tb.down {
 		return errors.New("storage down")
+	}
+	for _, r := range rows {
+		if tb.poison[r] {
+			return errors.New("row refused")
+		}
 	}
 	tb.batches++
 	for _, r := range rows {
@@ -39,7 +45,7 @@ func (tb *table) count() int     { tb.mu.Lock(); defer tb.mu.Unlock(); return le
 
 func TestBlockingWriterNeverDropsWhileStorageIsDown(t *testing.T) {
 	tb := &table{rows: map[int]bool{}, down: true}
-	w := New(tb.insert, zerolog.Nop(), Options{Interval: time.Millisecond, Size: 7, MaxPending: 20, Block: true})
+	w := New(tb.insert, zerolog.Nop(), Options[int]{Interval: time.Millisecond, Size: 7, MaxPending: 20, Block: true})
 	var wg sync.WaitGroup
 	for g := range 10 {
 		wg.Add(1)
@@ -64,7 +70,7 @@ func TestBlockingWriterNeverDropsWhileStorageIsDown(t *testing.T) {
 
 func TestDroppingWriterBoundsMemory(t *testing.T) {
 	tb := &table{rows: map[int]bool{}, down: true}
-	w := New(tb.insert, zerolog.Nop(), Options{Interval: time.Hour, MaxPending: 5})
+	w := New(tb.insert, zerolog.Nop(), Options[int]{Interval: time.Hour, MaxPending: 5})
 	for i := range 8 {
 		w.Record(i)
 	}
@@ -77,7 +83,7 @@ func TestDroppingWriterBoundsMemory(t *testing.T) {
 
 func TestCloseWritesEverythingInBatches(t *testing.T) {
 	tb := &table{rows: map[int]bool{}}
-	w := New(tb.insert, zerolog.Nop(), Options{Interval: time.Hour, Size: 100})
+	w := New(tb.insert, zerolog.Nop(), Options[int]{Interval: time.Hour, Size: 100})
 	for i := range 1234 {
 		w.Record(i)
 	}
@@ -86,4 +92,48 @@ func TestCloseWritesEverythingInBatches(t *testing.T) {
 	assert.Less(t, tb.batches, 200, "rows go in batches, not one by one")
 	w.Record(5000) // after Close: written directly
 	assert.Equal(t, 1235, tb.count())
+}
+
+// One row storage refuses must neither hold back the rows around it
+// forever nor vanish: it is written in its repaired form (here, negated).
+func TestARefusedRowIsRepairedNotDroppedNorBlocking(t *testing.T) {
+	tb := &table{rows: map[int]bool{}, poison: map[int]bool{37: true, 38: true}}
+	w := New(tb.insert, zerolog.Nop(), Options[int]{Interval: time.Hour, Size: 100, Block: true,
+		Repair: func(r int) int { return -r }})
+	for i := range 100 {
+		w.Record(i)
+	}
+	require.NoError(t, w.Flush(context.Background()))
+	assert.Zero(t, w.Pending())
+	assert.Equal(t, 100, tb.count())
+	assert.True(t, tb.rows[-37] && tb.rows[-38] && !tb.rows[37], "the refused rows are kept, repaired")
+	assert.Less(t, tb.batches, 20, "the others still go in batches")
+}
+
+func TestARefusedRowWithoutRepairWaitsAfterTheRowsBeforeIt(t *testing.T) {
+	tb := &table{rows: map[int]bool{}, poison: map[int]bool{5: true}}
+	w := New(tb.insert, zerolog.Nop(), Options[int]{Interval: time.Hour, Size: 100})
+	for i := range 10 {
+		w.Record(i)
+	}
+	require.Error(t, w.Flush(context.Background()))
+	assert.Equal(t, 5, tb.count(), "the rows before it are written")
+	assert.Equal(t, 5, w.Pending(), "it and the rows after it wait")
+}
+
+func TestRepairIsNotUsedWhileStorageIsDown(t *testing.T) {
+	tb := &table{rows: map[int]bool{}, down: true}
+	w := New(tb.insert, zerolog.Nop(), Options[int]{Interval: time.Hour, Size: 100, Block: true,
+		Repair: func(r int) int { return -r }})
+	for i := range 10 {
+		w.Record(i)
+	}
+	require.Error(t, w.Flush(context.Background()))
+	assert.Equal(t, 10, w.Pending())
+	tb.setDown(false)
+	require.NoError(t, w.Flush(context.Background()))
+	assert.Equal(t, 10, tb.count())
+	for i := range 10 {
+		assert.True(t, tb.rows[i], "row %d is written as it was", i)
+	}
 }

@@ -165,7 +165,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	msg, parsed := parseMessage(body)
 	meta.Endpoint = h.endpoint(msg, parsed)
-	if h.refuseMalformed(w, body) {
+	if h.refuseMalformed(r.Context(), w, body, &msg, parsed) {
 		return
 	}
 	p, _ := auth.FromContext(r.Context())
@@ -192,7 +192,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // server does not take) and text its decoder would silently mangle. The
 // arguments of a tools/call are left to the registry, which refuses such
 // text as a tool error, audited like any other.
-func (h *handler) refuseMalformed(w http.ResponseWriter, body []byte) bool {
+func (h *handler) refuseMalformed(ctx context.Context, w http.ResponseWriter, body []byte, msg *message, parsed bool) bool {
 	if trimmed := bytes.TrimSpace(body); len(trimmed) > 0 && trimmed[0] == '[' {
 		writeRPCError(w, mcp.INVALID_REQUEST, "JSON-RPC batches are not supported",
 			problem.InvalidInput, "send one JSON-RPC message per request")
@@ -205,6 +205,13 @@ func (h *handler) refuseMalformed(w http.ResponseWriter, body []byte) bool {
 	loc := strings.TrimPrefix(bad.Errors[0].Location, ".")
 	if strings.HasPrefix(loc, "params.arguments.") || strings.HasPrefix(loc, "params.arguments[") {
 		return false
+	}
+	if parsed && msg.Method == string(mcp.MethodToolsCall) {
+		// Refused before any tool runs, yet a tools/call all the same: it
+		// goes on the trail like every other.
+		p, _ := auth.FromContext(ctx)
+		h.reg.Refuse(ctx, tools.Call{Principal: p, Surface: tools.SurfaceMCP, TraceID: tools.RequestMetaFrom(ctx).TraceID,
+			Tool: msg.Params.Name, Input: msg.Params.Arguments}, &tools.Error{Code: problem.InvalidInput, Message: loc + ": " + bad.Errors[0].Message})
 	}
 	writeRPCError(w, mcp.INVALID_PARAMS, loc+": "+bad.Errors[0].Message, problem.InvalidInput, "")
 	return true
@@ -220,7 +227,7 @@ func (h *handler) auditRefusal(ctx context.Context, msg *message, p auth.Princip
 		return
 	}
 	_, _ = h.reg.Invoke(ctx, tools.Call{Principal: p, Surface: tools.SurfaceMCP,
-		TraceID: tools.RequestMetaFrom(ctx).TraceID, Tool: msg.Params.Name})
+		TraceID: tools.RequestMetaFrom(ctx).TraceID, Tool: msg.Params.Name, Input: msg.Params.Arguments})
 }
 
 // endpoint names the usage row after the JSON-RPC method, and after the tool

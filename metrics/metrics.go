@@ -37,6 +37,8 @@ var (
 		"Tokens the model provider reported for Ask Veref, by model and kind (prompt, completion).", "model", "kind")
 	AgentRuns = counterVec("agent_runs_total",
 		"Ask Veref runs, by how they ended (ok, error, refused...).", "status")
+	AuditWriteFailures = counterVec("audit_write_failures_total",
+		"Audit events outside a transaction whose first write failed, by result: retried (written later), failed (not written by the call; logged at error level).", "result")
 	RateLimitFallbacks = counter("ratelimit_fallbacks_total",
 		"Rate-limit decisions made in-process because Redis (VEREF_REDIS_URL) did not answer in time.")
 )
@@ -46,7 +48,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		HTTPRequests, HTTPDuration, AuthFailures, ToolCalls, UsageRowsWritten, UsageRowsDropped,
-		AgentTokens, AgentRuns, RateLimitFallbacks,
+		AgentTokens, AgentRuns, RateLimitFallbacks, AuditWriteFailures,
 	)
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/verefwork/veref/auth"
@@ -98,6 +99,7 @@ type Registry struct {
 	tools   map[string]*Tool
 	order   []string
 	reads   AuditQueue
+	log     zerolog.Logger
 }
 
 // AuditQueue takes audit events to write later, in batches, without losing
@@ -122,6 +124,7 @@ func NewRegistry(st store.Store, now func() time.Time) *Registry {
 		now:     now,
 		schemas: huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer),
 		tools:   map[string]*Tool{},
+		log:     defaultLog(),
 	}
 }
 
@@ -351,20 +354,25 @@ func (r *Registry) Refuse(ctx context.Context, c Call, e *Error) *Error {
 // paused for approval, the approval or denial of one) and returns its id.
 func (r *Registry) Record(ctx context.Context, c Call, outcome string) (string, error) {
 	ev := r.event(c, r.toolOrStub(c.Tool), store.Outcome(outcome), "")
-	if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err != nil {
+	if err := r.writeAudit(ctx, ev); err != nil {
 		return "", AsError(err)
 	}
 	return ev.ID, nil
 }
 
 // toolOrStub names an unknown tool for the audit row; the name is the
-// caller's, so it is truncated.
+// caller's, so it is truncated (on a character boundary) and made
+// storable on every backend.
 func (r *Registry) toolOrStub(name string) *Tool {
 	if t, ok := r.tools[name]; ok {
 		return t
 	}
-	if len(name) > 100 {
-		name = name[:100]
+	name = store.StorableText(name)
+	for i := range name {
+		if i > 100 {
+			name = name[:i]
+			break
+		}
 	}
 	return &Tool{Spec: Spec{Name: name}}
 }
@@ -392,13 +400,14 @@ func (r *Registry) replay(ctx context.Context, c Call, t *Tool, reqHash string) 
 
 // fail records a refused or failed MCP or agent call outside the
 // rolled-back transaction, then returns the error. REST failures change
-// nothing and are covered by usage rows.
+// nothing and are covered by usage rows. The row is never dropped in
+// silence (see keepAudit).
 func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 	f := *e // the caller's error value may be shared
 	if c.Surface != SurfaceREST {
 		f.relocate("body", "arguments")
 		ev := r.event(c, t, store.Outcome(e.Code), "")
-		if err := r.store.InsertAudit(context.WithoutCancel(ctx), ev); err == nil {
+		if r.keepAudit(ctx, ev) == nil {
 			f.AuditID = ev.ID
 		}
 	}
@@ -408,7 +417,13 @@ func (r *Registry) fail(ctx context.Context, c Call, t *Tool, e *Error) error {
 func (r *Registry) event(c Call, t *Tool, outcome store.Outcome, targetID string) store.AuditEvent {
 	data := map[string]any{"tool": t.Name}
 	if len(c.Input) > 0 && len(c.Input) <= 4096 {
-		data["input"] = json.RawMessage(c.Input)
+		// As sent when both backends can store it as JSON, else as a
+		// string with data.inputEncoding (store.AuditInput).
+		if in, enc := store.AuditInput(c.Input); enc == "" {
+			data["input"] = in
+		} else {
+			data["input"], data["inputEncoding"] = in, enc
+		}
 	}
 	if c.IdempotencyKey != "" {
 		data["idempotencyKey"] = c.IdempotencyKey

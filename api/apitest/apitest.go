@@ -121,6 +121,7 @@ func New(t testing.TB, st store.Store, o Options) *Env {
 	e.Usage = api.NewUsageWriter(st, log, 50*time.Millisecond)
 	e.Audits = api.NewAuditWriter(st, log, 50*time.Millisecond)
 	e.Registry.QueueReadAudits(e.Audits)
+	e.Registry.SetLog(log)
 	opts := api.Options{Store: st, Registry: e.Registry, Hasher: hasher, Usage: e.Usage, Log: log, Now: now,
 		Clerk: o.Clerk, MaxActiveKeys: o.MaxActiveKeys, AppURL: e.URL + "/app", AuthTimeout: o.AuthTimeout, Limits: o.Limits, Tracer: o.Tracer,
 		PublicURL: o.PublicURL, Repeats: o.Repeats}

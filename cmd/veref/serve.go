@@ -190,6 +190,7 @@ func assemble(ctx context.Context, cfg config, getenv func(string) string, st st
 		DefaultRateLimit: limits.DefaultRate, AgentTokens: limits.AgentTokens}
 	reg := tools.New(tools.NewRegistry(st, now), deps)
 	reg.QueueReadAudits(audits)
+	reg.SetLog(log)
 	var clerk *api.ClerkVerifier
 	var devIdP *devidp.Provider
 	switch {

@@ -91,6 +91,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Exclusive", testExclusive},
 		{"Usage", testUsage},
 		{"Audit", testAudit},
+		{"AuditHostileInput", testAuditHostileInput},
 		{"Candidates", testCandidates},
 		{"CandidateFilters", testCandidateFilters},
 		{"References", testReferences},
