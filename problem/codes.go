@@ -110,7 +110,7 @@ var table = []Info{
 	{AgentQuotaExceeded, 429, "The key's agent token budget is spent.", "Wait for the budget to reset, or raise it."},
 	{Internal, 500, "An unexpected failure on the server.", "Retry; if it persists, report the traceId."},
 	{AgentProviderError, 502, "Every model in the agent's chain failed.", "Retry; if it persists, check the model chain."},
-	{Unavailable, 503, "Storage or a dependency is unavailable.", "Retry shortly."},
+	{Unavailable, 503, "Storage or a dependency is unavailable.", "Retry after `Retry-After` seconds. A change may or may not have been saved (the failure can come at commit): retry it with the same `Idempotency-Key`, which answers a saved first attempt with its result instead of making a second copy. The CLI does this itself."},
 	{AgentNotConfigured, 503, "The server has no model provider for Ask Veref.", "The operator must set OPENROUTER_API_KEY."},
 	{AgentProviderUnavailable, 503, "The model provider is overloaded or rate-limited.", "Retry shortly."},
 	{AgentProviderTimeout, 504, "No model answered in time.", "Retry, perhaps with a simpler request."},

@@ -110,3 +110,14 @@ func TestAuditWriteFailuresAreNeverSilent(t *testing.T) {
 		})
 	}
 }
+
+// A storage 503 can come at commit, with the change saved or not: its
+// hint must keep telling callers (and the CLI's users) that a retry with
+// the same Idempotency-Key is safe.
+func TestUnavailableHintSaysTheSameIdempotencyKeyIsSafe(t *testing.T) {
+	for _, err := range []error{store.ErrUnavailable, context.DeadlineExceeded} {
+		e := tools.AsError(err)
+		assert.EqualValues(t, problem.Unavailable, e.Code)
+		assert.Contains(t, e.Hint, "same Idempotency-Key")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -104,7 +105,15 @@ func problemFrom(status int, base string, b []byte) error {
 	return fmt.Errorf("HTTP %d from %s: %s", status, base, msg)
 }
 
+// do sends one request, retrying a 503 and a failed connection (see
+// withRetries) with the same headers, Idempotency-Key included.
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte, headers map[string]string) (json.RawMessage, error) {
+	return withRetries(ctx, headers["Idempotency-Key"], func() (json.RawMessage, error) {
+		return c.once(ctx, method, path, body, headers)
+	})
+}
+
+func (c *apiClient) once(ctx context.Context, method, path string, body []byte, headers map[string]string) (json.RawMessage, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -125,12 +134,20 @@ func (c *apiClient) do(ctx context.Context, method, path string, body []byte, he
 	}
 	res, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("calling %s: %w", c.base, err)
+		return nil, &retryable{err: fmt.Errorf("calling %s: %w", c.base, err)}
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return nil, err
+		return nil, &retryable{err: fmt.Errorf("reading the answer of %s: %w", c.base, err)}
+	}
+	if res.StatusCode == http.StatusServiceUnavailable {
+		err := problemFrom(res.StatusCode, c.base, b)
+		var p cliProblem
+		if errors.As(err, &p) && p.Code != problem.Unavailable {
+			return nil, err // AGENT_NOT_CONFIGURED and the like: waiting will not help
+		}
+		return nil, &retryable{err: err, after: retryAfter(res.Header)}
 	}
 	if res.StatusCode >= 400 {
 		return nil, problemFrom(res.StatusCode, c.base, b)
