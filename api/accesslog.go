@@ -31,6 +31,8 @@ type accessState struct {
 	context.Context
 	entry accessEntry
 	sw    statusWriter
+	// traceHeader backs the X-Trace-Id header value.
+	traceHeader [1]string
 }
 
 func (s *accessState) Value(key any) any {
@@ -90,7 +92,8 @@ func accessLog(log zerolog.Logger, now func() time.Time, untraced bool, next htt
 		e := &st.entry
 		e.start = now()
 		e.traceID = telemetry.TraceID(st.Context)
-		w.Header()["X-Trace-Id"] = []string{e.traceID}
+		st.traceHeader[0] = e.traceID
+		w.Header()["X-Trace-Id"] = st.traceHeader[:]
 		rr := r.WithContext(st)
 		sw := &st.sw
 		sw.onHeader = retryAfter503

@@ -114,7 +114,7 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 				TraceID: traceID, At: start,
 			})
 		}()
-		if prob := g.enforce(ctx, sw, r, p, ip, surface, traceID); prob != nil {
+		if prob := g.enforce(ctx, sw, req.rateHeader[:], r, p, ip, surface, traceID); prob != nil {
 			writeProblem(sw, traceID, prob)
 			return
 		}
@@ -122,10 +122,12 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 	})
 }
 
-// guarded is what the guard hands an authenticated request's handler.
+// guarded is what the guard hands an authenticated request's handler,
+// and the backing of its RateLimit headers' values.
 type guarded struct {
-	meta tools.RequestMeta
-	sw   statusWriter
+	meta       tools.RequestMeta
+	sw         statusWriter
+	rateHeader [2]string
 }
 
 // recovered answers for a handler that panicked: a 500 problem with the

@@ -89,7 +89,7 @@ func (g *Guard) countAuthFailure(ctx context.Context, w http.ResponseWriter, add
 }
 
 func authFailureProblem(w http.ResponseWriter, lim auth.RateLimit, res ratelimit.Result) *Problem {
-	setRateHeaders(w.Header(), policyHeader("auth-failures", lim), res)
+	setRateHeaders(w.Header(), nil, policyHeader("auth-failures", lim), res)
 	w.Header().Set("Retry-After", seconds(res.RetryAfter))
 	return problem.New(problem.RateLimited, "too many requests with an unknown or malformed API key came from this address").
 		WithHint("check the key, then retry after " + seconds(res.RetryAfter) + " seconds")
@@ -98,7 +98,7 @@ func authFailureProblem(w http.ResponseWriter, lim auth.RateLimit, res ratelimit
 // enforce runs the limits of an authenticated request: the key's address
 // allowlist, its rate limit and, on the agent surface, its token budget.
 // Every answer gets the RateLimit headers of the key's policy.
-func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, r *http.Request, p auth.Principal, ip netip.Addr, surface store.Surface, traceID string) *Problem {
+func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, rateHeader []string, r *http.Request, p auth.Principal, ip netip.Addr, surface store.Surface, traceID string) *Problem {
 	if !auth.AllowsIP(p.AllowedIPs, ip) {
 		return g.refuseAddress(ctx, r, p, ip, surface, traceID)
 	}
@@ -108,7 +108,7 @@ func (g *Guard) enforce(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	kl := keyLimit{keyID: p.KeyID, lim: lim}
 	res := g.Limits.Limiter.AllowN(ctx, g.bucketKeys.get(kl, bucketKey), toLimit(lim), 1)
-	setRateHeaders(w.Header(), g.policies.get(kl, defaultPolicy), res)
+	setRateHeaders(w.Header(), rateHeader, g.policies.get(kl, defaultPolicy), res)
 	if !res.Allowed {
 		w.Header().Set("Retry-After", seconds(res.RetryAfter))
 		return problem.New(problem.RateLimited, "this API key is limited to "+strconv.Itoa(lim.Requests)+" requests per "+lim.Per).
@@ -177,8 +177,9 @@ func policyHeader(policy string, lim auth.RateLimit) [2]string {
 // setRateHeaders writes draft-ietf-httpapi-ratelimit-headers (-08 and
 // later): the policy's quota and window, and what remains with the seconds
 // until the bucket is full again. Set straight into the map, under the
-// names Header.Set would canonicalise them to, with one backing array.
-func setRateHeaders(h http.Header, policy [2]string, res ratelimit.Result) {
+// names Header.Set would canonicalise them to, backed by vals when given
+// (nil: a new array).
+func setRateHeaders(h http.Header, vals []string, policy [2]string, res ratelimit.Result) {
 	var b [64]byte
 	v := append(b[:0], '"')
 	v = append(v, policy[1]...)
@@ -186,7 +187,10 @@ func setRateHeaders(h http.Header, policy [2]string, res ratelimit.Result) {
 	v = strconv.AppendInt(v, int64(max(res.Remaining, 0)), 10)
 	v = append(v, ";t="...)
 	v = strconv.AppendInt(v, int64(math.Ceil(max(res.ResetAfter, 0).Seconds())), 10)
-	vals := []string{policy[0], string(v)}
+	if len(vals) < 2 {
+		vals = make([]string, 2)
+	}
+	vals[0], vals[1] = policy[0], string(v)
 	h["Ratelimit-Policy"] = vals[0:1:1]
 	h["Ratelimit"] = vals[1:2:2]
 }

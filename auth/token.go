@@ -127,19 +127,33 @@ func checksumOf(s string) [checksumLen]byte {
 // randomBase62 draws whole bytes and keeps those below 248 (4×62), so every
 // character is uniform; one read serves the whole string almost always.
 func randomBase62(n int) (string, error) {
-	out := make([]byte, 0, n)
+	out, err := appendBase62(make([]byte, 0, n), n)
+	return string(out), err
+}
+
+func appendBase62(out []byte, n int) ([]byte, error) {
 	var buf [64]byte
-	for len(out) < n {
+	for want := len(out) + n; len(out) < want; {
 		if _, err := rand.Read(buf[:]); err != nil {
-			return "", fmt.Errorf("auth: reading randomness: %w", err)
+			return out, fmt.Errorf("auth: reading randomness: %w", err)
 		}
 		for _, c := range buf {
-			if c < 248 && len(out) < n {
+			if c < 248 && len(out) < want {
 				out = append(out, base62Alphabet[c%62])
 			}
 		}
 	}
-	return string(out), nil
+	return out, nil
+}
+
+// AppendRandom appends n unguessable base62 characters to dst, for ids
+// built in a buffer of their own.
+func AppendRandom(dst []byte, n int) []byte {
+	dst, err := appendBase62(dst, n)
+	if err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return dst
 }
 
 // RandomString returns n unguessable base62 characters, for ids and

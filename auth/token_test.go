@@ -2,6 +2,8 @@ package auth
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"hash/crc32"
 	"strings"
@@ -125,6 +127,14 @@ func TestHasher(t *testing.T) {
 	assert.True(t, h.Matches("vrf_test_x", sum))
 	assert.False(t, h.Matches("vrf_test_y", sum))
 	assert.False(t, h2.Matches("vrf_test_x", sum), "a different pepper must not match")
+
+	// Stored hashes stay valid: it is HMAC-SHA256 with the pepper, and a
+	// sum handed out does not share the pooled state's buffer.
+	want := hmac.New(sha256.New, []byte(strings.Repeat("p", 32)))
+	want.Write([]byte("vrf_test_x"))
+	assert.Equal(t, want.Sum(nil), sum)
+	_ = h.Hash("something else entirely")
+	assert.Equal(t, want.Sum(nil), sum)
 }
 
 func TestScopesAndPolicies(t *testing.T) {

@@ -96,11 +96,12 @@ func (a *AgentTokens) Status(ctx context.Context, p auth.Principal) (Status, err
 func (a *AgentTokens) Shown(ctx context.Context, p auth.Principal) (Status, error) {
 	if a.ShowFor > 0 {
 		now := a.now()
-		day := now.Format(time.DateOnly)
+		var b [16]byte // the day compared without allocating it
+		day := now.AppendFormat(b[:0], time.DateOnly)
 		a.mu.Lock()
 		c, ok := a.shown[p.KeyID]
 		a.mu.Unlock()
-		if ok && c.day == day && time.Since(c.read) < a.ShowFor {
+		if ok && c.day == string(day) && time.Since(c.read) < a.ShowFor {
 			return a.status(p, now, c.used), nil
 		}
 	}
