@@ -35,6 +35,7 @@ func runFaults(args []string) error {
 	mails := fs.Int("mails", 200, "invitation e-mails queued before the crash mid-drain")
 	mailDelay := fs.Duration("mail-delay", 20*time.Millisecond, "how long the SMTP relay holds each message before acknowledging it")
 	mailWait := fs.Duration("mail-wait", 3*time.Minute, "longest wait for the outbox to drain after the restart")
+	keep := fs.Bool("keep", false, "keep the servers' logs (the path is printed) instead of removing them")
 	_ = fs.Parse(args)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,7 +44,11 @@ func runFaults(args []string) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	if *keep {
+		fmt.Println("server logs kept in " + tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
 	bin, err := buildServer(ctx, tmp)
 	if err != nil {
 		return err

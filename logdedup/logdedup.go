@@ -117,8 +117,8 @@ func (d *Deduper) first(log zerolog.Logger, k key, err error) bool {
 // interval at now. d.mu is held.
 func (d *Deduper) report(k key, e *entry, now time.Time) {
 	window := now.Sub(e.start).Round(time.Second)
-	if window <= 0 {
-		window = now.Sub(e.start)
+	if window < time.Second { // shutdown, inside the first second
+		window = now.Sub(e.start).Round(time.Millisecond)
 	}
 	ev := e.log.WithLevel(k.level).Str("repeats_of", k.msg).Int("repeated", e.held)
 	if e.lastErr != "" {

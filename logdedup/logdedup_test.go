@@ -165,16 +165,18 @@ func TestNilDeduperWritesEveryLine(t *testing.T) {
 }
 
 func TestRunCountsOnShutdown(t *testing.T) {
-	d, _, log, buf := setup()
+	d, c, log, buf := setup()
 	for i := range 4 {
 		fail(d, log, i)
 	}
+	c.advance(86_661_492 * time.Nanosecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	d.Run(ctx) // returns at once, writing what is held
 	got := lines(t, buf)
 	require.Len(t, got, 2)
 	assert.EqualValues(t, 3, got[1]["repeated"])
+	assert.Equal(t, "operation failed: repeated 3 times in the last 87ms", got[1]["message"])
 }
 
 func TestClass(t *testing.T) {
