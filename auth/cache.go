@@ -37,8 +37,9 @@ const maxCachedKeys = 100_000
 // refused keys (nobody can fill it with guesses), and it is only used while
 // its KeyEvents source is live, so revocation stays immediate.
 type KeyCache struct {
-	ttl time.Duration
-	now func() time.Time
+	ttl       time.Duration
+	now       func() time.Time
+	realClock bool // now is the real clock: the lease check reuses its reading
 
 	mu      sync.RWMutex
 	live    bool
@@ -54,25 +55,33 @@ type cachedKey struct {
 }
 
 // NewKeyCache returns a cache that holds entries at most ttl (0 means
-// DefaultKeyCacheTTL). It starts not live: nothing is cached until its
-// source calls SetLive(true).
+// DefaultKeyCacheTTL) by the clock now (nil, the real clock, is cheapest:
+// a warm request reads it once). It starts not live: nothing is cached
+// until its source calls SetLive(true).
 func NewKeyCache(ttl time.Duration, now func() time.Time) *KeyCache {
 	if ttl <= 0 {
 		ttl = DefaultKeyCacheTTL
 	}
+	c := &KeyCache{ttl: ttl, now: now, entries: map[string]cachedKey{}}
 	if now == nil {
-		now = time.Now
+		// One clock reading per request serves both the TTL and the lease.
+		c.now, c.realClock = time.Now, true
 	}
-	return &KeyCache{ttl: ttl, now: now, entries: map[string]cachedKey{}}
+	return c
 }
 
 // get returns the cached record for prefix, if live and younger than the TTL.
 func (c *KeyCache) get(prefix string) (KeyRecord, bool) {
 	c.mu.RLock()
+	now := c.now()
 	e, ok := c.entries[prefix]
-	usable := c.usable()
+	real := now
+	if c.leased && !c.realClock {
+		real = time.Now()
+	}
+	usable := c.usableAt(real)
 	c.mu.RUnlock()
-	if !ok || !usable || c.now().Sub(e.loadedAt) >= c.ttl {
+	if !ok || !usable || now.Sub(e.loadedAt) >= c.ttl {
 		return KeyRecord{}, false
 	}
 	return e.rec, true
@@ -136,17 +145,18 @@ func (c *KeyCache) Lease(until time.Time) {
 	}
 }
 
-// usable is live and, when leased, inside the lease; the lease is on the
-// real clock because it is a promise to other processes. c.mu is held.
-func (c *KeyCache) usable() bool {
-	return c.live && (!c.leased || time.Now().Before(c.until))
+// usableAt is live and, when leased, inside the lease at real, a reading
+// of the real clock: the lease is a promise to other processes, so a test's
+// clock cannot stretch it. c.mu is held.
+func (c *KeyCache) usableAt(real time.Time) bool {
+	return c.live && (!c.leased || real.Before(c.until))
 }
 
 // Live reports whether the cache is in use: live, and inside its lease.
 func (c *KeyCache) Live() bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.usable()
+	return c.usableAt(time.Now())
 }
 
 // Len is the number of cached keys, for tests and metrics.

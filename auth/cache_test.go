@@ -193,6 +193,22 @@ func TestKeyCacheIsBypassedOutsideItsLease(t *testing.T) {
 	assert.Equal(t, 3, f.keys.count(), "after going not live there is no lease until the next Lease")
 }
 
+// On the real clock (nil) one reading serves the TTL and the lease.
+func TestKeyCacheLeaseOnTheRealClock(t *testing.T) {
+	c := NewKeyCache(0, nil)
+	c.SetLive(true)
+	rec := KeyRecord{Prefix: "p"}
+	c.put(c.begin(), rec, time.Now())
+	_, ok := c.get("p")
+	require.True(t, ok)
+	c.Lease(time.Now().Add(-time.Nanosecond))
+	_, ok = c.get("p")
+	assert.False(t, ok, "outside the lease")
+	c.Lease(time.Now().Add(time.Hour))
+	_, ok = c.get("p")
+	assert.True(t, ok)
+}
+
 func TestKeyCacheChecksExpiryOnEveryRequest(t *testing.T) {
 	f := newCacheFixture(t)
 	exp := f.now.Add(time.Second)

@@ -296,7 +296,7 @@ func watchKeys(ctx context.Context, wg *sync.WaitGroup, cfg config, st store.Sto
 			repeats.Warn(log, "key change listener dropped; key cache bypassed until it reconnects", err).Send()
 		})
 	}
-	c := auth.NewKeyCache(cfg.keyCacheTTL, time.Now)
+	c := auth.NewKeyCache(cfg.keyCacheTTL, nil)
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = w.WatchKeys(ctx, c) }()
 	return c
