@@ -35,9 +35,15 @@ var hostileArguments = map[string]string{
 func TestHostileArgumentsAreAuditedOncePerCall(t *testing.T) {
 	forEachBackend(t, vmcp.Options{}, func(t *testing.T, env *apitest.Env) {
 		env.Tenant("acme")
-		for _, scopes := range [][]auth.Scope{nil, {auth.CandidatesRead}} {
+		// The 2026 core goes through mcp-go; a 2025 client's plain calls
+		// are answered directly. Both keep every row.
+		for _, run := range []struct {
+			version string
+			scopes  []auth.Scope
+		}{{"", nil}, {"", []auth.Scope{auth.CandidatesRead}}, {"2025-11-25", nil}, {"2025-11-25", []auth.Scope{auth.CandidatesRead}}} {
+			scopes := run.scopes
 			key := env.Key("acme", auth.Test, scopes...)
-			c := connect(t, env, key)
+			c := connectVersion(t, env, key, run.version)
 			calls := 0
 			for _, args := range hostileArguments {
 				for _, tool := range []string{"candidates_create", "who\u0000ami"} {
@@ -52,7 +58,7 @@ func TestHostileArgumentsAreAuditedOncePerCall(t *testing.T) {
 			}
 			env.FlushAudits()
 			rows := auditRows(t, env, key)
-			require.Len(t, rows, calls, "scopes %v: one audit row per call", scopes)
+			require.Len(t, rows, calls, "version %q, scopes %v: one audit row per call", run.version, scopes)
 			want := problem.InvalidInput
 			if scopes != nil {
 				want = problem.ScopeMissing
