@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"io/fs"
-	"math"
 	"slices"
 	"testing"
 
@@ -31,10 +30,14 @@ var legacyNames = []struct {
 func LegacyMigrated(t testing.TB, db *sql.DB, dialect goose.Dialect, dir fs.FS, upTo int64) {
 	t.Helper()
 	ctx := context.Background()
+	// Every file past upTo is left out, those added since goose too: the
+	// old runner never saw them.
+	files, err := fs.Glob(dir, "*.sql")
+	require.NoError(t, err)
 	var later []int64
-	for _, l := range legacyNames {
-		if l.version > upTo {
-			later = append(later, l.version)
+	for _, f := range files {
+		if v, err := goose.NumericComponent(f); err == nil && v > upTo {
+			later = append(later, v)
 		}
 	}
 	// Versioning off: goose runs the files and records nothing.
@@ -89,7 +92,7 @@ func RunLegacyUpgrade(t *testing.T, dialect goose.Dialect, dir fs.FS, fresh func
 	for _, c := range []struct {
 		name string
 		upTo int64
-	}{{"all", math.MaxInt64}, {"through 0012", 12}} {
+	}{{"all it shipped", 14}, {"through 0012", 12}} {
 		t.Run(c.name, func(t *testing.T) {
 			ctx := context.Background()
 			db, open := fresh(t)
