@@ -19,10 +19,12 @@ func NewRedisClient(url string) (*redis.Client, error) {
 		return nil, fmt.Errorf("VEREF_REDIS_URL: %w", err)
 	}
 	// Every call is bounded by Shared.Timeout; these only cap what a
-	// caller without a deadline would wait.
+	// caller without a deadline would wait. go-redis takes the earlier of
+	// the two, so they must not be shorter than any Shared.Timeout: at
+	// 100ms they silently cut a configured longer timeout short.
 	opt.DialTimeout = time.Second
-	opt.ReadTimeout = 100 * time.Millisecond
-	opt.WriteTimeout = 100 * time.Millisecond
+	opt.ReadTimeout = time.Second
+	opt.WriteTimeout = time.Second
 	// Waiting for a pooled connection is bounded by the caller's per-call
 	// timeout (Shared.Timeout), not by a pool timeout of its own: a burst
 	// that briefly drains the pool should queue, not fall back.
