@@ -70,7 +70,7 @@ func Handler() http.Handler {
 // The access log calls it, as it already knows the status: a second
 // response-writer wrapper per request would only repeat that work.
 func Observe(r *http.Request, status int, elapsed time.Duration) {
-	s := series(r.Pattern, r.Method, status)
+	s := series(r.Pattern, methodLabel(r.Method), status)
 	s.requests.Inc()
 	s.duration.Observe(elapsed.Seconds())
 }
@@ -94,9 +94,21 @@ var (
 	seriesCache = map[seriesKey]requestSeries{}
 )
 
-// maxSeries bounds the cache: methods are the client's choice on routes
-// that take any (the catch-alls), so past it lookups go to the vectors.
+// maxSeries bounds the cache; patterns, the nine methods and statuses
+// make far fewer, so past it lookups go to the vectors.
 const maxSeries = 1024
+
+// methodLabel keeps the method label to the standard methods: a client
+// may send any token as a method on the catch-all routes, and each new one
+// would otherwise be a new series in every scrape for the process's life.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
+}
 
 func series(pattern, method string, status int) requestSeries {
 	k := seriesKey{pattern: pattern, method: method, status: status}
