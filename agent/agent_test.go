@@ -355,11 +355,11 @@ func TestMaxStepsStopsWithAClearAnswer(t *testing.T) {
 	assert.Contains(t, out.Answer, "limit of 2 model steps")
 	assert.Contains(t, out.Answer, "candidates_list (ok)")
 	assert.Contains(t, out.Answer, "were not run: candidates_list")
-	outcomes := map[string]int{}
+	outcomes := map[store.Outcome]int{}
 	for _, ev := range h.audit(t, key) {
-		outcomes[string(ev.Outcome)]++
+		outcomes[ev.Outcome]++
 	}
-	assert.Equal(t, map[string]int{"ok": 1, agent.OutcomeNotExecuted: 1}, outcomes, "the refused call is audited too")
+	assert.Equal(t, map[store.Outcome]int{"ok": 1, agent.OutcomeNotExecuted: 1}, outcomes, "the refused call is audited too")
 }
 
 func TestRepeatedIdenticalCallIsRefused(t *testing.T) {
@@ -383,12 +383,12 @@ func TestRepeatedIdenticalCallIsRefused(t *testing.T) {
 	assert.Contains(t, h.fake.Requests()[2].lastToolContent(t), `code="DUPLICATE_CALL"`)
 	evs := h.audit(t, key)
 	require.Len(t, evs, 2, "the repeat ran once and its refusal is on the trail")
-	byID := map[string]string{}
+	byID := map[string]store.Outcome{}
 	for _, ev := range evs {
-		byID[ev.ID] = string(ev.Outcome)
+		byID[ev.ID] = ev.Outcome
 	}
 	assert.Equal(t, agent.OutcomeDuplicate, byID[out.ToolCalls[1].AuditEventID])
-	assert.Equal(t, "ok", byID[out.ToolCalls[0].AuditEventID])
+	assert.Equal(t, store.OutcomeOK, byID[out.ToolCalls[0].AuditEventID])
 }
 
 func TestMaxToolCallsStopsTheRun(t *testing.T) {
@@ -674,8 +674,8 @@ func TestEveryExecutedOrRefusedCallIsAuditedOnTheAgentSurface(t *testing.T) {
 			assert.EqualValues(t, tc.Outcome, ev.Outcome)
 		}
 	}
-	assert.Equal(t, []string{"ok", "ok", string(problem.ScopeMissing), string(problem.InvalidInput)},
-		[]string{out.ToolCalls[0].Outcome, out.ToolCalls[1].Outcome, out.ToolCalls[2].Outcome, out.ToolCalls[3].Outcome})
+	assert.Equal(t, []store.Outcome{"ok", "ok", store.Outcome(problem.ScopeMissing), store.Outcome(problem.InvalidInput)},
+		[]store.Outcome{out.ToolCalls[0].Outcome, out.ToolCalls[1].Outcome, out.ToolCalls[2].Outcome, out.ToolCalls[3].Outcome})
 	assert.Contains(t, out.ToolCalls[3].Error, "arguments.id", "the model is told where in its arguments")
 	assert.NotContains(t, out.ToolCalls[3].Error, "body.")
 	assert.Len(t, rows, 4)

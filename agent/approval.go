@@ -46,11 +46,11 @@ const (
 // Outcomes of calls that approval kept from running, and audit outcomes of
 // the decisions.
 const (
-	OutcomeApprovalRequired = string(problem.ApprovalRequired)
-	OutcomeDenied           = string(problem.Denied)
-	OutcomeExpired          = string(problem.ApprovalExpired)
-	auditApproved           = "APPROVED"
-	auditAutoApproved       = "AUTO_APPROVED"
+	OutcomeApprovalRequired = store.Outcome(problem.ApprovalRequired)
+	OutcomeDenied           = store.Outcome(problem.Denied)
+	OutcomeExpired          = store.Outcome(problem.ApprovalExpired)
+	auditApproved           = store.Outcome("APPROVED")
+	auditAutoApproved       = store.Outcome("AUTO_APPROVED")
 )
 
 // DefaultApprovalTTL is how long a paused call waits for a decision.
@@ -142,7 +142,7 @@ func (r *runner) autoApproved(ctx context.Context, tc openrouter.ToolCall, args 
 	evt, err := r.reg.Record(ctx, c, auditAutoApproved)
 	if err != nil {
 		// No trail, no call: an unaudited pre-approval is exactly what this guards against.
-		rec := ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: args, Outcome: string(problem.Unavailable),
+		rec := ToolCall{ID: tc.ID, Name: tc.Function.Name, Arguments: args, Outcome: store.Outcome(problem.Unavailable),
 			Error: "not run: its pre-approval could not be recorded"}
 		return rec, toolError(tc.Function.Name, rec.Outcome, rec.Error)
 	}
@@ -170,7 +170,7 @@ func (r *runner) decide(ctx context.Context, pc pendingCall, a Approval) (ToolCa
 		Function: openrouter.FunctionCall{Name: pc.Tool, Arguments: string(pc.Arguments)}}
 	evt, err := r.reg.Record(ctx, c, outcome)
 	if err != nil && a.Decision == DecisionApprove {
-		rec := ToolCall{ID: pc.ToolCallID, Name: pc.Tool, Arguments: pc.Arguments, Outcome: string(problem.Unavailable),
+		rec := ToolCall{ID: pc.ToolCallID, Name: pc.Tool, Arguments: pc.Arguments, Outcome: store.Outcome(problem.Unavailable),
 			Error: "not run: the approval could not be recorded", ApprovalCallID: pc.CallID}
 		return rec, toolError(pc.Tool, rec.Outcome, rec.Error)
 	}

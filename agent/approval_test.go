@@ -242,7 +242,7 @@ func checkApprovalTrail(t *testing.T, h *harness, key string, p map[string]agent
 			approval = r
 		case r.Action == "reports_share" && r.Outcome == "ok":
 			ran = r
-		case r.Action == "references_cancel" && string(r.Outcome) == agent.OutcomeDenied:
+		case r.Action == "references_cancel" && r.Outcome == agent.OutcomeDenied:
 			denial = r
 		}
 	}
@@ -323,7 +323,7 @@ func TestPendingApprovalExpires(t *testing.T) {
 	res, _ := h.ask(key, map[string]any{"conversationId": out.ConversationID,
 		"approvals": []any{map[string]any{"callId": share.CallID, "decision": "approve"}}})
 	assert.EqualValues(t, http.StatusConflict, res.Status, string(res.Body))
-	assert.Equal(t, agent.OutcomeExpired, res.Code())
+	assert.EqualValues(t, agent.OutcomeExpired, res.Code())
 	assert.Contains(t, res.JSON()["detail"], "expired")
 	assert.Equal(t, escaped{}, h.escaped(t, key, v))
 
@@ -333,7 +333,7 @@ func TestPendingApprovalExpires(t *testing.T) {
 	assert.EqualValues(t, agent.StatusCompleted, out2.Status)
 	reqs := h.fake.Requests()
 	require.Len(t, reqs, 3)
-	assert.Contains(t, string(reqs[2].Raw), agent.OutcomeExpired)
+	assert.Contains(t, string(reqs[2].Raw), string(agent.OutcomeExpired))
 	assert.Equal(t, escaped{}, h.escaped(t, key, v))
 }
 

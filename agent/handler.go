@@ -375,7 +375,7 @@ func usedTools(before []string, calls []ToolCall) []string {
 	out := before
 	for _, c := range calls {
 		switch c.Outcome {
-		case string(problem.ScopeMissing), OutcomeDuplicate, OutcomeNotExecuted, OutcomeApprovalRequired, OutcomeDenied, OutcomeExpired:
+		case store.Outcome(problem.ScopeMissing), OutcomeDuplicate, OutcomeNotExecuted, OutcomeApprovalRequired, OutcomeDenied, OutcomeExpired:
 			continue
 		}
 		if !seen[c.Name] {

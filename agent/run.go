@@ -15,6 +15,7 @@ import (
 	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/prompts"
+	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
 )
@@ -31,11 +32,11 @@ const (
 )
 
 // Outcome codes the agent itself gives a tool call; the others are the
-// tools package's error codes, or "ok".
+// tools package's error codes, or "ok". They are audit outcomes too.
 const (
-	OutcomeOK          = "ok"
-	OutcomeDuplicate   = string(problem.DuplicateCall)
-	OutcomeNotExecuted = string(problem.NotExecuted)
+	OutcomeOK          = store.OutcomeOK
+	OutcomeDuplicate   = store.Outcome(problem.DuplicateCall)
+	OutcomeNotExecuted = store.Outcome(problem.NotExecuted)
 )
 
 // maxToolOutput caps what one tool result feeds back to the model, so a
@@ -75,7 +76,7 @@ type ToolCall struct {
 	ID           string          `json:"id,omitempty"`
 	Name         string          `json:"name"`
 	Arguments    json.RawMessage `json:"arguments"`
-	Outcome      string          `json:"outcome"`
+	Outcome      store.Outcome   `json:"outcome"`
 	Error        string          `json:"error,omitempty"`
 	DurationMS   float64         `json:"durationMs"`
 	AuditEventID string          `json:"auditEventId,omitempty"`
@@ -427,12 +428,12 @@ func (r *runner) invoke(ctx context.Context, tc openrouter.ToolCall, args json.R
 	rec.DurationMS = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
 		te := tools.AsError(err)
-		rec.Outcome, rec.Error, rec.AuditEventID = string(te.Code), te.Message, te.AuditID
+		rec.Outcome, rec.Error, rec.AuditEventID = store.Outcome(te.Code), te.Message, te.AuditID
 		msg := te.Message
 		if te.Hint != "" {
 			msg += " Hint: " + te.Hint
 		}
-		return rec, toolError(name, string(te.Code), msg)
+		return rec, toolError(name, store.Outcome(te.Code), msg)
 	}
 	rec.Outcome, rec.AuditEventID = OutcomeOK, out.AuditID
 	return rec, toolOutput(name, out.JSON)
@@ -440,7 +441,7 @@ func (r *runner) invoke(ctx context.Context, tc openrouter.ToolCall, args json.R
 
 // refuse records a call the agent declined to run, through the registry so
 // it is audited like every other call, and returns its record.
-func (r *runner) refuse(ctx context.Context, tc openrouter.ToolCall, code, why string) ToolCall {
+func (r *runner) refuse(ctx context.Context, tc openrouter.ToolCall, code store.Outcome, why string) ToolCall {
 	args, _ := normalizeArguments(tc.Function.Arguments)
 	te := r.reg.Refuse(context.WithoutCancel(ctx), tools.Call{Principal: r.p, Surface: tools.SurfaceAgent,
 		TraceID: r.traceID, Tool: tc.Function.Name, Input: args}, &tools.Error{Code: problem.Code(code), Message: why})
@@ -486,9 +487,9 @@ func toolOutput(name string, data []byte) string {
 	return fmt.Sprintf("<tool_output tool=%q untrusted=\"true\">\n%s\n</tool_output>%s", safeName(name), body, note)
 }
 
-func toolError(name, code, msg string) string {
+func toolError(name string, code store.Outcome, msg string) string {
 	msg = strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(msg)
-	return fmt.Sprintf("<tool_error tool=%q code=%q untrusted=\"true\">%s</tool_error>", safeName(name), safeName(code), msg)
+	return fmt.Sprintf("<tool_error tool=%q code=%q untrusted=\"true\">%s</tool_error>", safeName(name), safeName(string(code)), msg)
 }
 
 // safeName keeps a model-chosen name printable and attribute-safe.

@@ -352,8 +352,8 @@ func (r *Registry) Refuse(ctx context.Context, c Call, e *Error) *Error {
 
 // Record writes an audit event about a call without running it (a call
 // paused for approval, the approval or denial of one) and returns its id.
-func (r *Registry) Record(ctx context.Context, c Call, outcome string) (string, error) {
-	ev := r.event(c, r.toolOrStub(c.Tool), store.Outcome(outcome), "")
+func (r *Registry) Record(ctx context.Context, c Call, outcome store.Outcome) (string, error) {
+	ev := r.event(c, r.toolOrStub(c.Tool), outcome, "")
 	if err := r.writeAudit(ctx, ev); err != nil {
 		return "", AsError(err)
 	}
