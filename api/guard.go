@@ -92,9 +92,9 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 			return
 		}
 		// What the handler is given is made in one allocation.
-		req := &guarded{meta: tools.RequestMeta{TraceID: traceID, Endpoint: r.Pattern}, sw: statusWriter{ResponseWriter: w}}
-		meta, sw := &req.meta, &req.sw
-		ctx := tools.WithRequestMeta(auth.WithPrincipal(r.Context(), p), meta)
+		req := &guarded{scope: tools.RequestScope{Meta: tools.RequestMeta{TraceID: traceID}}, sw: statusWriter{ResponseWriter: w}}
+		sw := &req.sw
+		ctx := tools.WithRequestScope(auth.WithPrincipal(r.Context(), p), &req.scope)
 		// Deferred so a handler that panics still leaves its usage row.
 		defer func() {
 			if v := recover(); v != nil {
@@ -103,7 +103,10 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 			if sw.status == 0 {
 				sw.status = http.StatusOK
 			}
-			endpoint := meta.Endpoint
+			endpoint := req.scope.Endpoint()
+			if endpoint == "" {
+				endpoint = r.Pattern
+			}
 			if endpoint == "" {
 				endpoint = r.Method + " " + r.URL.Path
 			}
@@ -125,7 +128,7 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 // guarded is what the guard hands an authenticated request's handler,
 // and the backing of its RateLimit headers' values.
 type guarded struct {
-	meta       tools.RequestMeta
+	scope      tools.RequestScope
 	sw         statusWriter
 	rateHeader [2]string
 }

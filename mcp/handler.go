@@ -122,9 +122,9 @@ type handler struct {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	meta := tools.RequestMetaFrom(r.Context())
+	ctx := r.Context()
 	if origin := r.Header.Get("Origin"); origin != "" && !h.origins.allowed(origin) {
-		meta.Endpoint = "mcp:origin-refused"
+		tools.ReportEndpoint(ctx, "mcp:origin-refused")
 		writeRPCError(w, mcp.INVALID_REQUEST, "origin not allowed",
 			problem.OriginNotAllowed, "this origin is not on the server's MCP allow-list")
 		return
@@ -132,14 +132,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The guard has authenticated already; this only catches a mounting
 	// mistake that would otherwise run tools for nobody.
 	if _, ok := auth.FromContext(r.Context()); !ok {
-		meta.Endpoint = "mcp:unauthenticated"
+		tools.ReportEndpoint(ctx, "mcp:unauthenticated")
 		writeRPCError(w, mcp.INVALID_REQUEST, "authentication required",
 			problem.AuthMissing, "send an API key as Authorization: Bearer vrf_…")
 		return
 	}
 	if r.Method != http.MethodPost {
 		// Stateless: no server stream to GET, no session to DELETE.
-		meta.Endpoint = "mcp:" + r.Method
+		tools.ReportEndpoint(ctx, "mcp:"+r.Method)
 		w.Header().Set("Allow", http.MethodPost)
 		writeRPCError(w, mcp.INVALID_REQUEST, r.Method+" is not allowed on the MCP endpoint",
 			problem.MethodNotAllowed, "send each JSON-RPC message with POST")
@@ -147,7 +147,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if r.ContentLength > h.maxBody {
-		meta.Endpoint = "mcp:too-large"
+		tools.ReportEndpoint(ctx, "mcp:too-large")
 		writeTooLarge(w, h.maxBody)
 		return
 	}
@@ -155,16 +155,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			meta.Endpoint = "mcp:too-large"
+			tools.ReportEndpoint(ctx, "mcp:too-large")
 			writeTooLarge(w, h.maxBody)
 			return
 		}
-		meta.Endpoint = "mcp:unreadable"
+		tools.ReportEndpoint(ctx, "mcp:unreadable")
 		writeRPCError(w, mcp.PARSE_ERROR, "could not read the request body", problem.InvalidInput, "")
 		return
 	}
 	msg, parsed := parseMessage(body)
-	meta.Endpoint = h.endpoint(msg, parsed)
+	tools.ReportEndpoint(ctx, h.endpoint(msg, parsed))
 	if h.refuseMalformed(r.Context(), w, body, &msg, parsed) {
 		return
 	}
