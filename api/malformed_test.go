@@ -280,10 +280,24 @@ func TestPublicRoutesRefuseMalformedBodies(t *testing.T) {
 		for _, l := range invitationLinks(t, e, ref) {
 			link = l
 		}
+		long := strings.Repeat("é", 2001) // 2,001 characters: the limit counts characters, not bytes
 		for body, loc := range map[string]string{
-			`null`: "body", `[1]`: "body", ``: "body",
+			`null`: "body", `[1]`: "body", ``: "body", `"decline"`: "body", `7`: "body",
 			`{"decline":true,"reason":"no\ud800"}`:     "body.reason",
 			"{\"decline\":true,\"reason\":\"no\xff\"}": "body.reason",
+			`{"decline":true,"reason":"no\u0000"}`:     "body.reason",
+			// The schema, as for every tool: types, unknown fields, lengths.
+			`{"decline":"yes"}`:                              "body.decline",
+			`{"decline":true,"reason":5}`:                    "body.reason",
+			`{"answers":{"questionId":"q1"}}`:                "body.answers",
+			`{"answers":[7]}`:                                "body.answers[0]",
+			`{"answers":[{"rating":4}]}`:                     "body.answers[0].questionId",
+			`{"answers":[{"questionId":"q1","rating":"4"}]}`: "body.answers[0].rating",
+			`{"answers":[{"questionId":"q1","rating":9}]}`:   "body.answers[0].rating",
+			`{"answers":[{"questionId":"q5","text":"` + strings.Repeat("a", 5001) + `"}]}`: "body.answers[0].text",
+			`{"answers":[{"questionId":"q5","text":"ok","mood":"fine"}]}`:                  "body.answers[0].mood",
+			`{"decline":true,"reason":"` + long + `"}`:                                     "body.reason",
+			`{"decline":true,"extra":1}`:                                                   "body.extra",
 		} {
 			r := e.Do("POST", link+"/response", "", body)
 			pb := assertProblem(t, r, 422, "INVALID_INPUT")
@@ -296,6 +310,13 @@ func TestPublicRoutesRefuseMalformedBodies(t *testing.T) {
 
 		inv := expect(t, e.Do("GET", link, "", nil), 200)
 		assert.NotEqual(t, "declined", inv["status"], "the invitation is still open")
+		events, _, err := st.ListAuditEvents(context.Background(), "acme", store.AuditQuery{Surface: string(store.SurfacePublic)}, store.Page{})
+		require.NoError(t, err)
+		for _, ev := range events {
+			assert.Equal(t, "invitation.open", ev.Action, "no refused body answered or declined")
+		}
+		// The same link still takes a good answer.
+		expect(t, e.Do("POST", link+"/response", "", refereeAnswers([4]int{5, 4, 4, 5}, "Calm", "Delegation")), 200)
 	})
 }
 

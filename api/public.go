@@ -8,7 +8,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/verefwork/veref/logdedup"
-	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/tools"
 )
 
@@ -21,23 +20,11 @@ func PublicRoutes(p *tools.Public, log zerolog.Logger, repeats *logdedup.Deduper
 			return p.OpenInvitation(r.Context(), r.PathValue("token"))
 		}),
 		"POST /v1/referee/{token}/response": publicJSON(func(r *http.Request) (any, error) {
-			var in tools.ResponseInput
 			body, pb := readJSONBody(nil, r)
-			if pb == nil && len(body) == 0 {
-				pb = problem.New(problem.InvalidInput, "the body must be a JSON object with answers, or decline: true").
-					WithField("body", "required")
-			}
-			if pb == nil {
-				pb = checkJSONObject(body)
-			}
 			if pb != nil {
 				return nil, pb
 			}
-			if err := json.Unmarshal(body, &in); err != nil {
-				return nil, problem.New(problem.InvalidInput, "the body must be a JSON object with answers, or decline: true: "+err.Error()).
-					WithField("body", "does not match the schema")
-			}
-			return p.SubmitResponse(r.Context(), r.PathValue("token"), in)
+			return p.SubmitResponse(r.Context(), r.PathValue("token"), body)
 		}),
 		"GET /v1/shares/{token}": publicJSON(func(r *http.Request) (any, error) {
 			return p.ViewShare(r.Context(), r.PathValue("token"))

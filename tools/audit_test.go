@@ -111,11 +111,11 @@ func TestEveryChangeIsAudited(t *testing.T) {
 	require.NotEmpty(t, ref.TestInvitationLinks)
 	link := ref.TestInvitationLinks[0].URL
 	token := link[strings.LastIndex(link, "/")+1:]
-	var answers []store.Answer
+	var answers []string
 	for i := 1; i <= 4; i++ {
-		answers = append(answers, store.Answer{QuestionID: fmt.Sprintf("q%d", i), Rating: 4})
+		answers = append(answers, fmt.Sprintf(`{"questionId":"q%d","rating":4}`, i))
 	}
-	_, err = NewPublic(st, Deps{Hasher: hasher}).SubmitResponse(ctx, token, ResponseInput{Answers: answers})
+	_, err = NewPublic(st, Deps{Hasher: hasher}).SubmitResponse(ctx, token, []byte(`{"answers":[`+strings.Join(answers, ",")+`]}`))
 	require.NoError(t, err)
 	rep := invoke("reports_generate", `{"id":"`+refID+`"}`).Output.(Report).ID
 	share := invoke("reports_share", `{"id":"`+rep+`"}`).Output.(ShareLink).ID

@@ -1,14 +1,17 @@
 package tools
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/store"
@@ -18,8 +21,9 @@ import (
 // Public holds the operations reached with a single-use token instead of an
 // API key: a referee answering an invitation, anyone holding a share link.
 type Public struct {
-	store store.Store
-	cat   *catalogue
+	store    store.Store
+	cat      *catalogue
+	response *inputSchema
 }
 
 // NewPublic returns the public operations over st.
@@ -27,7 +31,9 @@ func NewPublic(st store.Store, d Deps) *Public {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	return &Public{store: st, cat: &catalogue{deps: d}}
+	schemas := huma.NewMapRegistry("#/components/schemas/", huma.DefaultSchemaNamer)
+	return &Public{store: st, cat: &catalogue{deps: d},
+		response: newInputSchema(schemas, reflect.TypeFor[ResponseInput](), "ResponseInput")}
 }
 
 // linkToken matches the single-use token of an invitation or share link,
@@ -50,11 +56,20 @@ type Invitation struct {
 	ExpiresAt     time.Time        `json:"expiresAt"`
 }
 
-// ResponseInput is a referee's answers, or their refusal.
+// ResponseInput is a referee's answers, or their refusal: the body of the
+// form, validated by its schema as the tools' inputs are.
 type ResponseInput struct {
-	Answers []store.Answer `json:"answers,omitempty" maxItems:"50"`
-	Decline bool           `json:"decline,omitempty" doc:"Decline to give a reference instead of answering"`
-	Reason  string         `json:"reason,omitempty" maxLength:"2000" doc:"Why, when declining"`
+	Answers []AnswerInput `json:"answers,omitempty" maxItems:"50"`
+	Decline bool          `json:"decline,omitempty" doc:"Decline to give a reference instead of answering"`
+	Reason  string        `json:"reason,omitempty" maxLength:"2000" doc:"Why, when declining"`
+}
+
+// AnswerInput is one answer; which of rating and text a question takes is
+// checked against the request's questions.
+type AnswerInput struct {
+	QuestionID string `json:"questionId" maxLength:"100"`
+	Rating     int    `json:"rating,omitempty" minimum:"0" maximum:"5"`
+	Text       string `json:"text,omitempty" maxLength:"5000"`
 }
 
 // ResponseReceipt confirms a response.
@@ -138,8 +153,18 @@ func (pub *Public) OpenInvitation(ctx context.Context, token string) (Invitation
 	return out, err
 }
 
-// SubmitResponse records a referee's answers (or refusal) and spends the link.
-func (pub *Public) SubmitResponse(ctx context.Context, token string, in ResponseInput) (ResponseReceipt, error) {
+// SubmitResponse records a referee's answers (or refusal), sent as the
+// form's JSON body, and spends the link.
+func (pub *Public) SubmitResponse(ctx context.Context, token string, body []byte) (ResponseReceipt, error) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return ResponseReceipt{}, &Error{Code: problem.InvalidInput, Message: "the body must be a JSON object with answers, or decline: true",
+			Errors: []FieldError{{Location: "body", Message: "required"}}}
+	}
+	v, err := pub.response.decode(body, nil)
+	if err != nil {
+		return ResponseReceipt{}, err
+	}
+	in := *v.(*ResponseInput)
 	// Referees of one request answer into the same record, so two at the
 	// same moment conflict on its version. A referee is a person on a web
 	// form: retry here, with jitter, instead of asking them to.
@@ -168,14 +193,8 @@ func (pub *Public) submitOnce(ctx context.Context, token string, in ResponseInpu
 		}
 		now := pub.cat.now()
 		ref := &r.Referees[i]
-		if len(in.Reason) > 2000 {
-			return Invalid("reason", "the reason is at most 2000 characters")
-		}
 		if len(in.Answers) > len(r.Questions) {
 			return Invalid("answers", fmt.Sprintf("there are %d questions, and %d answers", len(r.Questions), len(in.Answers)))
-		}
-		if strings.ContainsRune(in.Reason, 0) {
-			return Invalid("reason", "text may not contain NUL characters")
 		}
 		if in.Decline {
 			if len(in.Answers) > 0 {
@@ -241,7 +260,7 @@ func refereeEvent(ctx context.Context, ten store.Tenancy, refereeID, action, req
 
 // checkAnswers requires a 1-5 rating for every rating question and allows
 // text for any; unknown or repeated questions are refused.
-func checkAnswers(qs []store.Question, in []store.Answer) ([]store.Answer, error) {
+func checkAnswers(qs []store.Question, in []AnswerInput) ([]store.Answer, error) {
 	kinds := map[string]string{}
 	for _, q := range qs {
 		kinds[q.ID] = q.Kind
@@ -260,14 +279,9 @@ func checkAnswers(qs []store.Question, in []store.Answer) ([]store.Answer, error
 			return nil, Invalid(field+".rating", "a rating from 1 to 5 is required")
 		case kind == "text" && a.Rating != 0:
 			return nil, Invalid(field+".rating", "question "+a.QuestionID+" takes text, not a rating")
-		case len(a.Text) > 5000:
-			return nil, Invalid(field+".text", "text answers are at most 5000 characters")
-		case strings.ContainsRune(a.Text, 0):
-			return nil, Invalid(field+".text", "text may not contain NUL characters")
 		}
 		seen[a.QuestionID] = true
-		a.Text = strings.TrimSpace(a.Text)
-		out = append(out, a)
+		out = append(out, store.Answer{QuestionID: a.QuestionID, Rating: a.Rating, Text: strings.TrimSpace(a.Text)})
 	}
 	for _, q := range qs {
 		if q.Kind == "rating" && !seen[q.ID] {

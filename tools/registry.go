@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -87,8 +85,8 @@ type Tool struct {
 	InputSchema  map[string]any
 	OutputSchema map[string]any
 
-	inSchema *huma.Schema
-	run      func(ctx context.Context, p auth.Principal, in any) (any, error)
+	input *inputSchema
+	run   func(ctx context.Context, p auth.Principal, in any) (any, error)
 }
 
 // Registry holds the tools and what Invoke needs to run them.
@@ -151,8 +149,8 @@ func Add[In, Out any](r *Registry, s Spec, h func(ctx context.Context, p auth.Pr
 			return h(ctx, p, *(in.(*In)))
 		},
 	}
-	t.inSchema = r.schemas.Schema(t.InType, false, s.Name+"Input")
-	t.InputSchema = inline(r.schemas, t.inSchema)
+	t.input = newInputSchema(r.schemas, t.InType, s.Name+"Input")
+	t.InputSchema = inline(r.schemas, t.input.schema)
 	t.OutputSchema = inline(r.schemas, r.schemas.Schema(t.OutType, false, s.Name+"Output"))
 	r.tools[s.Name] = t
 	r.order = append(r.order, s.Name)
@@ -286,7 +284,7 @@ func (r *Registry) invoke(ctx context.Context, c Call) (Result, error) {
 		se := auth.ScopeError(t.Policy)
 		return Result{}, r.fail(ctx, c, t, &Error{Code: se.Code, Message: se.Detail, Hint: se.Hint})
 	}
-	in, err := r.decode(t, c.Input, c.Args)
+	in, err := t.input.decode(c.Input, c.Args)
 	if err != nil {
 		return Result{}, r.fail(ctx, c, t, AsError(err))
 	}
@@ -437,73 +435,6 @@ func (r *Registry) event(c Call, t *Tool, outcome store.Outcome, targetID string
 		c.Surface, c.TraceID, t.Name, r.now()).On(t.Target, targetID).WithOutcome(outcome).WithData(data)
 }
 
-// decode validates the input (raw, or args when a surface decoded it
-// already) against the tool's schema and decodes it into the input type.
-func (r *Registry) decode(t *Tool, raw json.RawMessage, args map[string]any) (any, error) {
-	// No arguments for a tool that takes none (whoami, on every REST
-	// GET /me) is valid as it is: encoding, validating and decoding {}
-	// would only confirm it.
-	if args != nil && len(args) == 0 && t.InType.Kind() == reflect.Struct && t.InType.NumField() == 0 {
-		return reflect.New(t.InType).Interface(), nil
-	}
-	var generic any
-	if args != nil {
-		generic = args
-		b, err := json.Marshal(args)
-		if err != nil {
-			return nil, &Error{Code: problem.InvalidInput, Message: "the input cannot be encoded: " + err.Error()}
-		}
-		raw = b
-	} else {
-		if len(strings.TrimSpace(string(raw))) == 0 {
-			raw = json.RawMessage("{}")
-		}
-		if e := CheckText(raw, "body"); e != nil {
-			return nil, e
-		}
-		if err := json.Unmarshal(raw, &generic); err != nil {
-			return nil, &Error{Code: problem.InvalidInput, Message: "the input is not valid JSON: " + err.Error(),
-				Errors: []FieldError{{Location: "body", Message: "not valid JSON"}}}
-		}
-	}
-	if _, isObj := generic.(map[string]any); !isObj {
-		return nil, &Error{Code: problem.InvalidInput, Message: "the input must be a JSON object, not " + JSONKind(generic),
-			Errors: []FieldError{{Location: "body", Message: "must be a JSON object"}}}
-	}
-	if loc := findNUL(generic, "body"); loc != "" {
-		// PostgreSQL cannot store NUL in text; refuse it everywhere so both
-		// backends answer the same.
-		return nil, &Error{Code: problem.InvalidInput, Field: strings.TrimPrefix(loc, "body."), Message: loc + ": text may not contain NUL characters",
-			Errors: []FieldError{{Location: loc, Message: "text may not contain NUL characters"}}}
-	}
-	res := &huma.ValidateResult{}
-	huma.Validate(r.schemas, t.inSchema, huma.NewPathBuffer([]byte("body"), len("body")), huma.ModeWriteToServer, generic, res)
-	if len(res.Errors) > 0 {
-		e := &Error{Code: problem.InvalidInput, Message: "the input is invalid"}
-		for _, ve := range res.Errors {
-			if d, ok := ve.(*huma.ErrorDetail); ok {
-				loc := d.Location
-				// Huma locates a missing property at its parent object; name the field.
-				if name, ok := strings.CutPrefix(d.Message, "expected required property "); ok {
-					loc += "." + strings.TrimSuffix(name, " to be present")
-				}
-				e.Errors = append(e.Errors, FieldError{Location: loc, Message: d.Message})
-			} else {
-				e.Errors = append(e.Errors, FieldError{Message: ve.Error()})
-			}
-		}
-		sort.Slice(e.Errors, func(i, j int) bool { return e.Errors[i].Location < e.Errors[j].Location })
-		e.Field = strings.TrimPrefix(e.Errors[0].Location, "body.")
-		e.Message = fmt.Sprintf("%s: %s", e.Errors[0].Location, e.Errors[0].Message)
-		return nil, e
-	}
-	in := reflect.New(t.InType)
-	if err := json.Unmarshal(raw, in.Interface()); err != nil {
-		return nil, &Error{Code: problem.InvalidInput, Message: "the input does not match the schema: " + err.Error()}
-	}
-	return in.Interface(), nil
-}
-
 // JSONKind names a decoded JSON value's type for an error message.
 func JSONKind(v any) string {
 	switch v.(type) {
@@ -520,31 +451,6 @@ func JSONKind(v any) string {
 	default:
 		return "an object"
 	}
-}
-
-func findNUL(v any, path string) string {
-	switch x := v.(type) {
-	case string:
-		if strings.ContainsRune(x, 0) {
-			return path
-		}
-	case map[string]any:
-		for k, val := range x {
-			if strings.ContainsRune(k, 0) {
-				return path
-			}
-			if loc := findNUL(val, path+"."+k); loc != "" {
-				return loc
-			}
-		}
-	case []any:
-		for i, val := range x {
-			if loc := findNUL(val, fmt.Sprintf("%s[%d]", path, i)); loc != "" {
-				return loc
-			}
-		}
-	}
-	return ""
 }
 
 // Targeter lets an output name the record an audit event is about.
