@@ -13,7 +13,6 @@ import (
 	"github.com/danielgtaylor/huma/v2"
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
-	"github.com/verefwork/veref/auth"
 	"github.com/verefwork/veref/problem"
 	"github.com/verefwork/veref/telemetry"
 	"github.com/verefwork/veref/tools"
@@ -56,23 +55,14 @@ func problemSchema(reg huma.Registry) *huma.Schema {
 	return ref
 }
 
-// problemFrom converts any error from auth or tools into a Problem.
+// problemFrom converts any error into a Problem: one already, or what
+// tools.AsError makes of it (auth and store errors included).
 func problemFrom(err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
 	}
-	var ae *auth.Error
-	if errors.As(err, &ae) {
-		return problem.New(ae.Code, ae.Detail).WithHint(ae.Hint)
-	}
-	te := tools.AsError(err)
-	p = problem.New(te.Code, te.Message).WithHint(te.Hint)
-	p.AuditID = te.AuditID
-	for _, fe := range te.Errors {
-		p.Errors = append(p.Errors, &problem.FieldError{Location: fe.Location, Message: fe.Message, Value: fe.Value})
-	}
-	return p
+	return tools.AsError(err).Problem()
 }
 
 // writeProblem is for handlers outside Huma's response path.

@@ -387,9 +387,6 @@ func message(err error) string {
 	return te.Message
 }
 
-func statusOf(err error) int {
-	if s := tools.AsError(err).Code.Status(); s > 0 {
-		return s
-	}
-	return http.StatusInternalServerError
-}
+// statusOf is err's status from the one code table (500 for a code it
+// does not know).
+func statusOf(err error) int { return tools.AsError(err).Code.Status() }

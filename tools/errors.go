@@ -31,6 +31,17 @@ func (e *Error) Unwrap() error { return e.cause }
 // FieldError locates one invalid value.
 type FieldError = problem.FieldError
 
+// Problem is e as the problem document every HTTP surface answers with:
+// the one place an operation's error becomes one.
+func (e *Error) Problem() *problem.Problem {
+	p := problem.New(e.Code, e.Message).WithHint(e.Hint)
+	p.AuditID = e.AuditID
+	for _, fe := range e.Errors {
+		p.Errors = append(p.Errors, &fe)
+	}
+	return p
+}
+
 func (e *Error) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%s: %s (%s)", e.Code, e.Message, e.Field)
