@@ -123,19 +123,33 @@ func (w *Writer[T]) kickFlush() {
 
 // Flush writes everything queued so far; tests and shutdown use it.
 func (w *Writer[T]) Flush(ctx context.Context) error {
+	_, err := w.flush(func() (context.Context, context.CancelFunc) { return ctx, func() {} }, -1)
+	return err
+}
+
+// flush writes queued rows a batch at a time, each under the context
+// batchCtx gives it, until the queue is empty or limit rows are written
+// (no limit when negative). It returns how many rows it wrote.
+func (w *Writer[T]) flush(batchCtx func() (context.Context, context.CancelFunc), limit int) (int, error) {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
-	for {
+	written := 0
+	for limit < 0 || written < limit {
 		w.mu.Lock()
-		rows := w.pending
-		if len(rows) > w.o.Size {
-			rows = rows[:w.o.Size]
+		rows, size := w.pending, w.o.Size
+		if limit >= 0 {
+			size = min(size, limit-written)
+		}
+		if len(rows) > size {
+			rows = rows[:size]
 		}
 		w.mu.Unlock()
 		if len(rows) == 0 {
-			return nil
+			return written, nil
 		}
+		ctx, cancel := batchCtx()
 		n, err := w.write(ctx, rows)
+		cancel()
 		w.mu.Lock()
 		w.pending = w.pending[n:]
 		if len(w.pending) == 0 {
@@ -143,10 +157,41 @@ func (w *Writer[T]) Flush(ctx context.Context) error {
 		}
 		w.room.Broadcast()
 		w.mu.Unlock()
+		written += n
 		if err != nil {
-			return err
+			return written, err
 		}
 	}
+	return written, nil
+}
+
+// pass is one round of the background flusher: the rows queued when it
+// starts, each batch under its own deadline. Under load the queue refills
+// as fast as it drains; a pass that chased it to empty under one deadline
+// failed though every batch was written, and its backoff let the queue grow
+// toward MaxPending. Rows queued meanwhile wait for the next pass.
+func (w *Writer[T]) pass() (int, error) {
+	return w.flush(func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), batchTimeout)
+	}, w.Pending())
+}
+
+// batchTimeout bounds one batch's statement in the background flusher.
+const batchTimeout = 10 * time.Second
+
+// nextWait is how long the flusher rests after a pass: a pass that wrote
+// nothing and failed means storage is refusing, so the wait doubles up to
+// 30s; one that wrote rows made progress, so it goes on at once if a full
+// batch is waiting, and at the interval otherwise.
+func nextWait(wrote int, err error, backoff, interval time.Duration, fullBatchWaiting bool) (wait, nextBackoff time.Duration) {
+	if err != nil && wrote == 0 {
+		b := min(backoff*2, 30*time.Second)
+		return b, b
+	}
+	if fullBatchWaiting {
+		return 0, interval
+	}
+	return -1, interval // -1: wait for the ticker or a kick
 }
 
 // write inserts rows and returns how many of them, from the first, are
@@ -190,20 +235,22 @@ func (w *Writer[T]) loop() {
 		case <-t.C:
 		case <-w.kick:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := w.Flush(ctx)
-		cancel()
-		if err != nil {
-			w.log.Warn().Err(err).Int("pending", w.Pending()).Msg(w.o.What + ": flush failed; rows kept for retry")
-			backoff = min(backoff*2, 30*time.Second)
+		for {
+			wrote, err := w.pass()
+			if err != nil {
+				w.log.Warn().Err(err).Int("written", wrote).Int("pending", w.Pending()).Msg(w.o.What + ": flush failed; rows kept for retry")
+			}
+			var wait time.Duration
+			wait, backoff = nextWait(wrote, err, backoff, w.o.Interval, w.Pending() >= w.o.Size)
+			if wait < 0 {
+				break
+			}
 			select {
 			case <-w.done:
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			continue
 		}
-		backoff = w.o.Interval
 	}
 }
 

@@ -137,3 +137,45 @@ func TestRepairIsNotUsedWhileStorageIsDown(t *testing.T) {
 		assert.True(t, tb.rows[i], "row %d is written as it was", i)
 	}
 }
+
+// Under load rows arrive while a flush writes: here one per statement. A
+// background pass writes what was queued when it began and returns; one
+// chasing the queue to empty under a single deadline never finished, and
+// was then counted as a failure and backed off while the queue grew.
+func TestAPassWritesWhatWasQueuedAndReturnsWhileRowsKeepArriving(t *testing.T) {
+	tb := &table{rows: map[int]bool{}}
+	// No background loop: this test is the flusher, so no other pass can
+	// take the rows first.
+	w := &Writer[int]{log: zerolog.Nop(), o: Options[int]{Size: 10, MaxPending: 1000}, kick: make(chan struct{}, 1)}
+	w.room = sync.NewCond(&w.mu)
+	next := 1000
+	w.insert = func(ctx context.Context, rows []int) error {
+		if err := tb.insert(ctx, rows); err != nil {
+			return err
+		}
+		w.Record(next) // a request answered meanwhile
+		next++
+		return nil
+	}
+	for i := range 35 {
+		w.Record(i)
+	}
+	wrote, err := w.pass()
+	require.NoError(t, err)
+	assert.Equal(t, 35, wrote, "the rows queued when the pass began")
+	assert.Equal(t, 4, w.Pending(), "one row arrived per statement, for the next pass")
+}
+
+func TestTheFlusherBacksOffOnlyWhenNothingWasWritten(t *testing.T) {
+	down := errors.New("storage down")
+	wait, b := nextWait(0, down, time.Second, time.Second, true)
+	assert.Equal(t, 2*time.Second, wait, "storage refusing: back off")
+	assert.Equal(t, 2*time.Second, b)
+	wait, b = nextWait(0, down, 20*time.Second, time.Second, true)
+	assert.Equal(t, 30*time.Second, wait, "capped")
+	wait, b = nextWait(500, down, 8*time.Second, time.Second, true)
+	assert.Zero(t, wait, "progress with a full batch waiting: at once")
+	assert.Equal(t, time.Second, b, "and the backoff starts over")
+	wait, _ = nextWait(500, nil, time.Second, time.Second, false)
+	assert.Negative(t, wait, "caught up: wait for the ticker")
+}
