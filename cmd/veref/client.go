@@ -106,11 +106,17 @@ func problemFrom(status int, base string, b []byte) error {
 }
 
 // do sends one request, retrying a 503 and a failed connection (see
-// withRetries) with the same headers, Idempotency-Key included.
+// withRetries) with the same headers, Idempotency-Key included. A change
+// without an Idempotency-Key (redeeming a login, revoking the key itself)
+// is sent once: its first attempt may have acted, and a second would fail
+// for that reason and hide the first one's result.
 func (c *apiClient) do(ctx context.Context, method, path string, body []byte, headers map[string]string) (json.RawMessage, error) {
-	return withRetries(ctx, headers["Idempotency-Key"], func() (json.RawMessage, error) {
-		return c.once(ctx, method, path, body, headers)
-	})
+	send := func() (json.RawMessage, error) { return c.once(ctx, method, path, body, headers) }
+	idem := headers["Idempotency-Key"]
+	if idem == "" && method != http.MethodGet && method != http.MethodHead {
+		return send()
+	}
+	return withRetries(ctx, idem, send)
 }
 
 func (c *apiClient) once(ctx context.Context, method, path string, body []byte, headers map[string]string) (json.RawMessage, error) {

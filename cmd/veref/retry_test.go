@@ -100,3 +100,16 @@ func TestAConnectionFailureIsRetried(t *testing.T) {
 	assert.Equal(t, 0, code, errOut)
 	assert.Len(t, api.attempts(), 1)
 }
+
+// Redeeming a login or revoking the key itself carries no Idempotency-Key:
+// a retry after an answer lost at commit would be refused as done already,
+// so the CLI would report a failure and lose the first attempt's result.
+func TestAChangeWithoutAnIdempotencyKeyIsSentOnce(t *testing.T) {
+	api := &flakyAPI{script: []int{503, 201}}
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	c := &apiClient{base: srv.URL, http: srv.Client()}
+	_, err := c.do(t.Context(), http.MethodPost, "/v1/cli/sessions/token", []byte(`{}`), nil)
+	require.Error(t, err)
+	assert.Len(t, api.attempts(), 1)
+}
