@@ -51,3 +51,17 @@ echo "$out" | node -e '
   if (me.tenantId !== "demo" || me.credentialSource !== "env") { console.error("unexpected whoami:", me); process.exit(1); }
 '
 echo "ok: veref whoami against $url"
+
+# A supervisor's SIGTERM goes to the launcher: the server must stop with it,
+# not be left running without a parent.
+bin_pid=$(pgrep -P "$srv" | head -1)
+[ -n "$bin_pid" ] || { echo "the launcher runs no veref binary"; exit 1; }
+kill -TERM "$srv"
+set +e; wait "$srv"; set -e
+srv=""
+for _ in $(seq 1 100); do kill -0 "$bin_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$bin_pid" 2>/dev/null; then
+  kill "$bin_pid"
+  echo "SIGTERM to the launcher left veref serve running"; exit 1
+fi
+echo "ok: SIGTERM to the launcher stops veref serve"
