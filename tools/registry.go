@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -265,6 +266,16 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (res Result, err error) {
 		}
 		metrics.ToolCalls.WithLabelValues(name, string(c.Surface), outcome).Inc()
 		telemetry.End(span, err)
+	}()
+	// Runs before the deferral above, so a panic counts as INTERNAL. Every
+	// surface gets the same answer: REST's guard would catch it, but mcp-go
+	// would send the panic's text to the client and log nothing.
+	defer func() {
+		if v := recover(); v != nil {
+			r.log.Error().Str("tool", name).Str("surface", string(c.Surface)).Str("trace_id", c.TraceID).
+				Str("panic", fmt.Sprint(v)).Bytes("stack", debug.Stack()).Msg("tool panicked")
+			res, err = Result{}, &Error{Code: problem.Internal, Message: "an unexpected failure on the server"}
+		}
 	}()
 	return r.invoke(ctx, c)
 }
