@@ -96,7 +96,7 @@ type KeyWatcher interface {
 type PurgeKind string
 
 const (
-	PurgeUsage         PurgeKind = "usage"         // api_key_usage by at
+	PurgeUsage         PurgeKind = "usage"         // api_key_usage by id, which carries at
 	PurgeIdempotency   PurgeKind = "idempotency"   // idempotency_keys by created_at
 	PurgeConversations PurgeKind = "conversations" // conversations by updated_at
 	PurgeAudit         PurgeKind = "audit"         // audit_events by at

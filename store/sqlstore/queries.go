@@ -354,9 +354,17 @@ func (q *Q) ListUsage(ctx context.Context, tenantID, keyID string, p store.Page)
 	return list(ctx, q, scanUsage, func(u store.Usage) string { return u.ID }, usageCols, "api_key_usage", w, p)
 }
 
+// usageIDLag bounds how much later than its at the id of a usage row
+// written before migration 0015 can be: those ids carry the end of their
+// request, not its start (store.UsageID). Rows since carry their at.
+const usageIDLag = 15 * time.Minute
+
+// UsageBetween reads a key's rows as a range of the (key_id, id) index, the
+// one secondary index the table keeps; the at bounds stay exact.
 func (q *Q) UsageBetween(ctx context.Context, tenantID, keyID string, from, to time.Time, max int) ([]store.Usage, error) {
-	return all(ctx, q, q.r, scanUsage, "SELECT "+usageCols+" FROM api_key_usage WHERE key_id = ? AND tenant_id = ? AND at >= ? AND at < ? ORDER BY at LIMIT ?",
-		keyID, tenantID, q.d.t(from), q.d.t(to), max)
+	return all(ctx, q, q.r, scanUsage, "SELECT "+usageCols+` FROM api_key_usage
+		WHERE key_id = ? AND id >= ? AND id < ? AND tenant_id = ? AND at >= ? AND at < ? ORDER BY id LIMIT ?`,
+		keyID, store.IDAt("use", from), store.IDAt("use", to.Add(usageIDLag)), tenantID, q.d.t(from), q.d.t(to), max)
 }
 
 // Audit.

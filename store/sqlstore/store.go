@@ -206,7 +206,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n in
 // purgeSQL deletes one batch of a kind: the oldest first, by primary key
 // so each batch is a short transaction on either backend.
 var purgeSQL = map[store.PurgeKind]string{
-	store.PurgeUsage:         "DELETE FROM api_key_usage WHERE id IN (SELECT id FROM api_key_usage WHERE at < ? ORDER BY at LIMIT ?)",
+	store.PurgeUsage:         "DELETE FROM api_key_usage WHERE id IN (SELECT id FROM api_key_usage WHERE id < ? ORDER BY id LIMIT ?)",
 	store.PurgeAudit:         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?)",
 	store.PurgeConversations: "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < ? ORDER BY updated_at LIMIT ?)",
 	store.PurgeIdempotency: `DELETE FROM idempotency_keys WHERE (tenant_id, environment, key_id, key) IN
@@ -225,8 +225,11 @@ func (s *Store) Purge(ctx context.Context, kind store.PurgeKind, before time.Tim
 		batch = 1000
 	}
 	var arg any = s.d.t(before)
-	if kind == store.PurgeAgentSpend {
+	switch kind {
+	case store.PurgeAgentSpend:
 		arg = before.UTC().Format(time.DateOnly)
+	case store.PurgeUsage: // a usage id carries its at (store.UsageID)
+		arg = store.IDAt("use", before)
 	}
 	n, err := s.exec(ctx, query, arg, batch)
 	return int(n), err

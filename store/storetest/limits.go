@@ -64,7 +64,7 @@ func testPurge(t *testing.T, f *fixture) {
 	ctx, s, a := f.ctx, f.s, f.aLive.TenantID
 	var rows []store.Usage
 	for i := range 7 {
-		rows = append(rows, store.Usage{ID: store.NewID("use"), KeyID: "key_1", TenantID: a, Environment: auth.Live, Surface: "rest",
+		rows = append(rows, store.Usage{ID: store.UsageID(at(time.Duration(i) * time.Hour)), KeyID: "key_1", TenantID: a, Environment: auth.Live, Surface: "rest",
 			Endpoint: "GET /x", Method: "GET", Status: 200, IPHash: "h", TraceID: "t", At: at(time.Duration(i) * time.Hour)})
 	}
 	require.NoError(t, s.InsertUsage(ctx, rows))

@@ -293,7 +293,7 @@ func testUsage(t *testing.T, f *fixture) {
 	require.NoError(t, s.InsertAPIKey(ctx, k1))
 	require.NoError(t, s.InsertAPIKey(ctx, k2))
 	u := func(k store.APIKey, d time.Duration) store.Usage {
-		return store.Usage{ID: store.NewID("use"), KeyID: k.ID, TenantID: a, Environment: auth.Live, Surface: "rest",
+		return store.Usage{ID: store.UsageID(at(d)), KeyID: k.ID, TenantID: a, Environment: auth.Live, Surface: "rest",
 			Endpoint: "GET /v1/api/candidates", Method: "GET", Status: 200, DurationMS: 12.5, IPHash: "iphash", TraceID: "trace", At: at(d)}
 	}
 	rows := []store.Usage{u(k1, 3*time.Minute), u(k1, 5*time.Minute), u(k1, time.Minute), u(k2, 2*time.Minute)}
@@ -317,6 +317,21 @@ func testUsage(t *testing.T, f *fixture) {
 	want := []store.Usage{rows[0], rows[1], rows[2], late}
 	slices.SortFunc(want, func(x, y store.Usage) int { return strings.Compare(y.ID, x.ID) })
 	assert.Equal(t, want, got, "all fields, newest first")
+
+	// A range is [from, to) by at, and finds a row written before usage ids
+	// carried their at (its id names the end of its request, later).
+	old := u(k1, 4*time.Minute)
+	old.ID = store.IDAt("use", at(14*time.Minute)) + "0000oldstyle1234"
+	require.NoError(t, s.InsertUsage(ctx, []store.Usage{old}))
+	between, err := s.UsageBetween(ctx, a, k1.ID, at(time.Minute), at(5*time.Minute), 10)
+	require.NoError(t, err)
+	assert.Equal(t, []string{rows[2].ID, rows[0].ID, old.ID}, ids(between, func(u store.Usage) string { return u.ID }))
+	between, err = s.UsageBetween(ctx, f.bLive.TenantID, k1.ID, at(0), at(time.Hour), 10)
+	require.NoError(t, err)
+	assert.Empty(t, between, "another tenant reads no usage of the key")
+	between, err = s.UsageBetween(ctx, a, k1.ID, at(0), at(time.Hour), 2)
+	require.NoError(t, err)
+	assert.Len(t, between, 2, "at most max rows")
 	got, _, err = s.ListUsage(ctx, f.bLive.TenantID, k1.ID, store.Page{})
 	require.NoError(t, err)
 	assert.Empty(t, got, "another tenant sees no usage of the key")
@@ -328,7 +343,7 @@ func testUsage(t *testing.T, f *fixture) {
 	assert.Equal(t, ptr(at(time.Hour)), lastUsed(k2))
 	got, _, err = s.ListUsage(ctx, f.aLive.TenantID, k1.ID, store.Page{})
 	require.NoError(t, err)
-	assert.Len(t, got, 4, "rows[0] is not written twice")
+	assert.Len(t, got, 5, "rows[0] is not written twice")
 
 	// A batch larger than one statement's worth of rows is written whole.
 	bulk := make([]store.Usage, 450)

@@ -1,0 +1,7 @@
+-- +goose Up
+-- Every authenticated request writes a usage row, so its indexes are paid
+-- on the hot path. A usage id carries its row's at (store.UsageID), so a
+-- key's rows in a time range are a range of (key_id, id) and the rows old
+-- enough to purge a range of the primary key: the two indexes on at go.
+DROP INDEX api_key_usage_key_at;
+DROP INDEX api_key_usage_at;
