@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 	if addr != "" {
 		cfg.addr = addr
 	}
+	tuneGC(getenv)
 	logs := newLogBuffer(stderr)
 	defer logs.Close() // deferred first, so it runs last: every line is out
 	log := newLogger(cfg.logFormat, logs, stderr == os.Stderr)
@@ -338,4 +340,18 @@ func publicURLIfSet(cfg config) string {
 		return cfg.publicURL
 	}
 	return ""
+}
+
+// gcPercent is the collector's target when GOGC is unset. Every request
+// allocates a few kilobytes against a small live heap, so at Go's default
+// (100) the collector ran so often that it took a tenth of the server's CPU
+// under load. 400 lets the heap grow to five times the live heap (tens of
+// megabytes here) between collections; see docs/architecture.md for the
+// numbers. GOGC or GOMEMLIMIT, when set, decide instead.
+const gcPercent = 400
+
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
+		debug.SetGCPercent(gcPercent)
+	}
 }
