@@ -111,7 +111,7 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 				endpoint = r.Method + " " + r.URL.Path
 			}
 			g.Usage.Record(store.Usage{
-				ID: store.UsageID(start), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
+				ID: store.NewIDAt("use", start), KeyID: p.KeyID, TenantID: p.TenantID, Environment: p.Environment,
 				Surface: surface, Endpoint: endpoint, Method: r.Method, Status: sw.status,
 				DurationMS: float64(g.Now().Sub(start).Microseconds()) / 1000, IPHash: addr.hash,
 				TraceID: traceID, At: start,

@@ -25,7 +25,7 @@ func seed(t *testing.T, st store.Store, now time.Time) {
 	require.NoError(t, st.CreateRecruiter(ctx, store.Recruiter{ID: "rec_1", TenantID: "ten_1", Email: "r@t.test", CreatedAt: now}))
 	var usage []store.Usage
 	for _, age := range []time.Duration{200 * day, 91 * day, 10 * day, time.Hour} {
-		usage = append(usage, store.Usage{ID: store.UsageID(now.Add(-age)), KeyID: "key_1", TenantID: "ten_1", Environment: auth.Live,
+		usage = append(usage, store.Usage{ID: store.NewIDAt("use", now.Add(-age)), KeyID: "key_1", TenantID: "ten_1", Environment: auth.Live,
 			Surface: "rest", Endpoint: "GET /x", Method: "GET", Status: 200, IPHash: "h", TraceID: "t", At: now.Add(-age)})
 	}
 	require.NoError(t, st.InsertUsage(ctx, usage))
@@ -39,7 +39,7 @@ func seed(t *testing.T, st store.Store, now time.Time) {
 		require.NoError(t, err)
 	}
 	for _, age := range []time.Duration{400 * day, day} {
-		require.NoError(t, st.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: "ten_1", Environment: auth.Live,
+		require.NoError(t, st.InsertAudit(ctx, store.AuditEvent{ID: store.NewIDAt("evt", now.Add(-age)), TenantID: "ten_1", Environment: auth.Live,
 			ActorKind: store.ActorSystem, ActorID: "x", Surface: "rest", Action: "a", Outcome: "ok", At: now.Add(-age)}))
 	}
 	for _, age := range []time.Duration{30 * day, 0} {

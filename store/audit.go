@@ -22,7 +22,7 @@ type Actor struct {
 // An event outside any tenant (a CLI login issued before anyone approved
 // it) is made by the system with an empty Tenancy.
 func NewAuditEvent(ten Tenancy, by Actor, surface Surface, traceID, action string, at time.Time) AuditEvent {
-	return AuditEvent{ID: NewID("evt"), TenantID: ten.TenantID, Environment: ten.Environment,
+	return AuditEvent{ID: NewIDAt("evt", at), TenantID: ten.TenantID, Environment: ten.Environment,
 		ActorKind: by.Kind, ActorID: by.ID, Surface: surface, TraceID: traceID, Action: action,
 		Outcome: OutcomeOK, At: at}
 }

@@ -47,20 +47,21 @@ func NewID(kind string) string {
 	return string(auth.AppendRandom(b, 12))
 }
 
-// usageSeq tells apart usage ids of one millisecond; uniqueness rests on
-// the random part, so it only needs to wrap, not to order.
-var usageSeq atomic.Uint32
+// atSeq tells apart ids of one millisecond made by NewIDAt; uniqueness
+// rests on the random part, so it only needs to wrap, not to order.
+var atSeq atomic.Uint32
 
-// UsageID is the id of a usage row recorded at at: its time part is at's
-// millisecond (not the moment of the call, as NewID's is), so a key's rows
-// in a time range, and the rows old enough to purge, are a range of ids.
-// That lets api_key_usage keep a single secondary index, which matters
-// because every authenticated request writes a row.
-func UsageID(at time.Time) string {
+// NewIDAt is an id of NewID's shape whose time part is at's millisecond
+// rather than the moment of the call. Usage rows and audit events take
+// theirs from it, so a key's rows in a time range, and the rows old enough
+// to purge, are ranges of ids: their tables need no index on at, and each
+// authenticated request, which writes a usage row, pays for fewer indexes.
+func NewIDAt(kind string, at time.Time) string {
 	var buf [64]byte
-	b := append(buf[:0], "use_"...)
+	b := append(buf[:0], kind...)
+	b = append(b, '_')
 	b = appendBase32(b, uint64(max(at.UnixMilli(), 0)), 10)
-	b = appendBase32(b, uint64(usageSeq.Add(1)&(1<<20-1)), 4)
+	b = appendBase32(b, uint64(atSeq.Add(1)&(1<<20-1)), 4)
 	// Twelve base62 characters from the runtime's generator: these only
 	// need to differ between processes, and crypto/rand's system call per
 	// request showed in the profile.

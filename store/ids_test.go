@@ -34,17 +34,17 @@ func TestNewIDShapeAndOrder(t *testing.T) {
 	}
 }
 
-// A usage id's time part is its row's at, to the millisecond, whenever it
-// is made: ranges and purges of usage rows are id ranges.
-func TestUsageIDCarriesItsAt(t *testing.T) {
+// An id from NewIDAt has the time part of its at, to the millisecond, whenever it
+// is made: ranges and purges of usage rows and audit events are id ranges.
+func TestNewIDAtCarriesItsAt(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 678_900_000, time.UTC)
-	a, b := UsageID(at), UsageID(at)
+	a, b := NewIDAt("use", at), NewIDAt("use", at)
 	if a == b {
 		t.Fatalf("two usage ids of one instant are equal: %s", a)
 	}
 	for _, id := range []string{a, b} {
 		if lo, hi := IDAt("use", at), IDAt("use", at.Add(time.Millisecond)); id < lo || id >= hi {
-			t.Errorf("UsageID = %s, outside [%s, %s)", id, lo, hi)
+			t.Errorf("NewIDAt = %s, outside [%s, %s)", id, lo, hi)
 		}
 	}
 }

@@ -99,7 +99,7 @@ const (
 	PurgeUsage         PurgeKind = "usage"         // api_key_usage by id, which carries at
 	PurgeIdempotency   PurgeKind = "idempotency"   // idempotency_keys by created_at
 	PurgeConversations PurgeKind = "conversations" // conversations by updated_at
-	PurgeAudit         PurgeKind = "audit"         // audit_events by at
+	PurgeAudit         PurgeKind = "audit"         // audit_events by id, which carries at
 	PurgeAgentSpend    PurgeKind = "agent_spend"   // agent_token_spend by day
 	PurgeCLISessions   PurgeKind = "cli_sessions"  // cli_sessions by expires_at
 )

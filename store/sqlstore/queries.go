@@ -356,7 +356,7 @@ func (q *Q) ListUsage(ctx context.Context, tenantID, keyID string, p store.Page)
 
 // usageIDLag bounds how much later than its at the id of a usage row
 // written before migration 0015 can be: those ids carry the end of their
-// request, not its start (store.UsageID). Rows since carry their at.
+// request, not its start (store.NewIDAt). Rows since carry their at.
 const usageIDLag = 15 * time.Minute
 
 // UsageBetween reads a key's rows as a range of the (key_id, id) index, the
@@ -390,9 +390,10 @@ func (q *Q) ListAudit(ctx context.Context, ten store.Tenancy, f store.AuditFilte
 	return list(ctx, q, scanAudit, func(e store.AuditEvent) string { return e.ID }, auditCols, "audit_events", w, p)
 }
 
-// auditIDSlack widens the id range derived from since/until: an event's id
-// and its at are taken a moment apart, so the exact bound is on at and the
-// id range only lets the index seek. Clocks moved further than this (tests
+// auditIDSlack widens the id range derived from since/until: an event
+// written before migration 0015 took its id a moment after its at (newer
+// ones carry it, store.NewIDAt), so the exact bound is on at and the id
+// range only lets the index seek. Clocks moved further than this (tests
 // that mock time) would lose rows, so it is generous.
 const auditIDSlack = 24 * time.Hour
 

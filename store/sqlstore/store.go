@@ -207,7 +207,7 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n in
 // so each batch is a short transaction on either backend.
 var purgeSQL = map[store.PurgeKind]string{
 	store.PurgeUsage:         "DELETE FROM api_key_usage WHERE id IN (SELECT id FROM api_key_usage WHERE id < ? ORDER BY id LIMIT ?)",
-	store.PurgeAudit:         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE at < ? ORDER BY at LIMIT ?)",
+	store.PurgeAudit:         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ? ORDER BY id LIMIT ?)",
 	store.PurgeConversations: "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < ? ORDER BY updated_at LIMIT ?)",
 	store.PurgeIdempotency: `DELETE FROM idempotency_keys WHERE (tenant_id, environment, key_id, key) IN
 		(SELECT tenant_id, environment, key_id, key FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
@@ -228,8 +228,10 @@ func (s *Store) Purge(ctx context.Context, kind store.PurgeKind, before time.Tim
 	switch kind {
 	case store.PurgeAgentSpend:
 		arg = before.UTC().Format(time.DateOnly)
-	case store.PurgeUsage: // a usage id carries its at (store.UsageID)
+	case store.PurgeUsage: // usage and audit ids carry their at (store.NewIDAt)
 		arg = store.IDAt("use", before)
+	case store.PurgeAudit:
+		arg = store.IDAt("evt", before)
 	}
 	n, err := s.exec(ctx, query, arg, batch)
 	return int(n), err

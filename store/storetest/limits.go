@@ -64,7 +64,7 @@ func testPurge(t *testing.T, f *fixture) {
 	ctx, s, a := f.ctx, f.s, f.aLive.TenantID
 	var rows []store.Usage
 	for i := range 7 {
-		rows = append(rows, store.Usage{ID: store.UsageID(at(time.Duration(i) * time.Hour)), KeyID: "key_1", TenantID: a, Environment: auth.Live, Surface: "rest",
+		rows = append(rows, store.Usage{ID: store.NewIDAt("use", at(time.Duration(i)*time.Hour)), KeyID: "key_1", TenantID: a, Environment: auth.Live, Surface: "rest",
 			Endpoint: "GET /x", Method: "GET", Status: 200, IPHash: "h", TraceID: "t", At: at(time.Duration(i) * time.Hour)})
 	}
 	require.NoError(t, s.InsertUsage(ctx, rows))
@@ -90,7 +90,7 @@ func testPurge(t *testing.T, f *fixture) {
 		_, err := s.SaveConversation(ctx, f.aLive, store.Conversation{ID: "conv_" + string(rune('a'+i)), RecruiterID: f.recruiter,
 			KeyID: "key_1", Messages: []byte("[]"), CreatedAt: at(d), UpdatedAt: at(d)})
 		require.NoError(t, err)
-		require.NoError(t, s.InsertAudit(ctx, store.AuditEvent{ID: store.NewID("evt"), TenantID: a, Environment: auth.Live,
+		require.NoError(t, s.InsertAudit(ctx, store.AuditEvent{ID: store.NewIDAt("evt", at(d)), TenantID: a, Environment: auth.Live,
 			ActorKind: store.ActorSystem, ActorID: "x", Surface: "rest", Action: "a", Outcome: "ok", At: at(d)}))
 	}
 	for i, d := range []time.Duration{0, 48 * time.Hour} {

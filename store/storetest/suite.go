@@ -293,7 +293,7 @@ func testUsage(t *testing.T, f *fixture) {
 	require.NoError(t, s.InsertAPIKey(ctx, k1))
 	require.NoError(t, s.InsertAPIKey(ctx, k2))
 	u := func(k store.APIKey, d time.Duration) store.Usage {
-		return store.Usage{ID: store.UsageID(at(d)), KeyID: k.ID, TenantID: a, Environment: auth.Live, Surface: "rest",
+		return store.Usage{ID: store.NewIDAt("use", at(d)), KeyID: k.ID, TenantID: a, Environment: auth.Live, Surface: "rest",
 			Endpoint: "GET /v1/api/candidates", Method: "GET", Status: 200, DurationMS: 12.5, IPHash: "iphash", TraceID: "trace", At: at(d)}
 	}
 	rows := []store.Usage{u(k1, 3*time.Minute), u(k1, 5*time.Minute), u(k1, time.Minute), u(k2, 2*time.Minute)}
