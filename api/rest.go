@@ -105,7 +105,11 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		w.Header()["Content-Type"] = jsonContentType
+		// A length lets net/http send the body as is: past its 2 KiB
+		// buffer it would switch to chunked encoding.
+		h := w.Header()
+		h["Content-Type"] = jsonContentType
+		h["Content-Length"] = []string{strconv.Itoa(len(res.JSON))}
 		w.WriteHeader(t.HTTP.Status)
 		_, _ = w.Write(res.JSON)
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/mark3labs/mcp-go/mcp"
 
@@ -73,7 +74,10 @@ func (h *handler) direct(w http.ResponseWriter, r *http.Request, msg *message, p
 		}()
 		out = callResponse(id, t, invoke(ctx, h.reg, p, t, msg.Params.Arguments))
 	}()
+	// A length lets net/http send the body as is: past its 2 KiB buffer
+	// it would switch to chunked encoding.
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 	return true
@@ -163,12 +167,11 @@ func callResponse(id any, t *tools.Tool, o callOutcome) []byte {
 		return encode(mcp.NewJSONRPCResultResponse(mcp.NewRequestId(id), o.result(t)))
 	}
 	idJSON, _ := json.Marshal(id)
-	text, _ := json.Marshal(string(o.res.JSON))
-	b := make([]byte, 0, 96+len(idJSON)+len(text)+len(o.res.JSON))
+	b := make([]byte, 0, 112+len(idJSON)+2*len(o.res.JSON))
 	b = append(b, `{"jsonrpc":"2.0","id":`...)
 	b = append(b, idJSON...)
 	b = append(b, `,"result":{"content":[{"type":"text","text":`...)
-	b = append(b, text...)
+	b = appendQuoted(b, o.res.JSON)
 	b = append(b, `}],"structuredContent":`...)
 	if wrapsOutput(t) {
 		b = append(b, `{"result":`...)
@@ -178,6 +181,25 @@ func callResponse(id any, t *tools.Tool, o callOutcome) []byte {
 		b = append(b, o.res.JSON...)
 	}
 	return append(b, "}}\n"...)
+}
+
+// appendQuoted appends js, compact JSON from json.Marshal, as a JSON
+// string. Such JSON is valid UTF-8 with every control character already
+// escaped, so only quotes and backslashes need one more backslash: the
+// bytes json.Marshal(string(js)) gives, without its copy and scan.
+func appendQuoted(b, js []byte) []byte {
+	b = append(b, '"')
+	for {
+		i := bytes.IndexAny(js, `"\`)
+		if i < 0 {
+			break
+		}
+		b = append(b, js[:i]...)
+		b = append(b, '\\', js[i])
+		js = js[i+1:]
+	}
+	b = append(b, js...)
+	return append(b, '"')
 }
 
 // encode writes v as mcp-go's transport does (json.Encoder, one line).
