@@ -189,16 +189,15 @@ func callResponse(id any, t *tools.Tool, o callOutcome) []byte {
 // bytes json.Marshal(string(js)) gives, without its copy and scan.
 func appendQuoted(b, js []byte) []byte {
 	b = append(b, '"')
-	for {
-		i := bytes.IndexAny(js, `"\`)
-		if i < 0 {
-			break
+	from := 0
+	for i, c := range js {
+		if c == '"' || c == '\\' {
+			b = append(b, js[from:i]...)
+			b = append(b, '\\')
+			from = i
 		}
-		b = append(b, js[:i]...)
-		b = append(b, '\\', js[i])
-		js = js[i+1:]
 	}
-	b = append(b, js...)
+	b = append(b, js[from:]...)
 	return append(b, '"')
 }
 

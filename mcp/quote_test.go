@@ -25,3 +25,11 @@ func TestAppendQuotedMatchesJSONMarshal(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkAppendQuoted(b *testing.B) {
+	js, _ := json.Marshal(map[string]any{"data": []map[string]string{{"id": "cand_01", "name": "Ann", "email": "a@b.c"}, {"id": "cand_02", "name": "Bob", "email": "b@c.d"}}})
+	buf := make([]byte, 0, 2*len(js)+2)
+	for b.Loop() {
+		buf = appendQuoted(buf[:0], js)
+	}
+}

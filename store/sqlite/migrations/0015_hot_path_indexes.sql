@@ -25,9 +25,35 @@ DROP TABLE api_key_usage;
 ALTER TABLE api_key_usage_by_id RENAME TO api_key_usage;
 CREATE INDEX api_key_usage_key ON api_key_usage (key_id, id);
 
--- Audit events too: an event's id carries its at (store.NewAuditEvent), so
--- the retention purge is a range of the primary key; and a trail narrowed
--- to one target is served by (tenant_id, target_id, id) in either
--- environment, the environment being a filter on those few rows.
-DROP INDEX audit_events_at;
-DROP INDEX audit_events_target;
+-- Audit events likewise (every MCP and agent read writes one): rebuilt
+-- WITHOUT ROWID, the table being its id key, and without the index on at,
+-- since an event's id carries its at (store.NewAuditEvent) and the purge
+-- is a primary-key range. audit_events_target goes too: a trail narrowed to
+-- one target is served by (tenant_id, target_id, id) in either environment,
+-- the environment a filter on those few rows.
+CREATE TABLE audit_events_by_id (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL,
+    environment TEXT NOT NULL,
+    actor_kind  TEXT NOT NULL,
+    actor_id    TEXT NOT NULL,
+    surface     TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    target_type TEXT NOT NULL,
+    target_id   TEXT NOT NULL,
+    trace_id    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    data        TEXT NOT NULL,
+    at          TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO audit_events_by_id
+    SELECT id, tenant_id, environment, actor_kind, actor_id, surface, action, target_type, target_id, trace_id, outcome, data, at
+    FROM audit_events;
+DROP TABLE audit_events;
+ALTER TABLE audit_events_by_id RENAME TO audit_events;
+CREATE INDEX audit_events_tenancy ON audit_events (tenant_id, environment, id);
+CREATE INDEX audit_events_tenant ON audit_events (tenant_id, id);
+CREATE INDEX audit_events_actor ON audit_events (tenant_id, actor_id, id);
+CREATE INDEX audit_events_action ON audit_events (tenant_id, action, id);
+CREATE INDEX audit_events_target_any ON audit_events (tenant_id, target_id, id);
+CREATE INDEX audit_events_outcome ON audit_events (tenant_id, outcome, id);
