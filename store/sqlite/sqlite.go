@@ -40,8 +40,9 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 var dialect = &sqlstore.Dialect{
-	Name:     "sqlite",
-	TextTime: true,
+	Name:         "sqlite",
+	TextTime:     true,
+	PrepareReads: true,
 	IsUnique: func(err error) bool {
 		return hasCode(err, sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 	},

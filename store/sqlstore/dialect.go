@@ -37,6 +37,9 @@ type Dialect struct {
 	// ForUpdate locks the rows a SELECT reads until the transaction ends
 	// (PostgreSQL); SQLite needs none, its transactions take the write lock.
 	ForUpdate string
+	// PrepareReads keeps the read pool's statements prepared (prepared.go),
+	// for a driver that keeps none itself.
+	PrepareReads bool
 	// IsUnique and IsForeignKey classify driver errors.
 	IsUnique     func(error) bool
 	IsForeignKey func(error) bool

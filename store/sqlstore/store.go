@@ -33,6 +33,9 @@ const DefaultTimeout = 5 * time.Second
 // Transactions always run on the writer.
 func New(d *Dialect, read, write *sql.DB) *Store {
 	r, w := traced{q: read, system: d.Name}, traced{q: write, system: d.Name}
+	if d.PrepareReads {
+		r.q = &prepared{db: read}
+	}
 	s := &Store{Q: &Q{d: d, r: r, w: w, timeout: DefaultTimeout, batch: &batchStmts{}}, d: d, write: write}
 	s.Q.keys = &keyWrites{store: s}
 	return s
