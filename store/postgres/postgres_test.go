@@ -68,3 +68,5 @@ func TestOpenUnavailable(t *testing.T) {
 	_, err := postgres.Open(context.Background(), "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1")
 	assert.ErrorIs(t, err, store.ErrUnavailable)
 }
+
+func BenchmarkWrites(b *testing.B) { storetest.BenchmarkWrites(b, storetest.OpenPostgres(b)) }

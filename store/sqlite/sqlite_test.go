@@ -64,3 +64,5 @@ func TestUpgradeFromLegacyRunner(t *testing.T) {
 		}
 	})
 }
+
+func BenchmarkWrites(b *testing.B) { storetest.BenchmarkWrites(b, storetest.OpenSQLite(b)) }
