@@ -3,6 +3,8 @@ package mcp_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -152,4 +154,34 @@ func scrubAuditIDs(b []byte) []byte {
 		i = j + k
 	}
 	return out
+}
+
+// An answer past net/http's 2 KiB buffer still carries its length, over
+// REST and MCP, rather than going out chunked.
+func TestLongAnswersCarryTheirLength(t *testing.T) {
+	env := directEnv(t)
+	env.Tenant("acme")
+	key := env.Key("acme", auth.Test, auth.CandidatesRead)
+	ten := store.Tenancy{TenantID: "acme", Environment: auth.Test}
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i := range 20 {
+		require.NoError(t, env.Store.InsertCandidate(context.Background(), ten, store.Candidate{ID: store.NewID("cand"),
+			Name: fmt.Sprintf("Candidate %02d with a name long enough to matter", i), Email: "x@example.com", CreatedAt: now, UpdatedAt: now}))
+	}
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodGet, env.URL+"/v1/api/candidates?limit=20", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	require.NoError(t, res.Body.Close())
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", body)
+	require.Greater(t, len(body), 2048)
+	assert.Equal(t, int64(len(body)), res.ContentLength, "REST")
+
+	res, body = rpc(t, env, key, []byte(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"candidates_list","arguments":{"limit":20}}}`))
+	require.Equal(t, http.StatusOK, res.StatusCode, "%s", body)
+	require.Greater(t, len(body), 2048)
+	assert.Equal(t, int64(len(body)), res.ContentLength, "MCP")
 }

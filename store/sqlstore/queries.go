@@ -360,7 +360,10 @@ func (q *Q) ListUsage(ctx context.Context, tenantID, keyID string, p store.Page)
 const usageIDLag = 15 * time.Minute
 
 // UsageBetween reads a key's rows as a range of the (key_id, id) index, the
-// one secondary index the table keeps; the at bounds stay exact.
+// one secondary index the table keeps, and filters on at: a row is in the
+// range when its at is. The one approximation is for rows written before
+// migration 0015 by a request that lasted over usageIDLag and ended past
+// to: their id lies beyond the range read.
 func (q *Q) UsageBetween(ctx context.Context, tenantID, keyID string, from, to time.Time, max int) ([]store.Usage, error) {
 	return all(ctx, q, q.r, scanUsage, "SELECT "+usageCols+` FROM api_key_usage
 		WHERE key_id = ? AND id >= ? AND id < ? AND tenant_id = ? AND at >= ? AND at < ? ORDER BY id LIMIT ?`,

@@ -209,8 +209,12 @@ func (s *Store) ClaimOutbox(ctx context.Context, now, leaseUntil time.Time, n in
 // purgeSQL deletes one batch of a kind: the oldest first, by primary key
 // so each batch is a short transaction on either backend.
 var purgeSQL = map[store.PurgeKind]string{
-	store.PurgeUsage:         "DELETE FROM api_key_usage WHERE id IN (SELECT id FROM api_key_usage WHERE id < ? ORDER BY id LIMIT ?)",
-	store.PurgeAudit:         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ? ORDER BY id LIMIT ?)",
+	// A usage or audit id carries its at (store.NewIDAt), so the old rows
+	// are a range of the primary key; at stays a condition, so a row whose
+	// id does not carry it (another kind's, or one made before migration
+	// 0015) is never deleted young.
+	store.PurgeUsage:         "DELETE FROM api_key_usage WHERE id IN (SELECT id FROM api_key_usage WHERE id < ? AND at < ? ORDER BY id LIMIT ?)",
+	store.PurgeAudit:         "DELETE FROM audit_events WHERE id IN (SELECT id FROM audit_events WHERE id < ? AND at < ? ORDER BY id LIMIT ?)",
 	store.PurgeConversations: "DELETE FROM conversations WHERE id IN (SELECT id FROM conversations WHERE updated_at < ? ORDER BY updated_at LIMIT ?)",
 	store.PurgeIdempotency: `DELETE FROM idempotency_keys WHERE (tenant_id, environment, key_id, key) IN
 		(SELECT tenant_id, environment, key_id, key FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
@@ -227,16 +231,16 @@ func (s *Store) Purge(ctx context.Context, kind store.PurgeKind, before time.Tim
 	if batch <= 0 {
 		batch = 1000
 	}
-	var arg any = s.d.t(before)
+	args := []any{s.d.t(before), batch}
 	switch kind {
 	case store.PurgeAgentSpend:
-		arg = before.UTC().Format(time.DateOnly)
-	case store.PurgeUsage: // usage and audit ids carry their at (store.NewIDAt)
-		arg = store.IDAt("use", before)
+		args[0] = before.UTC().Format(time.DateOnly)
+	case store.PurgeUsage:
+		args = []any{store.IDAt("use", before), s.d.t(before), batch}
 	case store.PurgeAudit:
-		arg = store.IDAt("evt", before)
+		args = []any{store.IDAt("evt", before), s.d.t(before), batch}
 	}
-	n, err := s.exec(ctx, query, arg, batch)
+	n, err := s.exec(ctx, query, args...)
 	return int(n), err
 }
 

@@ -67,6 +67,11 @@ func testPurge(t *testing.T, f *fixture) {
 		rows = append(rows, store.Usage{ID: store.NewIDAt("use", at(time.Duration(i)*time.Hour)), KeyID: "key_1", TenantID: a, Environment: auth.Live, Surface: "rest",
 			Endpoint: "GET /x", Method: "GET", Status: 200, IPHash: "h", TraceID: "t", At: at(time.Duration(i) * time.Hour)})
 	}
+	// A row whose id does not carry its at (another writer's id) is kept
+	// while its at is young, though its id sorts among the old.
+	young := rows[6]
+	young.ID, young.At = store.NewIDAt("use", at(0)), at(6*time.Hour)
+	rows = append(rows, young)
 	require.NoError(t, s.InsertUsage(ctx, rows))
 	// Rows at 0h..4h are older than 4h30m: five, in batches of two.
 	cut := at(4*time.Hour + 30*time.Minute)
@@ -82,7 +87,7 @@ func testPurge(t *testing.T, f *fixture) {
 	assert.Equal(t, []int{2, 2, 1}, batches)
 	left, _, err := s.ListUsage(ctx, a, "key_1", store.Page{})
 	require.NoError(t, err)
-	assert.ElementsMatch(t, []string{rows[5].ID, rows[6].ID}, ids(left, func(u store.Usage) string { return u.ID }))
+	assert.ElementsMatch(t, []string{rows[5].ID, rows[6].ID, young.ID}, ids(left, func(u store.Usage) string { return u.ID }))
 
 	for i, d := range []time.Duration{0, 48 * time.Hour} {
 		require.NoError(t, s.InsertIdempotency(ctx, f.aLive, store.IdempotencyRecord{KeyID: "key_1", Key: string(rune('a' + i)),
