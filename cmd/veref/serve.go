@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,7 +69,7 @@ func cmdServe(ctx context.Context, dev bool, addr string, noMigrate bool, getenv
 	if addr != "" {
 		cfg.addr = addr
 	}
-	tuneGC(getenv)
+	tuneGC(getenv, memoryAvailable)
 	logs := newLogBuffer(stderr)
 	defer logs.Close() // deferred first, so it runs last: every line is out
 	log := newLogger(cfg.logFormat, logs, stderr == os.Stderr)
@@ -345,13 +346,61 @@ func publicURLIfSet(cfg config) string {
 // gcPercent is the collector's target when GOGC is unset. Every request
 // allocates a few kilobytes against a small live heap, so at Go's default
 // (100) the collector ran so often that it took a tenth of the server's CPU
-// under load. 400 lets the heap grow to five times the live heap (tens of
-// megabytes here) between collections; see docs/architecture.md for the
-// numbers. GOGC or GOMEMLIMIT, when set, decide instead.
+// under load. 400 lets the heap grow to five times the live heap between
+// collections; since a request that holds much (a usage summary reads up to
+// 200,000 rows) would then grow it five times as far, serve also sets a
+// soft memory limit at 80% of the memory it may use (the cgroup's limit, or
+// the machine's), where the collector works harder instead. GOGC or
+// GOMEMLIMIT, when set, decide instead.
 const gcPercent = 400
 
-func tuneGC(getenv func(string) string) {
-	if getenv("GOGC") == "" && getenv("GOMEMLIMIT") == "" {
-		debug.SetGCPercent(gcPercent)
+func tuneGC(getenv func(string) string, memory func() (int64, bool)) {
+	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
+		return
 	}
+	debug.SetGCPercent(gcPercent)
+	if n, ok := memory(); ok {
+		debug.SetMemoryLimit(n / 10 * 8)
+	}
+}
+
+// memoryAvailable is the memory this process may use: its cgroup's limit
+// (v2, then v1), else the machine's.
+func memoryAvailable() (int64, bool) {
+	for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+		if b, err := os.ReadFile(path); err == nil {
+			if n, ok := parseMemoryLimit(string(b)); ok {
+				return n, true
+			}
+		}
+	}
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	return parseMemTotal(string(b))
+}
+
+// parseMemoryLimit reads a cgroup memory limit; "max" (v2) and v1's huge
+// number both mean none.
+func parseMemoryLimit(s string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n <= 0 || n >= 1<<60 {
+		return 0, false
+	}
+	return n, true
+}
+
+// parseMemTotal reads MemTotal from /proc/meminfo, in bytes.
+func parseMemTotal(meminfo string) (int64, bool) {
+	for line := range strings.Lines(meminfo) {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil || kb <= 0 {
+				return 0, false
+			}
+			return kb << 10, true
+		}
+	}
+	return 0, false
 }
