@@ -34,7 +34,7 @@ const DefaultTimeout = 5 * time.Second
 func New(d *Dialect, read, write *sql.DB) *Store {
 	r, w := traced{q: read, system: d.Name}, traced{q: write, system: d.Name}
 	if d.PrepareReads {
-		r.q = &prepared{db: read}
+		r.q = newPrepared(read)
 	}
 	s := &Store{Q: &Q{d: d, r: r, w: w, timeout: DefaultTimeout, batch: &batchStmts{}}, d: d, write: write}
 	s.Q.keys = &keyWrites{store: s}
