@@ -29,6 +29,10 @@ const maxBodyBytes = 1 << 20
 // response: header values are replaced, never written into.
 var jsonContentType = []string{"application/json"}
 
+// bufferedBody is what net/http buffers of a body before it must choose
+// between a length it knows and chunked encoding (bufferBeforeChunkingSize).
+const bufferedBody = 2048
+
 // param is a path or query field of a tool's input type.
 type param struct {
 	name  string // the JSON name in the tool input, and the HTTP name
@@ -105,11 +109,13 @@ func (s *Server) restHandler(t *tools.Tool, params []param, hasBody bool) http.H
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		// A length lets net/http send the body as is: past its 2 KiB
-		// buffer it would switch to chunked encoding.
 		h := w.Header()
 		h["Content-Type"] = jsonContentType
-		h["Content-Length"] = []string{strconv.Itoa(len(res.JSON))}
+		// Past net/http's 2 KiB buffer the body would go out chunked; one
+		// within it gets its length from net/http, without the allocations.
+		if len(res.JSON) > bufferedBody {
+			h["Content-Length"] = []string{strconv.Itoa(len(res.JSON))}
+		}
 		w.WriteHeader(t.HTTP.Status)
 		_, _ = w.Write(res.JSON)
 	}
