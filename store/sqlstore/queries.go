@@ -393,6 +393,17 @@ func (q *Q) ListAudit(ctx context.Context, ten store.Tenancy, f store.AuditFilte
 	return list(ctx, q, scanAudit, func(e store.AuditEvent) string { return e.ID }, auditCols, "audit_events", w, p)
 }
 
+// outcomeCond narrows a trail to one outcome. audit_events_outcome holds
+// only the events that did not succeed (the narrowing asked for, and a few
+// rows, where every read's audit row succeeds); a query uses it when its
+// text says outcome <> 'ok', which a bound value cannot say.
+func outcomeCond(o string) string {
+	if o == string(store.OutcomeOK) {
+		return "outcome = ?"
+	}
+	return "outcome = ? AND outcome <> 'ok'"
+}
+
 // auditIDSlack widens the id range derived from since/until: an event
 // written before migration 0015 took its id a moment after its at (newer
 // ones carry it, store.NewIDAt), so the exact bound is on at and the id
@@ -404,7 +415,7 @@ func (q *Q) ListAuditEvents(ctx context.Context, tenantID string, f store.AuditQ
 	w := where("tenant_id = ?", tenantID).
 		eq("environment", f.Environment).eq("actor_kind", f.ActorKind).eq("actor_id", f.ActorID).
 		eq("surface", f.Surface).eq("action", f.Action).eq("target_type", f.TargetType).
-		eq("target_id", f.TargetID).eq("outcome", f.Outcome).
+		eq("target_id", f.TargetID).and(outcomeCond(f.Outcome), f.Outcome, f.Outcome).
 		and("(actor_id = ? OR target_id = ?)", f.KeyID, f.KeyID, f.KeyID)
 	if f.Since != nil {
 		w.and("at >= ? AND id >= ?", "x", q.d.t(*f.Since), store.IDAt("evt", f.Since.Add(-auditIDSlack)))

@@ -92,6 +92,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Usage", testUsage},
 		{"Audit", testAudit},
 		{"AuditHostileInput", testAuditHostileInput},
+		{"AuditOutcomes", testAuditOutcomes},
 		{"Candidates", testCandidates},
 		{"CandidateFilters", testCandidateFilters},
 		{"References", testReferences},
@@ -1094,4 +1095,22 @@ func newest(ids ...string) []string {
 func byNewest(evs ...store.AuditEvent) []store.AuditEvent {
 	slices.SortFunc(evs, func(x, y store.AuditEvent) int { return strings.Compare(y.ID, x.ID) })
 	return evs
+}
+
+// A trail narrowed to an outcome finds exactly its events, whether the
+// outcome is a failure (served by the index of failures alone) or ok.
+func testAuditOutcomes(t *testing.T, f *fixture) {
+	by := store.Actor{Kind: store.ActorAPIKey, ID: "key_1"}
+	var want = map[string][]string{}
+	for i, o := range []store.Outcome{store.OutcomeOK, "FORBIDDEN", store.OutcomeOK, "NOT_FOUND", "FORBIDDEN"} {
+		e := store.NewAuditEvent(f.aLive, by, "mcp", "trace", "candidates_get", at(time.Duration(i)*time.Second)).WithOutcome(o)
+		require.NoError(t, f.s.InsertAudit(f.ctx, e))
+		want[string(o)] = append([]string{e.ID}, want[string(o)]...) // newest first
+	}
+	require.NoError(t, f.s.InsertAudit(f.ctx, store.NewAuditEvent(f.bLive, by, "mcp", "trace", "x", t0).WithOutcome("FORBIDDEN")))
+	for o, want := range want {
+		got, _, err := f.s.ListAuditEvents(f.ctx, f.aLive.TenantID, store.AuditQuery{Outcome: o}, store.Page{})
+		require.NoError(t, err)
+		assert.Equal(t, want, ids(got, func(e store.AuditEvent) string { return e.ID }), o)
+	}
 }
