@@ -194,7 +194,9 @@ func terminate(t *testing.T, e *apitest.Env, pid uint32) {
 func TestSQLiteRevocationEvictsDirectly(t *testing.T) {
 	e := apitest.New(t, storetest.OpenSQLite(t), apitest.Options{})
 	e.Tenant("acme")
-	require.True(t, e.KeyCache.Live())
+	// The watcher goes live in its own goroutine; until then keys are
+	// looked up, not cached.
+	eventually(t, "the cache is live", e.KeyCache.Live)
 	key := e.Key("acme", auth.Test)
 	require.EqualValues(t, 200, e.Do("GET", "/v1/api/me", key, nil).Status)
 	require.Equal(t, 1, e.KeyCache.Len())
