@@ -389,9 +389,14 @@ func (q *Q) InsertAudit(ctx context.Context, e store.AuditEvent) error {
 
 func (q *Q) ListAudit(ctx context.Context, ten store.Tenancy, f store.AuditFilter, p store.Page) ([]store.AuditEvent, string, error) {
 	w := where("tenant_id = ? AND environment = ?", ten.TenantID, env(ten)).
-		eq("actor_id", f.ActorID).eq("action", f.Action).eq("target_id", f.TargetID).eq("surface", f.Surface)
+		eq("actor_id", f.ActorID).eq("action", f.Action).and(targetCond, f.TargetID, f.TargetID).eq("surface", f.Surface)
 	return list(ctx, q, scanAudit, func(e store.AuditEvent) string { return e.ID }, auditCols, "audit_events", w, p)
 }
+
+// targetCond narrows a trail to one target. audit_events_target_any holds
+// only events with a target (a list read has none); a query uses it when
+// its text rules out the empty target itself, which a bound value cannot.
+const targetCond = "target_id = ? AND target_id <> ''"
 
 // outcomeCond narrows a trail to one outcome. audit_events_outcome holds
 // only the events that did not succeed (the narrowing asked for, and a few
@@ -415,8 +420,8 @@ func (q *Q) ListAuditEvents(ctx context.Context, tenantID string, f store.AuditQ
 	w := where("tenant_id = ?", tenantID).
 		eq("environment", f.Environment).eq("actor_kind", f.ActorKind).eq("actor_id", f.ActorID).
 		eq("surface", f.Surface).eq("action", f.Action).eq("target_type", f.TargetType).
-		eq("target_id", f.TargetID).and(outcomeCond(f.Outcome), f.Outcome, f.Outcome).
-		and("(actor_id = ? OR target_id = ?)", f.KeyID, f.KeyID, f.KeyID)
+		and(targetCond, f.TargetID, f.TargetID).and(outcomeCond(f.Outcome), f.Outcome, f.Outcome).
+		and("(actor_id = ? OR ("+targetCond+"))", f.KeyID, f.KeyID, f.KeyID)
 	if f.Since != nil {
 		w.and("at >= ? AND id >= ?", "x", q.d.t(*f.Since), store.IDAt("evt", f.Since.Add(-auditIDSlack)))
 	}
@@ -456,7 +461,7 @@ func (q *Q) ownerFilter(ctx context.Context, w *filter, tenantID, recruiterID st
 	args := []any{recruiterID}
 	if len(keys) > 0 {
 		in := strings.TrimSuffix(strings.Repeat("?, ", len(keys)), ", ")
-		cond = "(" + cond + " OR actor_id IN (" + in + ") OR (target_type = 'api_key' AND target_id IN (" + in + ")))"
+		cond = "(" + cond + " OR actor_id IN (" + in + ") OR (target_type = 'api_key' AND target_id IN (" + in + ") AND target_id <> ''))"
 		args = append(append(args, keys...), keys...)
 	}
 	w.and(cond, "x", args...)

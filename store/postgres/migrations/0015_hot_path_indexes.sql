@@ -14,6 +14,9 @@ DROP INDEX audit_events_at;
 DROP INDEX audit_events_target;
 
 -- "Only failures" is the narrowing asked for, and nearly every event (every
--- read's) succeeds: the outcome index keeps only the others.
+-- read's) succeeds: the outcome index keeps only the others; and a list
+-- read has no target, so the target index keeps only events with one.
 DROP INDEX audit_events_outcome;
 CREATE INDEX audit_events_outcome ON audit_events (tenant_id, outcome, id) WHERE outcome <> 'ok';
+DROP INDEX audit_events_target_any;
+CREATE INDEX audit_events_target_any ON audit_events (tenant_id, target_id, id) WHERE target_id <> '';

@@ -31,7 +31,8 @@ CREATE INDEX api_key_usage_key ON api_key_usage (key_id, id);
 -- is a primary-key range. audit_events_target goes too: a trail narrowed to
 -- one target is served by (tenant_id, target_id, id) in either environment,
 -- the environment a filter on those few rows. audit_events_outcome keeps
--- only the events that did not succeed.
+-- only the events that did not succeed, audit_events_target_any only those
+-- with a target.
 CREATE TABLE audit_events_by_id (
     id          TEXT PRIMARY KEY,
     tenant_id   TEXT NOT NULL,
@@ -56,7 +57,8 @@ CREATE INDEX audit_events_tenancy ON audit_events (tenant_id, environment, id);
 CREATE INDEX audit_events_tenant ON audit_events (tenant_id, id);
 CREATE INDEX audit_events_actor ON audit_events (tenant_id, actor_id, id);
 CREATE INDEX audit_events_action ON audit_events (tenant_id, action, id);
-CREATE INDEX audit_events_target_any ON audit_events (tenant_id, target_id, id);
+-- Only events with a target: a list read has none.
+CREATE INDEX audit_events_target_any ON audit_events (tenant_id, target_id, id) WHERE target_id <> '';
 -- Only events that did not succeed: "only failures" is the narrowing asked
 -- for, and nearly every event (every read's) succeeds.
 CREATE INDEX audit_events_outcome ON audit_events (tenant_id, outcome, id) WHERE outcome <> 'ok';
