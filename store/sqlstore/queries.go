@@ -393,12 +393,12 @@ func (q *Q) ListAudit(ctx context.Context, ten store.Tenancy, f store.AuditFilte
 	return list(ctx, q, scanAudit, func(e store.AuditEvent) string { return e.ID }, auditCols, "audit_events", w, p)
 }
 
-// targetCond narrows a trail to one target. audit_events_target_any holds
+// targetCond narrows a trail to one target. audit_events_targeted holds
 // only events with a target (a list read has none); a query uses it when
 // its text rules out the empty target itself, which a bound value cannot.
 const targetCond = "target_id = ? AND target_id <> ''"
 
-// outcomeCond narrows a trail to one outcome. audit_events_outcome holds
+// outcomeCond narrows a trail to one outcome. audit_events_failures holds
 // only the events that did not succeed (the narrowing asked for, and a few
 // rows, where every read's audit row succeeds); a query uses it when its
 // text says outcome <> 'ok', which a bound value cannot say.

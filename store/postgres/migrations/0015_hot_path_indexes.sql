@@ -1,6 +1,6 @@
 -- +goose Up
 -- Every authenticated request writes a usage row, so its indexes are paid
--- on the hot path. A usage id carries its row's at (store.UsageID), so a
+-- on the hot path. A usage id carries its row's at (store.NewIDAt), so a
 -- key's rows in a time range are a range of (key_id, id) and the rows old
 -- enough to purge a range of the primary key: the two indexes on at go.
 DROP INDEX api_key_usage_key_at;
@@ -13,10 +13,3 @@ DROP INDEX api_key_usage_at;
 DROP INDEX audit_events_at;
 DROP INDEX audit_events_target;
 
--- "Only failures" is the narrowing asked for, and nearly every event (every
--- read's) succeeds: the outcome index keeps only the others; and a list
--- read has no target, so the target index keeps only events with one.
-DROP INDEX audit_events_outcome;
-CREATE INDEX audit_events_outcome ON audit_events (tenant_id, outcome, id) WHERE outcome <> 'ok';
-DROP INDEX audit_events_target_any;
-CREATE INDEX audit_events_target_any ON audit_events (tenant_id, target_id, id) WHERE target_id <> '';

@@ -2,7 +2,7 @@
 -- Every authenticated request writes a usage row, so the table's b-trees are
 -- paid on the hot path. It had five (the rowid table, the id key, and three
 -- indexes); now it has two: the table itself, ordered by id, and (key_id,
--- id). A usage id carries its row's at (store.UsageID), so a key's rows in
+-- id). A usage id carries its row's at (store.NewIDAt), so a key's rows in
 -- a time range and the rows old enough to purge are id ranges.
 CREATE TABLE api_key_usage_by_id (
     id          TEXT PRIMARY KEY,
@@ -30,9 +30,9 @@ CREATE INDEX api_key_usage_key ON api_key_usage (key_id, id);
 -- since an event's id carries its at (store.NewAuditEvent) and the purge
 -- is a primary-key range. audit_events_target goes too: a trail narrowed to
 -- one target is served by (tenant_id, target_id, id) in either environment,
--- the environment a filter on those few rows. audit_events_outcome keeps
--- only the events that did not succeed, audit_events_target_any only those
--- with a target.
+-- the environment a filter on those few rows. The outcome and
+-- target indexes become audit_events_failures and audit_events_targeted,
+-- holding only the events that did not succeed and those with a target.
 CREATE TABLE audit_events_by_id (
     id          TEXT PRIMARY KEY,
     tenant_id   TEXT NOT NULL,
@@ -58,7 +58,7 @@ CREATE INDEX audit_events_tenant ON audit_events (tenant_id, id);
 CREATE INDEX audit_events_actor ON audit_events (tenant_id, actor_id, id);
 CREATE INDEX audit_events_action ON audit_events (tenant_id, action, id);
 -- Only events with a target: a list read has none.
-CREATE INDEX audit_events_target_any ON audit_events (tenant_id, target_id, id) WHERE target_id <> '';
+CREATE INDEX audit_events_targeted ON audit_events (tenant_id, target_id, id) WHERE target_id <> '';
 -- Only events that did not succeed: "only failures" is the narrowing asked
 -- for, and nearly every event (every read's) succeeds.
-CREATE INDEX audit_events_outcome ON audit_events (tenant_id, outcome, id) WHERE outcome <> 'ok';
+CREATE INDEX audit_events_failures ON audit_events (tenant_id, outcome, id) WHERE outcome <> 'ok';
