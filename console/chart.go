@@ -1,8 +1,11 @@
 package console
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -126,14 +129,24 @@ var funcs = template.FuncMap{
 		return []string{"api_key", "recruiter", "operator", "referee", "system"}
 	},
 	"scopeName": func(s auth.Scope) string { return string(s) },
-	"json": func(m map[string]any) string {
-		if len(m) == 0 {
-			return ""
+	"json":      dataLine,
+}
+
+// dataLine shows an audit event's data as key=value pairs in key order,
+// each value a string as it is and anything else as JSON: Go's %v showed
+// nested input as map[limit:x], in a different order on each load.
+func dataLine(m map[string]any) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		v, ok := m[k].(string)
+		if !ok {
+			b, err := json.Marshal(m[k])
+			if err != nil {
+				b = []byte(fmt.Sprint(m[k]))
+			}
+			v = string(b)
 		}
-		var b strings.Builder
-		for k, v := range m {
-			fmt.Fprintf(&b, "%s=%v ", k, v)
-		}
-		return strings.TrimSpace(b.String())
-	},
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, " ")
 }
