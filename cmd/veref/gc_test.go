@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"runtime"
 	"runtime/debug"
 	"testing"
 )
@@ -49,7 +50,9 @@ func TestMemoryLimitsAreRead(t *testing.T) {
 	if _, ok := parseMemTotal("nothing here"); ok {
 		t.Error("parseMemTotal found a total in text without one")
 	}
-	if n, ok := memoryAvailable(); !ok || n <= 0 {
-		t.Errorf("memoryAvailable on this machine = %d, %v", n, ok)
+	// Linux has a cgroup limit or /proc/meminfo; elsewhere serve finds no
+	// figure and sets no soft limit, which is what this checks there.
+	if n, ok := memoryAvailable(); ok != (runtime.GOOS == "linux") || ok && n <= 0 {
+		t.Errorf("memoryAvailable on %s = %d, %v", runtime.GOOS, n, ok)
 	}
 }
