@@ -108,13 +108,17 @@ func (b *batchStmts) prepared(text string) *sql.Stmt {
 // insertMany writes rows with multi-row INSERTs, skipping ids already
 // present; in a transaction of Store.tx, through the statements prepare
 // readied.
-func insertMany[T any](ctx context.Context, q *Q, table, cols string, ncols int, rows []T, values func(T) []any) error {
+// values appends a row's column values to args, each already of a type
+// the driver takes as it is (string, int64, float64): a named string type
+// or an int would go through database/sql's reflection on every value.
+func insertMany[T any](ctx context.Context, q *Q, table, cols string, ncols int, rows []T, values func(args []any, r T) []any) error {
+	args := make([]any, 0, min(len(rows), maxChunk)*ncols)
 	for _, size := range chunkSizes(len(rows)) {
 		chunk := rows[:size]
 		rows = rows[size:]
-		args := make([]any, 0, size*ncols)
+		args = args[:0]
 		for _, r := range chunk {
-			args = append(args, values(r)...)
+			args = values(args, r)
 		}
 		text := insertSQL(table, cols, ncols, size)
 		if err := q.execBatch(ctx, text, args); err != nil {

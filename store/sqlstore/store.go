@@ -108,9 +108,9 @@ func (s *Store) InsertUsage(ctx context.Context, rows []store.Usage) error {
 	latest := LatestUse(rows)
 	s.batch.prepare(ctx, s.d, s.write, "api_key_usage", usageCols, 12, len(rows))
 	return s.tx(ctx, func(q *Q) error {
-		err := insertMany(ctx, q, "api_key_usage", usageCols, 12, rows, func(u store.Usage) []any {
-			return []any{u.ID, u.KeyID, u.TenantID, string(u.Environment), u.Surface, u.Endpoint, u.Method, u.Status,
-				u.DurationMS, u.IPHash, u.TraceID, q.d.t(u.At)}
+		err := insertMany(ctx, q, "api_key_usage", usageCols, 12, rows, func(args []any, u store.Usage) []any {
+			return append(args, u.ID, u.KeyID, u.TenantID, string(u.Environment), string(u.Surface), u.Endpoint, u.Method, int64(u.Status),
+				u.DurationMS, u.IPHash, u.TraceID, q.d.t(u.At))
 		})
 		if err != nil {
 			return err
@@ -133,9 +133,9 @@ func (s *Store) InsertAudits(ctx context.Context, evs []store.AuditEvent) error 
 	}
 	s.batch.prepare(ctx, s.d, s.write, "audit_events", auditCols, 13, len(evs))
 	return s.tx(ctx, func(q *Q) error {
-		return insertMany(ctx, q, "audit_events", auditCols, 13, evs, func(e store.AuditEvent) []any {
-			return []any{e.ID, e.TenantID, string(e.Environment), e.ActorKind, e.ActorID, e.Surface, e.Action,
-				e.TargetType, e.TargetID, e.TraceID, e.Outcome, js(e.Data), q.d.t(e.At)}
+		return insertMany(ctx, q, "audit_events", auditCols, 13, evs, func(args []any, e store.AuditEvent) []any {
+			return append(args, e.ID, e.TenantID, string(e.Environment), string(e.ActorKind), e.ActorID, string(e.Surface), e.Action,
+				e.TargetType, e.TargetID, e.TraceID, string(e.Outcome), js(e.Data), q.d.t(e.At))
 		})
 	})
 }
