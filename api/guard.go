@@ -77,10 +77,13 @@ func (g *Guard) Wrap(surface store.Surface, next http.Handler) http.Handler {
 		}
 		var p auth.Principal
 		if err == nil {
-			if t, perr := auth.ParseToken(token); perr == nil && entry != nil {
-				entry.keyPrefix = t.Prefix
+			var t auth.Token
+			if t, err = auth.ParseToken(token); err == nil {
+				if entry != nil {
+					entry.keyPrefix = t.Prefix
+				}
+				p, err = g.Authn.AuthenticateToken(r.Context(), t)
 			}
-			p, err = g.Authn.Authenticate(r.Context(), token)
 		}
 		if err != nil {
 			if isProbe(err) {

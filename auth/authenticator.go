@@ -106,6 +106,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Princip
 	if err != nil {
 		return Principal{}, err
 	}
+	return a.AuthenticateToken(ctx, t)
+}
+
+// AuthenticateToken is Authenticate for a token already parsed, so a caller
+// that needed its prefix first (the access log) does not parse it twice.
+func (a *Authenticator) AuthenticateToken(ctx context.Context, t Token) (Principal, error) {
+	token := t.raw
 	if a.Cache != nil {
 		if rec, ok := a.Cache.get(t.Prefix); ok {
 			return a.check(token, t, rec)
