@@ -89,14 +89,48 @@ type seriesKey struct {
 	status          int
 }
 
+// children keeps a vector's children by their labels, so that a hot path
+// does not hash and compare every label value on every call. It holds at
+// most maxSeries; past that, each lookup builds the child anew (build).
+type children[K comparable, V any] struct {
+	mu sync.RWMutex
+	m  map[K]V
+}
+
+func (c *children[K, V]) get(k K, build func() V) V {
+	c.mu.RLock()
+	v, ok := c.m[k]
+	c.mu.RUnlock()
+	if ok {
+		return v
+	}
+	v = build()
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[K]V{}
+	}
+	if len(c.m) < maxSeries {
+		c.m[k] = v
+	}
+	c.mu.Unlock()
+	return v
+}
+
 var (
-	seriesMu    sync.RWMutex
-	seriesCache = map[seriesKey]requestSeries{}
+	requestChildren children[seriesKey, requestSeries]
+	toolChildren    children[[3]string, prometheus.Counter]
 )
 
-// maxSeries bounds the cache; patterns, the nine methods and statuses
-// make far fewer, so past it lookups go to the vectors.
+// maxSeries bounds each cache; patterns, the nine methods and statuses
+// (or tools, surfaces and outcomes) make far fewer.
 const maxSeries = 1024
+
+// ToolCall counts one tool invocation in ToolCalls.
+func ToolCall(tool, surface, outcome string) {
+	toolChildren.get([3]string{tool, surface, outcome}, func() prometheus.Counter {
+		return ToolCalls.WithLabelValues(tool, surface, outcome)
+	}).Inc()
+}
 
 // methodLabel keeps the method label to the standard methods: a client
 // may send any token as a method on the catch-all routes, and each new one
@@ -111,24 +145,13 @@ func methodLabel(m string) string {
 }
 
 func series(pattern, method string, status int) requestSeries {
-	k := seriesKey{pattern: pattern, method: method, status: status}
-	seriesMu.RLock()
-	s, ok := seriesCache[k]
-	seriesMu.RUnlock()
-	if ok {
-		return s
-	}
-	route := routeOf(pattern)
-	s = requestSeries{
-		requests: HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)),
-		duration: HTTPDuration.WithLabelValues(route, method),
-	}
-	seriesMu.Lock()
-	if len(seriesCache) < maxSeries {
-		seriesCache[k] = s
-	}
-	seriesMu.Unlock()
-	return s
+	return requestChildren.get(seriesKey{pattern: pattern, method: method, status: status}, func() requestSeries {
+		route := routeOf(pattern)
+		return requestSeries{
+			requests: HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)),
+			duration: HTTPDuration.WithLabelValues(route, method),
+		}
+	})
 }
 
 // Route is the route label of a request: its ServeMux pattern without the

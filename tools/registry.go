@@ -264,7 +264,7 @@ func (r *Registry) Invoke(ctx context.Context, c Call) (res Result, err error) {
 			outcome = string(AsError(err).Code)
 			span.SetAttributes(attribute.String("veref.code", outcome))
 		}
-		metrics.ToolCalls.WithLabelValues(name, string(c.Surface), outcome).Inc()
+		metrics.ToolCall(name, string(c.Surface), outcome)
 		telemetry.End(span, err)
 	}()
 	// Runs before the deferral above, so a panic counts as INTERNAL. Every
