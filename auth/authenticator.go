@@ -111,8 +111,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, token string) (Princip
 
 // AuthenticateToken is Authenticate for a token already parsed, so a caller
 // that needed its prefix first (the access log) does not parse it twice.
+// t must come from ParseToken; any other Token is refused.
 func (a *Authenticator) AuthenticateToken(ctx context.Context, t Token) (Principal, error) {
 	token := t.raw
+	if token == "" {
+		return Principal{}, invalidKey()
+	}
 	if a.Cache != nil {
 		if rec, ok := a.Cache.get(t.Prefix); ok {
 			return a.check(token, t, rec)

@@ -203,6 +203,18 @@ func TestAuthenticator(t *testing.T) {
 	unknown, _ := NewToken(Test)
 	assert.EqualValues(t, problem.AuthInvalidKey, code(unknown.String()))
 	assert.EqualValues(t, problem.AuthInvalidFormat, code("vrf_nope"))
+
+	// A parsed token authenticates as its text does; a Token made any other
+	// way (its prefix alone) is refused, though its prefix is a known key's.
+	parsed, err := ParseToken(good)
+	require.NoError(t, err)
+	p, err = a.AuthenticateToken(context.Background(), parsed)
+	require.NoError(t, err)
+	assert.Equal(t, "acme", p.TenantID)
+	_, err = a.AuthenticateToken(context.Background(), Token{Env: Test, Prefix: parsed.Prefix})
+	var ae *Error
+	require.ErrorAs(t, err, &ae)
+	assert.EqualValues(t, problem.AuthInvalidKey, ae.Code)
 }
 
 var keys fakeKeys
