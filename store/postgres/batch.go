@@ -3,10 +3,12 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/verefwork/veref/store"
 	"github.com/verefwork/veref/store/sqlstore"
@@ -19,7 +21,8 @@ import (
 // rows already present, and a batch retried after a commit whose
 // acknowledgement was lost holds exactly such rows: it fails on them with a
 // unique violation and is written again by an INSERT ... ON CONFLICT DO
-// NOTHING, so it cannot block every row behind it.
+// NOTHING, so it cannot block every row behind it. Any other refusal of
+// the COPY takes the same INSERT (copyRows).
 
 var usageCols = []string{"id", "key_id", "tenant_id", "environment", "surface", "endpoint", "method", "status",
 	"duration_ms", "ip_hash", "trace_id", "at"}
@@ -121,9 +124,8 @@ func insertAuditsSkipping(ctx context.Context, tx pgx.Tx, evs []store.AuditEvent
 }
 
 // copyRows writes n rows into table by COPY and then runs then (nil: none),
-// in one transaction. When COPY meets a row already present, that
-// transaction is rolled back and a second one writes the rows with skip,
-// then runs then.
+// in one transaction. When the server refuses the COPY, that transaction is
+// rolled back and a second one writes the rows with skip, then runs then.
 func (s *Store) copyRows(ctx context.Context, table string, cols []string, n int, row func(int) ([]any, error),
 	then *pgx.Batch, skip func(pgx.Tx) error) error {
 	finish := func(tx pgx.Tx) error {
@@ -138,7 +140,16 @@ func (s *Store) copyRows(ctx context.Context, table string, cols []string, n int
 		}
 		return finish(tx)
 	})
-	if hasCode(err, "23505") {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// The server refused the COPY: a row already present (23505), a
+		// bad value, or a row description this connection read before a
+		// migration changed a column's type (08P01, 22P03; the
+		// connections holding it are replaced). The INSERT, whose casts
+		// are explicit, writes the batch or fails on its own.
+		if pe.Code == "08P01" || pe.Code == "22P03" {
+			s.pool.Reset()
+		}
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if err := skip(tx); err != nil {
 				return err
