@@ -144,10 +144,20 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return sqlstore.Migrate(ctx, s.write, sqlstore.Migrations{
+	// Migrations rebuild tables and build indexes on the writer, whose
+	// only connection keeps temporary data in memory (see Open): for them
+	// sorts and journals go to files again, bounded by the disk.
+	if _, err := s.write.ExecContext(ctx, "PRAGMA temp_store = FILE"); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	}
+	err = sqlstore.Migrate(ctx, s.write, sqlstore.Migrations{
 		Dialect: goose.DialectSQLite3, FS: sub,
 		LegacyTable: "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
 	})
+	if _, perr := s.write.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = MEMORY"); perr != nil && err == nil {
+		err = fmt.Errorf("%w: %w", store.ErrUnavailable, perr)
+	}
+	return err
 }
 
 func (s *Store) Ping(ctx context.Context) error {

@@ -78,4 +78,9 @@ func TestWriterKeepsStatementJournalsInMemory(t *testing.T) {
 	got, err := sqlite.WriterPragma(ctx, s, "temp_store")
 	require.NoError(t, err)
 	assert.Equal(t, "2", got, "temp_store on the writer: 2 is MEMORY")
+	// Migrating sets it to FILE for the migrations and back after them.
+	require.NoError(t, s.Migrate(ctx))
+	got, err = sqlite.WriterPragma(ctx, s, "temp_store")
+	require.NoError(t, err)
+	assert.Equal(t, "2", got, "temp_store on the writer after migrating")
 }

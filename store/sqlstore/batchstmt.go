@@ -108,9 +108,10 @@ func (b *batchStmts) prepared(text string) *sql.Stmt {
 // insertMany writes rows with multi-row INSERTs, skipping ids already
 // present; in a transaction of Store.tx, through the statements prepare
 // readied.
-// values appends a row's column values to args, each already of a type
-// the driver takes as it is (string, int64, float64): a named string type
-// or an int would go through database/sql's reflection on every value.
+// values appends a row's column values to args in types database/sql
+// passes on without reflection (string, int64, float64, time.Time, or a
+// driver.Valuer): a named string type or an int would be converted by
+// reflection, value by value.
 func insertMany[T any](ctx context.Context, q *Q, table, cols string, ncols int, rows []T, values func(args []any, r T) []any) error {
 	args := make([]any, 0, min(len(rows), maxChunk)*ncols)
 	for _, size := range chunkSizes(len(rows)) {
