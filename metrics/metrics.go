@@ -100,11 +100,15 @@ type children[K comparable, V any] struct {
 func (c *children[K, V]) get(k K, build func() V) V {
 	c.mu.RLock()
 	v, ok := c.m[k]
+	full := len(c.m) >= maxSeries
 	c.mu.RUnlock()
 	if ok {
 		return v
 	}
 	v = build()
+	if full {
+		return v
+	}
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[K]V{}
