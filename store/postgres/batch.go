@@ -134,14 +134,18 @@ func (s *Store) copyRows(ctx context.Context, table string, cols []string, n int
 		}
 		return tx.SendBatch(ctx, then).Close()
 	}
+	var copyErr error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromSlice(n, row)); err != nil {
-			return err
+		if _, copyErr = tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromSlice(n, row)); copyErr != nil {
+			return copyErr
 		}
 		return finish(tx)
 	})
+	// Only a COPY the server answered with an error is written again; a
+	// failure of the connection, the deadline or the updates after it is
+	// the batch writer's to retry.
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
+	if errors.As(copyErr, &pe) {
 		// The server refused the COPY: a row already present (23505), a
 		// bad value, or a row description this connection read before a
 		// migration changed a column's type (08P01, 22P03; the

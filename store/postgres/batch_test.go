@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,7 @@ import (
 func TestBatchesSurviveAColumnTypeChange(t *testing.T) {
 	ctx := context.Background()
 	url := storetest.PostgresURL(t)
-	s, err := postgres.Open(ctx, url+"&pool_max_conns=1") // one connection, so the next COPY reuses its description
+	s, err := postgres.Open(ctx, oneConnection(url)) // so the next COPY reuses its description
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Migrate(ctx))
@@ -42,4 +43,16 @@ func TestBatchesSurviveAColumnTypeChange(t *testing.T) {
 	var n int
 	require.NoError(t, admin.QueryRow(ctx, "SELECT count(*) FROM api_key_usage").Scan(&n))
 	require.Equal(t, 3, n)
+}
+
+// oneConnection limits the pool of dsn, a URL or key=value string, to one
+// connection.
+func oneConnection(dsn string) string {
+	if !strings.Contains(dsn, "://") {
+		return dsn + " pool_max_conns=1"
+	}
+	if strings.Contains(dsn, "?") {
+		return dsn + "&pool_max_conns=1"
+	}
+	return dsn + "?pool_max_conns=1"
 }
