@@ -154,7 +154,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		Dialect: goose.DialectSQLite3, FS: sub,
 		LegacyTable: "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
 	})
-	if _, perr := s.write.ExecContext(context.WithoutCancel(ctx), "PRAGMA temp_store = MEMORY"); perr != nil && err == nil {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sqlstore.DefaultTimeout)
+	defer cancel()
+	if _, perr := s.write.ExecContext(rctx, "PRAGMA temp_store = MEMORY"); perr != nil && err == nil {
 		err = fmt.Errorf("%w: %w", store.ErrUnavailable, perr)
 	}
 	return err
