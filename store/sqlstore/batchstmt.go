@@ -108,6 +108,7 @@ func (b *batchStmts) prepared(text string) *sql.Stmt {
 // insertMany writes rows with multi-row INSERTs, skipping ids already
 // present; in a transaction of Store.tx, through the statements prepare
 // readied.
+//
 // values appends a row's column values to args in types database/sql
 // passes on without reflection (string, int64, float64, time.Time, or a
 // driver.Valuer): a named string type or an int would be converted by
